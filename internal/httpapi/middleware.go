@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"plaza/internal/plaza"
+)
+
+// reqInfo is filled in as a request travels the chain: the mux's route pattern and the
+// authenticated user, so the outer access log and metrics can report them.
+type reqInfo struct {
+	id      string
+	ip      string
+	pattern string
+	userID  string
+}
+
+type reqInfoKey struct{}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// RequestIDFrom returns the request ID carried in ctx, or "".
+func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
+
+// identify accepts a well-formed incoming X-Request-ID or generates one, echoes it, and
+// carries it in the context together with the client's IP.
+func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-ID", id)
+		ri := &reqInfo{id: id, ip: clientIP(r, trusted)}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observe wraps the response writer once and, after the request, writes the access log line
+// and the metrics. It is the only wrapper in the chain.
+func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		m.inFlight.Inc()
+		defer func() {
+			m.inFlight.Dec()
+			ri := infoFrom(r.Context())
+			d := time.Since(start)
+			m.observe(r.Method, ri.pattern, sw.code(), d)
+			level := slog.LevelInfo
+			if sw.code() >= 500 {
+				level = slog.LevelError
+			}
+			log.LogAttrs(r.Context(), level, "request",
+				slog.String("method", r.Method),
+				slog.String("route", routeLabel(ri.pattern)),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", sw.code()),
+				slog.Int64("bytes", sw.bytes),
+				slog.Duration("duration", d),
+				slog.String("request_id", ri.id),
+				slog.String("user_id", ri.userID),
+				slog.String("client_ip", ri.ip),
+			)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// recoverPanics answers a panicking handler with a 500 problem (unless the response has
+// started) and logs the stack; the server keeps serving.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v),
+				"stack", string(debug.Stack()), "request_id", RequestIDFrom(r.Context()))
+			if sw, ok := w.(*statusWriter); ok && (sw.written() || sw.hijacked) {
+				return
+			}
+			writeError(w, r, log, plaza.Errorf(plaza.EInternal, "panic"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors answers preflights and decorates responses for allowed origins only. Credentials are
+// allowed only with an explicit origin, never with "*".
+func cors(origins []string, next http.Handler) http.Handler {
+	any := slices.Contains(origins, "*")
+	allowed := func(o string) bool { return any || slices.Contains(origins, o) }
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if origin == "" || !allowed(origin) {
+			if preflight {
+				h.Add("Vary", "Access-Control-Request-Method")
+				h.Add("Vary", "Access-Control-Request-Headers")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if any {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		h.Set("Access-Control-Expose-Headers", "X-Request-ID, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Cache")
+		if preflight {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+			if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+				h.Set("Access-Control-Allow-Headers", sanitizeHeaderList(req))
+			}
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func sanitizeHeaderList(s string) string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f != "" && validRequestID(f) {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// limitBody caps request bodies; reading past the cap fails and the handler answers 413.
+func limitBody(log *slog.Logger, max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			writeError(w, r, log, errTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}

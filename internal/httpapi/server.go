@@ -1,0 +1,137 @@
+// Package httpapi is Plaza's REST transport: the routes, the middleware chain and the one
+// place that writes errors as RFC 9457 problem bodies. Handlers decode, call a service and
+// encode; business rules live in the services.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures the transport.
+type Options struct {
+	Logger         *slog.Logger
+	Registry       *prometheus.Registry
+	CORSOrigins    []string
+	RateLimit      float64 // per client per second; 0 turns limiting off
+	RateBurst      int
+	TrustedProxies []netip.Prefix
+	MaxBodyBytes   int64
+	Auth           Authenticator
+	Checks         []Check
+}
+
+// Server is the REST API as an http.Handler.
+type Server struct {
+	log      *slog.Logger
+	registry *prometheus.Registry
+	auth     Authenticator
+	checks   []Check
+	limiter  *rateLimiter
+	mux      *http.ServeMux
+	handler  http.Handler
+	draining atomic.Bool
+}
+
+// New builds the server with every route and the middleware chain.
+func New(opts Options) *Server {
+	s := &Server{
+		log:      opts.Logger,
+		registry: opts.Registry,
+		auth:     opts.Auth,
+		checks:   opts.Checks,
+		mux:      http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	if opts.RateLimit > 0 {
+		s.limiter = newRateLimiter(opts.RateLimit, max(opts.RateBurst, 1))
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = 1 << 20
+	}
+	s.routes()
+
+	// The chain, outermost first. Each step's place is deliberate:
+	//  1. identify: request ID and client IP first, so every later line can quote them;
+	//  2. securityHeaders: on every response, errors included;
+	//  3. observe: the one ResponseWriter wrapper; access log and metrics see the final status;
+	//  4. recoverPanics: inside observe, so a panic is logged and counted as a 500;
+	//  5. cors: preflights answer before auth and limits; 401/429 still carry CORS headers;
+	//  6. authenticate: before the limiter, so a signed-in user is limited as themself;
+	//  7. rateLimit: per user or per IP; probes and metrics are exempt;
+	//  8. limitBody: caps what handlers can read;
+	//  9. dispatch: the mux, with problem bodies for unknown routes and wrong methods.
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = limitBody(s.log, maxBody, h)
+	h = s.rateLimit(h)
+	h = s.authenticate(h)
+	h = cors(opts.CORSOrigins, h)
+	h = recoverPanics(s.log, h)
+	h = observe(s.log, newHTTPMetrics(s.registry), h)
+	h = securityHeaders(h)
+	h = identify(opts.TrustedProxies, h)
+	s.handler = h
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// SetDraining turns readiness to 503 at once, before listeners stop, so load balancers move
+// traffic away while in-flight requests finish.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// handle registers h under pattern and records the pattern for logs and metrics.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		infoFrom(r.Context()).pattern = r.Pattern
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// dispatch serves through the mux; where the mux itself would answer (no route, wrong
+// method) it answers a problem body instead of text, keeping the mux's Allow header.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	cw := &captureWriter{header: http.Header{}}
+	s.mux.ServeHTTP(cw, r)
+	if allow := cw.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	detail := "no route matches " + r.URL.Path
+	if cw.status == http.StatusMethodNotAllowed {
+		detail = r.Method + " is not allowed on " + r.URL.Path
+	}
+	writeProblem(w, r, cw.status, codeForStatus(cw.status), detail, nil)
+}
+
+// captureWriter takes the mux's own error response so it can be rewritten.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}

@@ -1,0 +1,34 @@
+package plaza
+
+import "context"
+
+// Role is what a user may do beyond their own things.
+type Role string
+
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin"
+)
+
+// Principal is who makes a request, as proven by a credential.
+type Principal struct {
+	UserID  string
+	Role    Role
+	TokenID string // jti of the access token, for revocation
+}
+
+// IsAdmin reports whether p may manage everyone.
+func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal in ctx, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok && p.UserID != ""
+}
