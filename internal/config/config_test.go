@@ -1,0 +1,101 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load("serve", nil, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8080" || c.GRPCAddr != ":50051" || c.DataDir != "./data" || c.Env != "development" ||
+		c.ShutdownTimeout != 30*time.Second || c.MaxBodyBytes != 1<<20 || c.RateLimit <= 0 || c.DatabaseURL != "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagWinsOverEnvWinsOverDefault(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{"PLAZA_HTTP_ADDR": "127.0.0.1:9000", "PLAZA_RATE_BURST": "7", "PLAZA_CORS_ORIGINS": "https://a.example, https://b.example"})
+	c, err := Load("serve", []string{"--http-addr", "127.0.0.1:9100"}, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:9100" || c.RateBurst != 7 || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"PLAZA_HTTP_ADDR": "nonsense"}, "PLAZA_HTTP_ADDR"},
+		{map[string]string{"PLAZA_GRPC_ADDR": "1.2.3.4:99999"}, "PLAZA_GRPC_ADDR"},
+		{map[string]string{"PLAZA_ENV": "staging"}, "PLAZA_ENV"},
+		{map[string]string{"PLAZA_LOG_LEVEL": "loud"}, "PLAZA_LOG_LEVEL"},
+		{map[string]string{"PLAZA_RATE_LIMIT": "fast"}, "PLAZA_RATE_LIMIT"},
+		{map[string]string{"PLAZA_RATE_BURST": "0"}, "PLAZA_RATE_BURST"},
+		{map[string]string{"PLAZA_SHUTDOWN_TIMEOUT": "soon"}, "PLAZA_SHUTDOWN_TIMEOUT"},
+		{map[string]string{"PLAZA_CORS_ORIGINS": "shop.example"}, "PLAZA_CORS_ORIGINS"},
+		{map[string]string{"PLAZA_TRUSTED_PROXIES": "10.0.0.0/99"}, "PLAZA_TRUSTED_PROXIES"},
+		{map[string]string{"PLAZA_MAX_BODY_BYTES": "-1"}, "PLAZA_MAX_BODY_BYTES"},
+		{map[string]string{"PLAZA_DEBUG_ADDR": "x"}, "PLAZA_DEBUG_ADDR"},
+		{map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, "DATABASE_URL"},
+		{map[string]string{"REDIS_URL": "http://u:hunter2@h:6379"}, "REDIS_URL"},
+		{map[string]string{"DATABASE_URL": "postgres://u:hunter2@h:port/db"}, "DATABASE_URL"},
+		{map[string]string{"PLAZA_ENV": "production"}, "PLAZA_JWT_SECRET"},
+		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": "short"}, "PLAZA_JWT_SECRET"},
+		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": strings.Repeat("k", 32), "PLAZA_CORS_ORIGINS": "*"}, "PLAZA_CORS_ORIGINS"},
+	}
+	for _, c := range cases {
+		_, err := Load("serve", nil, env(c.vars), nil)
+		var cerr *Error
+		if !errors.As(err, &cerr) || cerr.Var != c.want {
+			t.Errorf("%v: got %v, want an error naming %s", c.vars, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%v: error leaks the password: %v", c.vars, err)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error is not one line: %q", err)
+		}
+	}
+}
+
+func TestProductionAcceptsGoodSettings(t *testing.T) {
+	t.Parallel()
+	_, err := Load("serve", nil, env(map[string]string{"PLAZA_ENV": "production",
+		"PLAZA_JWT_SECRET": strings.Repeat("a", 32) + "," + strings.Repeat("b", 40), "PLAZA_CORS_ORIGINS": "https://shop.example"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHelpListsEveryVariableWithDefault(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	_, err := Load("serve", []string{"--help"}, env(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	for _, o := range options {
+		if !strings.Contains(out.String(), o.env) || !strings.Contains(out.String(), "--"+o.flag) {
+			t.Errorf("help lacks %s / --%s", o.env, o.flag)
+		}
+	}
+	if !strings.Contains(out.String(), ":8080") || !strings.Contains(out.String(), "30s") {
+		t.Error("help lacks defaults")
+	}
+}
