@@ -1,0 +1,418 @@
+// Package cache is the look-aside cache the services use: a Backend (memory or Redis,
+// side by side, one contract) behind a Cache that never fails a request because the
+// cache is down, collapses concurrent misses of one key into one load, and, with
+// several instances on one Redis, keeps an optional in-process tier coherent through
+// invalidations on the bus.
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"plaza/internal/bus"
+	"plaza/internal/plaza"
+)
+
+// Backend stores bytes under string keys with a TTL. A ttl <= 0 means no expiry.
+type Backend interface {
+	// Get returns the value of key and whether it was there.
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	Delete(ctx context.Context, keys ...string) error
+	// Incr atomically adds 1 to key's counter and returns the new value; the TTL is set
+	// when the counter is created (fixed window) and not extended.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// InvalidateStream is the bus stream on which Delete announces deleted keys to every
+// instance. Keys ride the bus in clear: keep secrets and emails out of cache keys.
+const InvalidateStream = "cache.invalidate"
+
+// invalidateType is the event type on InvalidateStream; its data is invalidation.
+const invalidateType = "cache.invalidate"
+
+type invalidation struct {
+	Keys []string `json:"keys"`
+}
+
+// Defaults of Options.
+const (
+	DefaultLocalTTL = 5 * time.Second
+	DefaultTimeout  = 500 * time.Millisecond
+)
+
+// Options configure New. The zero value works: no local tier, no bus, no metrics.
+type Options struct {
+	Logger     *slog.Logger          // default slog.Default()
+	Registerer prometheus.Registerer // may be nil
+	// Bus, when set, makes Delete publish an invalidation that every instance's Run
+	// applies to its local tier.
+	Bus bus.Bus
+	// LocalSize > 0 adds an in-process tier of that many entries in front of the
+	// backend, meant for a remote one. An entry lives there for min(ttl, LocalTTL).
+	LocalSize int
+	// LocalTTL caps how long an entry stays in the local tier (default 5s). It is the
+	// bound on staleness when an invalidation is missed (bus down, a Set overwriting the
+	// key on another instance, a Get racing a Delete), and on how long an entry may
+	// outlive its backend TTL, which a Get does not learn.
+	LocalTTL time.Duration
+	// Timeout bounds each backend call, so a hung backend costs a request at most this
+	// long before it counts as a miss (default 500ms). It takes effect on Redis with
+	// ContextTimeoutEnabled, which ParseRedisURL sets.
+	Timeout time.Duration
+}
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	b        Backend
+	local    *ttlCache // nil without a local tier
+	localTTL time.Duration
+	timeout  time.Duration
+	bus      bus.Bus
+	log      *slog.Logger
+	m        metrics
+	flights  singleflight.Group
+	lastLog  atomic.Int64 // unix nanos of the last logged backend error
+}
+
+// New wraps b. Call Close when done; with a Bus, run Run for the life of the instance.
+func New(b Backend, opts Options) *Cache {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LocalTTL <= 0 {
+		opts.LocalTTL = DefaultLocalTTL
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	c := &Cache{
+		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus,
+		log: opts.Logger, m: newMetrics(opts.Registerer),
+	}
+	if opts.LocalSize > 0 {
+		c.local = newTTLCache(opts.LocalSize)
+	}
+	return c
+}
+
+// Get returns key's value. A backend error counts as a miss: it is logged and counted,
+// and the caller goes on to the source of truth.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
+	val, tier, ok := c.get(ctx, key)
+	if ok {
+		c.m.hit(tier)
+		return val, true
+	}
+	inc(c.m.misses)
+	return nil, false
+}
+
+// get looks in the local tier, then the backend, and tells where it found key.
+func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
+	if c.local != nil {
+		if item := c.local.c.Get(key); item != nil {
+			return bytes.Clone(item.Value()), "local", true
+		}
+	}
+	var val []byte
+	var ok bool
+	if err := c.call(ctx, "get", func(ctx context.Context) (err error) {
+		val, ok, err = c.b.Get(ctx, key)
+		return err
+	}); err != nil || !ok {
+		return nil, "", false
+	}
+	if c.local != nil {
+		c.local.c.Set(key, bytes.Clone(val), c.localTTL)
+	}
+	return val, "backend", true
+}
+
+// call runs one backend operation under the per-call timeout. Its failure is counted
+// and logged unless it failed because the caller gave up.
+func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) error) error {
+	tctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := fn(tctx)
+	if err != nil && ctx.Err() == nil {
+		c.backendError(ctx, op, err)
+	}
+	return err
+}
+
+// Set stores val under key for ttl (<= 0: no expiry). Errors are logged and counted.
+func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) {
+	if c.local != nil {
+		c.local.c.Set(key, bytes.Clone(val), c.localExpiry(ttl))
+	}
+	_ = c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
+}
+
+func (c *Cache) localExpiry(ttl time.Duration) time.Duration {
+	if ttl > 0 && ttl < c.localTTL {
+		return ttl
+	}
+	return c.localTTL
+}
+
+// Delete removes keys from the local tier and the backend and, with a Bus, tells every
+// instance to drop them from its local tier. It returns the backend's error; a failed
+// publish is logged and counted (other instances then serve their copy for at most
+// LocalTTL).
+func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if c.local != nil {
+		for _, k := range keys {
+			c.local.c.Delete(k)
+		}
+	}
+	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	if c.bus != nil {
+		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
+			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys}, time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = c.bus.Publish(ctx, InvalidateStream, ev)
+			return err
+		})
+	}
+	return err
+}
+
+// Incr adds 1 to key's fixed-window counter (see Backend.Incr). Unlike the other methods
+// it returns the backend's error: a rate limiter must decide itself whether to fail open.
+func (c *Cache) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	var n int64
+	err := c.call(ctx, "incr", func(ctx context.Context) (err error) {
+		n, err = c.b.Incr(ctx, key, ttl)
+		return err
+	})
+	return n, err
+}
+
+// GetOrLoad returns key's value, loading and caching it for ttl on a miss; hit tells
+// whether it came from the cache. Concurrent misses of one key in this instance share one
+// call of load. load runs without the caller's cancellation (it serves every waiter) but
+// with its values; a caller whose ctx ends stops waiting. A load error (a panic becomes
+// one) is returned to every waiter and not cached. The returned slice is the caller's own.
+func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
+	if val, ok := c.Get(ctx, key); ok {
+		return val, true, nil
+	}
+	ch := c.flights.DoChan(key, func() (any, error) {
+		fctx := context.WithoutCancel(ctx)
+		// A flight that ended just before this one started has filled the cache: look
+		// again instead of loading twice.
+		if val, _, ok := c.get(fctx, key); ok {
+			return loaded{val: val, hit: true}, nil
+		}
+		inc(c.m.loads)
+		val, err := c.load(fctx, key, load)
+		if err != nil {
+			inc(c.m.loadErrors)
+			return nil, err
+		}
+		c.Set(fctx, key, val, ttl)
+		return loaded{val: val}, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, false, res.Err
+		}
+		l := res.Val.(loaded)
+		return bytes.Clone(l.val), l.hit, nil
+	}
+}
+
+type loaded struct {
+	val []byte
+	hit bool
+}
+
+// load calls fn, turning a panic into an error: in a flight it would otherwise crash the
+// process, out of reach of any recovering middleware.
+func (c *Cache) load(ctx context.Context, key string, fn func(context.Context) ([]byte, error)) (val []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.ErrorContext(ctx, "cache: load panicked", "key", key, "panic", r, "stack", string(debug.Stack()))
+			err = plaza.Wrap(plaza.EInternal, fmt.Errorf("cache: load of %q panicked: %v", key, r), "internal error")
+		}
+	}()
+	return fn(ctx)
+}
+
+// Check pings the backend, for health checks: nil when it answers.
+func (c *Cache) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.b.Ping(ctx)
+}
+
+// Run applies invalidations from the bus to the local tier until ctx is done, then
+// returns nil. When the subscription fails or ends (bus down, fell behind), it
+// resubscribes with backoff and empties the local tier, since invalidations may have
+// been missed. Without a Bus or a local tier there is nothing to do and it returns nil.
+func (c *Cache) Run(ctx context.Context) error {
+	if c.bus == nil || c.local == nil {
+		return nil
+	}
+	backoff := time.Duration(0)
+	for first := true; ; first = false {
+		if !first {
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+			}
+		}
+		sub, err := c.bus.Subscribe(ctx, InvalidateStream, "")
+		if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+			if sub != nil {
+				sub.Close()
+			}
+			return nil
+		}
+		if err != nil {
+			c.backendError(ctx, "subscribe", err)
+			continue
+		}
+		if !first {
+			c.local.c.DeleteAll()
+		}
+		for ev := range sub.Events() {
+			backoff = 0
+			c.applyInvalidation(ev)
+		}
+		sub.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := sub.Err(); err != nil {
+			c.backendError(ctx, "subscribe", err)
+		}
+	}
+}
+
+func (c *Cache) applyInvalidation(ev plaza.Event) {
+	if ev.Type != invalidateType {
+		return
+	}
+	var inv invalidation
+	if err := json.Unmarshal(ev.Data, &inv); err != nil {
+		c.log.Error("cache: undecodable invalidation", "id", ev.ID, "err", err)
+		return
+	}
+	for _, k := range inv.Keys {
+		c.local.c.Delete(k)
+	}
+	inc(c.m.invalidations)
+}
+
+// Close stops the local tier and closes the backend (a Redis backend leaves its client
+// to its owner).
+func (c *Cache) Close() error {
+	if c.local != nil {
+		c.local.close()
+	}
+	return c.b.Close()
+}
+
+// backendError counts err and logs it, at most once a second: with Redis down every
+// request would otherwise log the same thing.
+func (c *Cache) backendError(ctx context.Context, op string, err error) {
+	c.m.error(op)
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	c.log.WarnContext(ctx, fmt.Sprintf("cache: %s failed", op), "err", err)
+}
+
+type metrics struct {
+	hits          *prometheus.CounterVec
+	misses        prometheus.Counter
+	errors        *prometheus.CounterVec
+	loads         prometheus.Counter
+	loadErrors    prometheus.Counter
+	invalidations prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	if reg == nil {
+		return metrics{}
+	}
+	return metrics{
+		hits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plaza_cache_hits_total", Help: "Cache hits by tier (local, backend).",
+		}, []string{"tier"})),
+		misses: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plaza_cache_misses_total", Help: "Cache misses, backend errors included.",
+		})),
+		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plaza_cache_errors_total", Help: "Failed cache backend and bus calls by operation.",
+		}, []string{"op"})),
+		loads: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plaza_cache_loads_total", Help: "Loads from the source of truth after a miss (GetOrLoad).",
+		})),
+		loadErrors: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plaza_cache_load_errors_total", Help: "Loads that failed (not cached).",
+		})),
+		invalidations: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plaza_cache_invalidations_total", Help: "Invalidations received from the bus.",
+		})),
+	}
+}
+
+func (m metrics) hit(tier string) {
+	if m.hits != nil {
+		m.hits.WithLabelValues(tier).Inc()
+	}
+}
+
+func (m metrics) error(op string) {
+	if m.errors != nil {
+		m.errors.WithLabelValues(op).Inc()
+	}
+}
+
+func inc(c prometheus.Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}
+
+// register registers col, or returns the collector already registered under its name so
+// that two caches can share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
+	if err := reg.Register(col); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("cache: register metric: %v", err))
+	}
+	return col
+}

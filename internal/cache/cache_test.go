@@ -1,0 +1,609 @@
+package cache_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"plaza/internal/bus"
+	"plaza/internal/cache"
+	"plaza/internal/plaza"
+)
+
+// waitFor bounds every wait in these tests; reaching it means something is broken.
+const waitFor = 10 * time.Second
+
+// backend opens a fresh, isolated backend; peer opens a second instance's view of it
+// (a second client on the same Redis, or the same memory backend).
+type backend struct {
+	open func(t *testing.T) (b cache.Backend, peer func() cache.Backend)
+	// openBus returns a bus for one instance, shared with the other instances of the test.
+	openBus func(t *testing.T) func() bus.Bus
+}
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	contract(t, backend{
+		open: func(t *testing.T) (cache.Backend, func() cache.Backend) {
+			b := cache.NewMemory(1000)
+			t.Cleanup(func() { b.Close() })
+			return b, func() cache.Backend { return b }
+		},
+		openBus: func(t *testing.T) func() bus.Bus {
+			b := bus.NewMemory(bus.MemoryOptions{})
+			t.Cleanup(func() { b.Close() })
+			return func() bus.Bus { return b }
+		},
+	})
+}
+
+func TestRedis(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	contract(t, backend{
+		open: func(t *testing.T) (cache.Backend, func() cache.Backend) {
+			prefix := "test:cache:" + randomName() + ":"
+			peer := func() cache.Backend { return cache.NewRedis(newClient(t, url), prefix) }
+			return peer(), peer
+		},
+		openBus: func(t *testing.T) func() bus.Bus {
+			prefix := "test:cachebus:" + randomName() + ":"
+			return func() bus.Bus {
+				b := bus.NewRedis(newClient(t, url), bus.RedisOptions{Prefix: prefix, Block: 200 * time.Millisecond})
+				t.Cleanup(func() { b.Close() })
+				return b
+			}
+		},
+	})
+}
+
+func contract(t *testing.T, be backend) {
+	t.Run("get and set", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		ctx := t.Context()
+		if _, ok, err := b.Get(ctx, "k"); ok || err != nil {
+			t.Fatalf("Get of a missing key = ok %v, err %v", ok, err)
+		}
+		val := []byte("v1")
+		must(t, b.Set(ctx, "k", val, 0))
+		val[0] = 'X' // the backend keeps its own copy
+		expectValue(t, b, "k", "v1")
+		must(t, b.Set(ctx, "k", []byte("v2"), time.Minute))
+		got := expectValue(t, b, "k", "v2")
+		got[0] = 'X' // and hands out copies
+		expectValue(t, b, "k", "v2")
+		must(t, b.Set(ctx, "empty", []byte{}, 0))
+		expectValue(t, b, "empty", "")
+	})
+
+	t.Run("entries expire after their ttl", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		must(t, b.Set(t.Context(), "short", []byte("v"), 200*time.Millisecond))
+		must(t, b.Set(t.Context(), "long", []byte("v"), time.Minute))
+		expectValue(t, b, "short", "v")
+		time.Sleep(400 * time.Millisecond)
+		expectMissing(t, b, "short")
+		expectValue(t, b, "long", "v")
+	})
+
+	t.Run("delete removes several keys", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		for _, k := range []string{"a", "b", "c"} {
+			must(t, b.Set(t.Context(), k, []byte(k), time.Minute))
+		}
+		must(t, b.Delete(t.Context(), "a", "b", "never-set"))
+		must(t, b.Delete(t.Context()))
+		expectMissing(t, b, "a")
+		expectMissing(t, b, "b")
+		expectValue(t, b, "c", "c")
+	})
+
+	t.Run("incr counts within a fixed window", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		ctx := t.Context()
+		for want := int64(1); want <= 3; want++ {
+			if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != want {
+				t.Fatalf("Incr = %d, %v; want %d", got, err, want)
+			}
+		}
+		expectValue(t, b, "n", "3") // counters are decimal text on both backends
+		time.Sleep(250 * time.Millisecond)
+		// A later Incr does not extend the window.
+		if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != 4 {
+			t.Fatalf("Incr = %d, %v; want 4", got, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != 1 {
+			t.Fatalf("Incr in a new window = %d, %v; want 1", got, err)
+		}
+	})
+
+	t.Run("incr is atomic", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		var seen sync.Map
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				for range 25 {
+					n, err := b.Incr(t.Context(), "n", time.Minute)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if _, dup := seen.LoadOrStore(n, true); dup {
+						t.Errorf("Incr returned %d twice", n)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		expectValue(t, b, "n", "500")
+	})
+
+	t.Run("incr of a value that is not a counter fails", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		must(t, b.Set(t.Context(), "k", []byte("text"), time.Minute))
+		if _, err := b.Incr(t.Context(), "k", time.Minute); err == nil {
+			t.Fatal("Incr of a non-integer value succeeded")
+		}
+	})
+
+	t.Run("ping", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		must(t, b.Ping(t.Context()))
+		c := cache.New(b, cache.Options{})
+		must(t, c.Check(t.Context()))
+	})
+
+	t.Run("GetOrLoad collapses concurrent misses into one load", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		reg := prometheus.NewRegistry()
+		c := cache.New(b, cache.Options{Registerer: reg})
+		var loads atomic.Int32
+		release := make(chan struct{})
+		load := func(context.Context) ([]byte, error) {
+			loads.Add(1)
+			<-release
+			return []byte("loaded"), nil
+		}
+		var wg sync.WaitGroup
+		var started sync.WaitGroup
+		for range 50 {
+			started.Add(1)
+			wg.Go(func() {
+				started.Done()
+				val, _, err := c.GetOrLoad(t.Context(), "k", time.Minute, load)
+				if err != nil || string(val) != "loaded" {
+					t.Errorf("GetOrLoad = %q, %v", val, err)
+				}
+			})
+		}
+		started.Wait()
+		time.Sleep(100 * time.Millisecond) // let every caller reach the flight
+		close(release)
+		wg.Wait()
+		if got := loads.Load(); got != 1 {
+			t.Fatalf("50 concurrent misses made %d loads, want 1", got)
+		}
+		val, hit, err := c.GetOrLoad(t.Context(), "k", time.Minute, load)
+		if err != nil || !hit || string(val) != "loaded" || loads.Load() != 1 {
+			t.Fatalf("after the load: GetOrLoad = %q hit=%v err=%v, loads=%d", val, hit, err, loads.Load())
+		}
+		if got := counter(t, reg, "plaza_cache_loads_total"); got != 1 {
+			t.Fatalf("loads metric = %v, want 1", got)
+		}
+		if got := counter(t, reg, "plaza_cache_hits_total"); got < 1 {
+			t.Fatalf("hits metric = %v, want >= 1", got)
+		}
+	})
+
+	t.Run("a load error is returned and not cached", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		c := cache.New(b, cache.Options{})
+		boom := errors.New("boom")
+		calls := 0
+		load := func(context.Context) ([]byte, error) {
+			calls++
+			if calls == 1 {
+				return nil, boom
+			}
+			return []byte("ok"), nil
+		}
+		if _, _, err := c.GetOrLoad(t.Context(), "k", time.Minute, load); !errors.Is(err, boom) {
+			t.Fatalf("GetOrLoad = %v, want the load's error", err)
+		}
+		if _, ok := c.Get(t.Context(), "k"); ok {
+			t.Fatal("the failed load was cached")
+		}
+		val, hit, err := c.GetOrLoad(t.Context(), "k", time.Minute, load)
+		if err != nil || hit || string(val) != "ok" || calls != 2 {
+			t.Fatalf("retry: GetOrLoad = %q hit=%v err=%v after %d calls", val, hit, err, calls)
+		}
+	})
+
+	t.Run("a load that panics is an error, not a crash", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		c := cache.New(b, cache.Options{Logger: quiet})
+		_, _, err := c.GetOrLoad(t.Context(), "k", time.Minute, func(context.Context) ([]byte, error) { panic("bad") })
+		if plaza.ErrorCodeOf(err) != plaza.EInternal {
+			t.Fatalf("GetOrLoad = %v, want an internal error", err)
+		}
+	})
+
+	t.Run("a caller that gives up does not cancel the load for the others", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.open(t)
+		c := cache.New(b, cache.Options{})
+		release := make(chan struct{})
+		load := func(ctx context.Context) ([]byte, error) {
+			select {
+			case <-release:
+				return []byte("v"), nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		impatient := make(chan error, 1)
+		go func() {
+			_, _, err := c.GetOrLoad(ctx, "k", time.Minute, load)
+			impatient <- err
+		}()
+		patient := make(chan error, 1)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			_, _, err := c.GetOrLoad(t.Context(), "k", time.Minute, load)
+			patient <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err := <-impatient; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled caller got %v, want context.Canceled", err)
+		}
+		close(release)
+		if err := <-patient; err != nil {
+			t.Fatalf("other caller got %v", err)
+		}
+		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v" {
+			t.Fatalf("Get after the load = %q, %v", val, ok)
+		}
+	})
+
+	t.Run("a delete on one instance drops the key from every instance's local tier", func(t *testing.T) {
+		t.Parallel()
+		b, peer := be.open(t)
+		busFor := be.openBus(t)
+		// LocalTTL is long so that only an invalidation can make the local copy go.
+		opts := cache.Options{LocalSize: 100, LocalTTL: time.Minute}
+		optsA, optsB := opts, opts
+		optsA.Bus, optsB.Bus = busFor(), busFor()
+		a := cache.New(b, optsA)
+		other := peer()
+		c := cache.New(other, optsB)
+		t.Cleanup(func() { a.Close(); c.Close() })
+		ctx, stop := context.WithCancel(t.Context())
+		runs := make(chan error, 2)
+		go func() { runs <- a.Run(ctx) }()
+		go func() { runs <- c.Run(ctx) }()
+
+		a.Set(t.Context(), "k", []byte("v1"), time.Minute)
+		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v1" {
+			t.Fatalf("instance B: Get = %q, %v", val, ok)
+		}
+		// B now answers from its local tier, whatever the backend holds.
+		must(t, other.Set(t.Context(), "k", []byte("v2"), time.Minute))
+		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v1" {
+			t.Fatalf("instance B: Get = %q, %v; want v1 from the local tier", val, ok)
+		}
+		// Run subscribes in the background; delete until B has heard of it.
+		deadline := time.Now().Add(waitFor)
+		for {
+			must(t, a.Delete(t.Context(), "k"))
+			time.Sleep(50 * time.Millisecond)
+			if _, ok := c.Get(t.Context(), "k"); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("instance B still has the key after A deleted it")
+			}
+		}
+		if _, ok := a.Get(t.Context(), "k"); ok {
+			t.Fatal("instance A still has the key after deleting it")
+		}
+		stop()
+		for range 2 {
+			if err := <-runs; err != nil {
+				t.Fatalf("Run = %v, want nil after cancel", err)
+			}
+		}
+	})
+}
+
+func TestMemoryEvictsLeastRecentlyUsedPastItsBound(t *testing.T) {
+	t.Parallel()
+	b := cache.NewMemory(3)
+	defer b.Close()
+	ctx := t.Context()
+	for _, k := range []string{"a", "b", "c"} {
+		must(t, b.Set(ctx, k, []byte(k), time.Minute))
+	}
+	expectValue(t, b, "a", "a") // a is now more recent than b
+	must(t, b.Set(ctx, "d", []byte("d"), time.Minute))
+	expectMissing(t, b, "b")
+	for _, k := range []string{"a", "c", "d"} {
+		expectValue(t, b, k, k)
+	}
+	for i := range 100 {
+		must(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), time.Minute))
+	}
+	present := 0
+	for i := range 100 {
+		if _, ok, _ := b.Get(ctx, fmt.Sprint("k", i)); ok {
+			present++
+		}
+	}
+	if present != 3 {
+		t.Fatalf("%d of 100 entries kept, want the bound of 3", present)
+	}
+}
+
+func TestLocalTierServesWithinLocalTTL(t *testing.T) {
+	t.Parallel()
+	b := cache.NewMemory(100)
+	reg := prometheus.NewRegistry()
+	c := cache.New(b, cache.Options{LocalSize: 10, LocalTTL: 200 * time.Millisecond, Registerer: reg})
+	defer c.Close()
+	c.Set(t.Context(), "k", []byte("v1"), time.Minute)
+	must(t, b.Set(t.Context(), "k", []byte("v2"), time.Minute)) // behind the local tier's back
+	if val, _ := c.Get(t.Context(), "k"); string(val) != "v1" {
+		t.Fatalf("Get = %q, want v1 from the local tier", val)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if val, _ := c.Get(t.Context(), "k"); string(val) != "v2" {
+		t.Fatalf("Get after LocalTTL = %q, want v2 from the backend", val)
+	}
+	if got := counter(t, reg, "plaza_cache_hits_total"); got != 2 {
+		t.Fatalf("hits = %v, want 2", got)
+	}
+}
+
+// TestRedisOutageIsAMissAndRecovers kills the cache's own Redis server: reads become
+// misses, GetOrLoad still answers from the source, Check reports the outage, and once the
+// server is back the same Cache works again.
+func TestRedisOutageIsAMissAndRecovers(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	opts, err := cache.ParseRedisURL("redis://" + srv.addr + "/0")
+	must(t, err)
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	reg := prometheus.NewRegistry()
+	c := cache.New(cache.NewRedis(client, "test:outage:"), cache.Options{Registerer: reg, Logger: quiet})
+	defer c.Close()
+	ctx := t.Context()
+
+	c.Set(ctx, "k", []byte("v"), time.Minute)
+	if val, ok := c.Get(ctx, "k"); !ok || string(val) != "v" {
+		t.Fatalf("Get = %q, %v", val, ok)
+	}
+
+	srv.kill()
+	if _, ok := c.Get(ctx, "k"); ok {
+		t.Fatal("Get with Redis down was a hit")
+	}
+	val, hit, err := c.GetOrLoad(ctx, "k", time.Minute, func(context.Context) ([]byte, error) { return []byte("from source"), nil })
+	if err != nil || hit || string(val) != "from source" {
+		t.Fatalf("GetOrLoad with Redis down = %q hit=%v err=%v", val, hit, err)
+	}
+	if err := c.Check(ctx); plaza.ErrorCodeOf(err) != plaza.EUnavailable {
+		t.Fatalf("Check with Redis down = %v, want an unavailable error", err)
+	}
+	if _, err := c.Incr(ctx, "n", time.Minute); err == nil {
+		t.Fatal("Incr with Redis down succeeded")
+	}
+	if got := counter(t, reg, "plaza_cache_errors_total"); got < 3 {
+		t.Fatalf("errors metric = %v, want >= 3", got)
+	}
+
+	srv.start()
+	deadline := time.Now().Add(waitFor)
+	for c.Check(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Check after restart: %v", c.Check(ctx))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Set(ctx, "k", []byte("again"), time.Minute)
+	if val, ok := c.Get(ctx, "k"); !ok || string(val) != "again" {
+		t.Fatalf("Get after restart = %q, %v", val, ok)
+	}
+}
+
+func TestParseRedisURL(t *testing.T) {
+	t.Parallel()
+	opts, err := cache.ParseRedisURL("redis://user:s3cret@cache.internal:6380/2")
+	must(t, err)
+	if opts.Addr != "cache.internal:6380" || opts.DB != 2 || opts.Username != "user" || opts.Password != "s3cret" || !opts.ContextTimeoutEnabled {
+		t.Fatalf("options = %+v", opts)
+	}
+	for _, raw := range []string{
+		"",
+		"cache.internal:6379",
+		"http://user:s3cret@cache.internal:6379",
+		"redis://user:s3cret@cache.internal:port/0",
+		"redis://user:s3cret@cache.internal:6379/notadb",
+		"redis://user:s3cret@cache.internal:6379/0?nosuchoption=s3cret",
+		"redis://user:s3cret@cache.internal:6379/%zz",
+	} {
+		_, err := cache.ParseRedisURL(raw)
+		if err == nil {
+			t.Errorf("ParseRedisURL(%q) succeeded", raw)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "REDIS_URL") || !strings.Contains(msg, "expected") || strings.Contains(msg, "s3cret") {
+			t.Errorf("ParseRedisURL(%q) = %q: want REDIS_URL and what is expected, never the password", raw, msg)
+		}
+	}
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func expectValue(t *testing.T, b cache.Backend, key, want string) []byte {
+	t.Helper()
+	val, ok, err := b.Get(t.Context(), key)
+	if err != nil || !ok || string(val) != want {
+		t.Fatalf("Get(%q) = %q, %v, %v; want %q", key, val, ok, err, want)
+	}
+	return val
+}
+
+func expectMissing(t *testing.T, b cache.Backend, key string) {
+	t.Helper()
+	if val, ok, err := b.Get(t.Context(), key); ok || err != nil {
+		t.Fatalf("Get(%q) = %q, %v, %v; want a miss", key, val, ok, err)
+	}
+}
+
+// counter sums every series of the named counter.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	must(t, err)
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func randomName() string { return strings.ToLower(rand.Text()) }
+
+// redisURL is PLAZA_TEST_REDIS_URL. Without it the Redis tests are skipped, except in
+// CI, where the Redis run is not optional.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("PLAZA_TEST_REDIS_URL")
+	if url == "" {
+		skipOrFail(t, "PLAZA_TEST_REDIS_URL is not set")
+	}
+	return url
+}
+
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " (required when CI=true)")
+	}
+	t.Skip(why)
+}
+
+func newClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opts, err := cache.ParseRedisURL(url)
+	if err != nil {
+		t.Fatalf("PLAZA_TEST_REDIS_URL: %v", err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// redisServer is a throwaway redis-server of the test's own, which it may kill.
+type redisServer struct {
+	t    *testing.T
+	path string
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		skipOrFail(t, "redis-server is not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	s := &redisServer{t: t, path: path, addr: addr, dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *redisServer) start() {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.addr)
+	s.cmd = exec.Command(s.path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	deadline := time.Now().Add(waitFor)
+	for !pong(s.addr) {
+		if time.Now().After(deadline) {
+			s.kill()
+			s.t.Fatalf("redis-server on %s did not answer", s.addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+func pong(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}

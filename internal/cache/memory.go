@@ -1,0 +1,152 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jellydator/ttlcache/v3"
+)
+
+// NewMemory returns a backend in this process, holding at most maxEntries entries: past
+// that the least recently used one is evicted. Counters are stored as decimal text, as
+// Redis stores them, so Get sees the same bytes on both backends.
+func NewMemory(maxEntries int) Backend {
+	if maxEntries <= 0 {
+		maxEntries = 10_000
+	}
+	return &memory{store: newTTLCache(maxEntries)}
+}
+
+type memory struct {
+	// mu serializes writes so Incr's read-modify-write cannot interleave with another
+	// write of the same key; reads go straight to the (internally locked) ttlcache.
+	mu    sync.Mutex
+	store *ttlCache
+}
+
+func (m *memory) Get(_ context.Context, key string) ([]byte, bool, error) {
+	item := m.store.c.Get(key)
+	if item == nil {
+		return nil, false, nil
+	}
+	return bytes.Clone(item.Value()), true, nil
+}
+
+func (m *memory) Set(_ context.Context, key string, val []byte, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.store.c.Set(key, bytes.Clone(val), itemTTL(ttl))
+	return nil
+}
+
+func (m *memory) Delete(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		m.store.c.Delete(k)
+	}
+	return nil
+}
+
+func (m *memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	left := itemTTL(ttl)
+	if item := m.store.c.Get(key); item != nil {
+		cur, err := strconv.ParseInt(string(item.Value()), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cache: incr %q: value is not an integer", key)
+		}
+		n = cur
+		// The window was fixed when the counter was created: keep its expiry. A key
+		// without one (set by Set without TTL) gets ttl, as EXPIRE NX does on Redis.
+		if exp := item.ExpiresAt(); !exp.IsZero() {
+			left = time.Until(exp)
+			if left <= 0 {
+				n, left = 0, itemTTL(ttl)
+			}
+		}
+	}
+	n++
+	m.store.c.Set(key, strconv.AppendInt(nil, n, 10), left)
+	return n, nil
+}
+
+func (m *memory) Ping(context.Context) error {
+	if m.store.closed() {
+		return errClosed
+	}
+	return nil
+}
+
+func (m *memory) Close() error {
+	m.store.close()
+	return nil
+}
+
+var errClosed = errors.New("cache: closed")
+
+// itemTTL maps our "ttl <= 0 means no expiry" to ttlcache's.
+func itemTTL(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return ttlcache.NoTTL
+	}
+	return ttl
+}
+
+// ttlCache is a ttlcache bounded by entries, whose expired items are removed by
+// ttlcache's own cleaner rather than only when touched or evicted.
+type ttlCache struct {
+	c       *ttlcache.Cache[string, []byte]
+	done    chan struct{}
+	closing sync.Once
+	isDone  chan struct{}
+}
+
+func newTTLCache(capacity int) *ttlCache {
+	t := &ttlCache{
+		// Reading does not extend an entry's life: a TTL is a promise about staleness.
+		c: ttlcache.New(
+			ttlcache.WithCapacity[string, []byte](uint64(capacity)),
+			ttlcache.WithDisableTouchOnHit[string, []byte](),
+		),
+		done:   make(chan struct{}),
+		isDone: make(chan struct{}),
+	}
+	go func() {
+		defer close(t.done)
+		t.c.Start()
+	}()
+	return t
+}
+
+func (t *ttlCache) closed() bool {
+	select {
+	case <-t.isDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// close stops the cleaner. ttlcache's Stop is a no-op until Start has begun, so it is
+// repeated until the cleaner goroutine has actually returned.
+func (t *ttlCache) close() {
+	t.closing.Do(func() {
+		close(t.isDone)
+		for {
+			t.c.Stop()
+			select {
+			case <-t.done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
+}

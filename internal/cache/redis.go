@@ -1,0 +1,135 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"plaza/internal/plaza"
+)
+
+// NewRedis returns a backend on Redis, every key put behind prefix (e.g. "plaza:cache:").
+// The caller owns client, which the bus and rate limits may share: Close leaves it open.
+func NewRedis(client redis.UniversalClient, prefix string) Backend {
+	return &redisBackend{client: client, prefix: prefix}
+}
+
+type redisBackend struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+func (r *redisBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	val, err := r.client.Get(ctx, r.prefix+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, redisErr(err, "cache get")
+	}
+	return val, true, nil
+}
+
+func (r *redisBackend) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if ttl < 0 {
+		ttl = 0 // no expiry; go-redis reads -1 as KEEPTTL
+	}
+	if err := r.client.Set(ctx, r.prefix+key, val, ttl).Err(); err != nil {
+		return redisErr(err, "cache set")
+	}
+	return nil
+}
+
+// Delete deletes key by key in one pipeline rather than one multi-key DEL, which a Redis
+// Cluster refuses when the keys hash to different slots.
+func (r *redisBackend) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, r.prefix+k)
+		}
+		return nil
+	})
+	if err != nil {
+		return redisErr(err, "cache delete")
+	}
+	return nil
+}
+
+// Incr runs INCR and PEXPIRE NX in one MULTI/EXEC: the first increment of a window sets
+// its expiry, later ones leave it, and no crash in between can leave a counter that never
+// expires. PEXPIRE NX needs Redis 7.
+func (r *redisBackend) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	k := r.prefix + key
+	var incr *redis.IntCmd
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, k)
+		if ttl > 0 {
+			p.Do(ctx, "PEXPIRE", k, max(ttl.Milliseconds(), 1), "NX")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, redisErr(err, "cache incr")
+	}
+	return incr.Val(), nil
+}
+
+func (r *redisBackend) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return redisErr(err, "cache ping")
+	}
+	return nil
+}
+
+func (r *redisBackend) Close() error { return nil }
+
+// redisErr keeps a cancellation as it is; otherwise a reply error (wrong type, not an
+// integer) is our bug and anything else, a deadline included, means Redis is unavailable.
+func redisErr(err error, op string) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	if _, ok := errors.AsType[redis.Error](err); ok {
+		return plaza.Wrap(plaza.EInternal, err, op+" failed")
+	}
+	return plaza.Wrap(plaza.EUnavailable, err, "cache unavailable")
+}
+
+const redisURLForm = "redis://[[user]:password@]host[:port][/db] or rediss://… for TLS"
+
+// ParseRedisURL parses REDIS_URL into client options. Its errors name REDIS_URL and the
+// expected form but never repeat the password. The options enable ContextTimeoutEnabled,
+// so a caller's deadline (the cache's per-call timeout) bounds a hung Redis.
+func ParseRedisURL(raw string) (*redis.Options, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, fmt.Errorf("REDIS_URL is empty; expected %s", redisURLForm)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole input, password included: say only what is wrong.
+		return nil, fmt.Errorf("REDIS_URL is not a valid URL; expected %s", redisURLForm)
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("REDIS_URL has scheme %q; expected %s", u.Scheme, redisURLForm)
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		// Only the host is repeated: the password may sit in the user info or, misplaced,
+		// anywhere else in the URL.
+		msg := err.Error()
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return nil, fmt.Errorf("REDIS_URL (host %q) is invalid: %s; expected %s", u.Host, msg, redisURLForm)
+	}
+	opts.ContextTimeoutEnabled = true
+	return opts, nil
+}
