@@ -24,3 +24,9 @@ func NewEvent(typ, actorID string, data any, now time.Time) (Event, error) {
 	}
 	return Event{Type: typ, OccurredAt: now.UTC(), ActorID: actorID, Data: raw}, nil
 }
+
+// Streams on the bus. Each domain publishes on its own stream.
+const (
+	StreamUsers   = "users"
+	StreamCatalog = "catalog"
+)

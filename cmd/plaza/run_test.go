@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// instance is one Plaza started in-process through run.
+type instance struct {
+	URL    string
+	Addr   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	// addr receives the HTTP address once the server logs it.
+	addr chan string
+	sent bool
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if !b.sent {
+		sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+		for sc.Scan() {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "http server listening" {
+				b.addr <- l.Addr
+				b.sent = true
+				break
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs `plaza serve` with env (on a loopback port of its own and a temp data dir unless
+// env says otherwise) and waits until /readyz answers 200.
+func start(t *testing.T, env map[string]string) *instance {
+	t.Helper()
+	vars := map[string]string{
+		"PLAZA_HTTP_ADDR": "127.0.0.1:0",
+		"PLAZA_GRPC_ADDR": "127.0.0.1:0",
+		"PLAZA_DATA_DIR":  t.TempDir(),
+		"PLAZA_LOG_LEVEL": "warn",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{addr: make(chan string, 1)}}
+	// The listening line is logged at info; keep the level there so the test can find it.
+	vars["PLAZA_LOG_LEVEL"] = "info"
+	go func() {
+		in.done <- run(ctx, []string{"plaza", "serve"}, func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, in.logs)
+	}()
+	t.Cleanup(func() { in.stop(t) })
+	select {
+	case in.Addr = <-in.logs.addr:
+	case err := <-in.done:
+		t.Fatalf("plaza exited before listening: %v\n%s", err, in.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("plaza did not listen within 30s\n%s", in.logs)
+	}
+	in.URL = "http://" + in.Addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(in.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered 200 (last: %v)\n%s", err, in.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop cancels run's context and returns what run returned.
+func (in *instance) stop(t *testing.T) error {
+	t.Helper()
+	in.cancel()
+	select {
+	case err, ok := <-in.done:
+		if ok {
+			close(in.done)
+		}
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("plaza did not stop within 60s")
+		return nil
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"plaza", "version"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "plaza ") || !strings.Contains(out.String(), "go1.") || !strings.Contains(out.String(), "commit ") {
+		t.Fatalf("version output %q", out.String())
+	}
+}
+
+func TestConfigErrorsStopStartWithExitCode2(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"PLAZA_HTTP_ADDR":        "no-port",
+		"PLAZA_SHUTDOWN_TIMEOUT": "-5s",
+		"PLAZA_ENV":              "prod",
+		"DATABASE_URL":           "mysql://root:hunter2@db/plaza",
+		"REDIS_URL":              "memcached://u:hunter2@cache:11211",
+	}
+	for name, val := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{name: val, "PLAZA_DATA_DIR": t.TempDir()}
+			err := run(context.Background(), []string{"plaza", "serve"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+			if err == nil || !strings.HasPrefix(err.Error(), name+": ") || exitCode(err) != 2 {
+				t.Fatalf("got %v (exit %d), want a one-line error naming %s with exit 2", err, exitCode(err), name)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("password leaked: %v", err)
+			}
+		})
+	}
+	err := run(context.Background(), []string{"plaza", "frobnicate"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+	if exitCode(err) != 2 {
+		t.Fatalf("unknown command: %v", err)
+	}
+}
+
+func TestServeHelpListsSettings(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"plaza", "serve", "--help"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"PLAZA_HTTP_ADDR", "DATABASE_URL", "REDIS_URL", "PLAZA_JWT_SECRET", "PLAZA_SHUTDOWN_TIMEOUT", "PLAZA_DEBUG_ADDR"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("help lacks %s", v)
+		}
+	}
+}
+
+func TestServesProbesAndProblems(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil)
+	res, err := http.Get(in.URL + "/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Status string
+		Checks map[string]struct{ Status string }
+	}
+	json.NewDecoder(res.Body).Decode(&rep)
+	res.Body.Close()
+	if res.StatusCode != 200 || rep.Status != "ok" || rep.Checks["store"].Status != "ok" || rep.Checks["cache"].Status != "ok" || rep.Checks["bus"].Status != "ok" {
+		t.Fatalf("/api/health %d %+v", res.StatusCode, rep)
+	}
+	res, _ = http.Get(in.URL + "/api/nothing-here")
+	res.Body.Close()
+	if res.StatusCode != 404 || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("unknown route: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	req, _ := http.NewRequest("POST", in.URL+"/api/nothing-here", strings.NewReader(strings.Repeat("x", 2<<20)))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 413 {
+		t.Fatalf("2 MiB body: %d", res.StatusCode)
+	}
+	res, _ = http.Get(in.URL + "/metrics")
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "go_goroutines") || !strings.Contains(string(body), "plaza_http_requests_total") {
+		t.Fatal("metrics lack runtime or request metrics")
+	}
+}
+
+// TestForcedShutdownIsAnError: a request that outlives the shutdown timeout makes run fail.
+func TestForcedShutdownIsAnError(t *testing.T) {
+	t.Parallel()
+	in := start(t, map[string]string{"PLAZA_SHUTDOWN_TIMEOUT": "300ms"})
+	c, err := net.Dial("tcp", in.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: plaza\r\n")
+	time.Sleep(50 * time.Millisecond)
+	err = in.stop(t)
+	if err == nil || !strings.Contains(err.Error(), "did not finish") || exitCode(err) == 0 {
+		t.Fatalf("forced shutdown returned %v", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatal("forced shutdown reported as plain cancellation")
+	}
+}

@@ -1,0 +1,110 @@
+// Package app wires Plaza together: it opens the backends the configuration names, builds the
+// services and transports on top of them, serves, and shuts everything down in order. It is
+// the only place that knows every concrete implementation.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"plaza/internal/bus"
+	"plaza/internal/cache"
+	"plaza/internal/config"
+	"plaza/internal/store"
+)
+
+// deps are the backends every service stands on.
+type deps struct {
+	log      *slog.Logger
+	registry *prometheus.Registry
+	db       *store.DB
+	redis    *redis.Client
+	bus      bus.Bus
+	cache    *cache.Cache
+}
+
+// localCacheSize is the in-process tier kept in front of Redis (entries).
+const (
+	memoryCacheSize = 50_000
+	localCacheSize  = 10_000
+)
+
+// openDeps opens the store (and migrates it), then the cache and the bus: Redis-backed when
+// REDIS_URL is set, in-process otherwise.
+func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, error) {
+	d := &deps{log: log, registry: prometheus.NewRegistry()}
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	d.db = db
+	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+
+	var backend cache.Backend
+	local := 0
+	if cfg.RedisURL != "" {
+		opts, err := cache.ParseRedisURL(cfg.RedisURL)
+		if err != nil {
+			db.Close()
+			return nil, &config.Error{Var: "REDIS_URL", Msg: err.Error()}
+		}
+		d.redis = redis.NewClient(opts)
+		backend = cache.NewRedis(d.redis, "plaza:cache:")
+		d.bus = bus.NewRedis(d.redis, bus.RedisOptions{Registerer: d.registry, Logger: log})
+		local = localCacheSize
+	} else {
+		backend = cache.NewMemory(memoryCacheSize)
+		d.bus = bus.NewMemory(bus.MemoryOptions{Registerer: d.registry})
+	}
+	d.cache = cache.New(backend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
+	log.Info("backends open", "store", string(db.Dialect()), "cache_and_bus", map[bool]string{true: "redis", false: "memory"}[d.redis != nil])
+	return d, nil
+}
+
+// close releases the backends in reverse order of opening.
+func (d *deps) close() error {
+	var errs []error
+	if d.cache != nil {
+		errs = append(errs, d.cache.Close())
+	}
+	if d.bus != nil {
+		errs = append(errs, d.bus.Close())
+	}
+	if d.redis != nil {
+		errs = append(errs, d.redis.Close())
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Migrate runs `plaza migrate up | down | status` against the configured database.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger, command string, out io.Writer) error {
+	switch command {
+	case "up", "down", "status":
+	default:
+		return &config.Error{Var: "migrate", Msg: fmt.Sprintf("expected up, down or status, got %q", command)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Migrate(ctx, command, out)
+}
