@@ -1,15 +1,12 @@
 package bus_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
+	"plaza/internal/redistest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,7 +46,7 @@ func TestMemory(t *testing.T) {
 
 func TestRedis(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	url := redistest.URL(t)
 	contract(t, backend{isRedis: true, newBus: func(t *testing.T, o options) (bus.Bus, func() bus.Bus) {
 		prefix := "test:bus:" + randomName() + ":"
 		open := func() bus.Bus {
@@ -349,8 +346,8 @@ func TestMemoryIDsNeverGoBackwards(t *testing.T) {
 // subscription made before keeps delivering afterwards, without resubscribing.
 func TestRedisSubscriptionSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: -1, DialTimeout: time.Second})
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { client.Close() })
 	b := bus.NewRedis(client, bus.RedisOptions{Prefix: "test:restart:", Block: 200 * time.Millisecond})
 	t.Cleanup(func() { b.Close() })
@@ -359,12 +356,12 @@ func TestRedisSubscriptionSurvivesRestart(t *testing.T) {
 	publish(t, b, "s", 1)
 	receive(t, sub, 1)
 
-	srv.kill()
+	srv.Kill()
 	if _, err := b.Publish(t.Context(), "s", event(t, 2)); plaza.ErrorCodeOf(err) != plaza.EUnavailable {
 		t.Fatalf("Publish with Redis down = %v, want an unavailable error", err)
 	}
 	time.Sleep(300 * time.Millisecond) // let the reader hit the outage
-	srv.start()
+	srv.Restart()
 
 	var published plaza.Event
 	deadline := time.Now().Add(waitFor)
@@ -487,25 +484,6 @@ func idLess(a, b string) bool {
 
 func randomName() string { return strings.ToLower(rand.Text()) }
 
-// redisURL is PLAZA_TEST_REDIS_URL. Without it the Redis tests are skipped, except in
-// CI, where the Redis run is not optional.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("PLAZA_TEST_REDIS_URL")
-	if url == "" {
-		skipOrFail(t, "PLAZA_TEST_REDIS_URL is not set")
-	}
-	return url
-}
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why + " (required when CI=true)")
-	}
-	t.Skip(why)
-}
-
 func newClient(t *testing.T, url string) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(url)
@@ -515,74 +493,4 @@ func newClient(t *testing.T, url string) *redis.Client {
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// redisServer is a throwaway redis-server of the test's own, which it may kill.
-type redisServer struct {
-	t    *testing.T
-	path string
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		skipOrFail(t, "redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &redisServer{t: t, path: path, addr: addr, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	_, port, _ := net.SplitHostPort(s.addr)
-	s.cmd = exec.Command(s.path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	deadline := time.Now().Add(waitFor)
-	for {
-		if pong(s.addr) {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			s.t.Fatalf("redis-server on %s did not answer", s.addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *redisServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-func pong(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
 }

@@ -1,15 +1,12 @@
 package cache_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
+	"plaza/internal/redistest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +50,7 @@ func TestMemory(t *testing.T) {
 
 func TestRedis(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	url := redistest.URL(t)
 	contract(t, backend{
 		open: func(t *testing.T) (cache.Backend, func() cache.Backend) {
 			prefix := "test:cache:" + randomName() + ":"
@@ -396,8 +393,8 @@ func TestLocalTierServesWithinLocalTTL(t *testing.T) {
 // server is back the same Cache works again.
 func TestRedisOutageIsAMissAndRecovers(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	opts, err := cache.ParseRedisURL("redis://" + srv.addr + "/0")
+	srv := redistest.Start(t)
+	opts, err := cache.ParseRedisURL("redis://" + srv.Addr + "/0")
 	must(t, err)
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { client.Close() })
@@ -411,7 +408,7 @@ func TestRedisOutageIsAMissAndRecovers(t *testing.T) {
 		t.Fatalf("Get = %q, %v", val, ok)
 	}
 
-	srv.kill()
+	srv.Kill()
 	if _, ok := c.Get(ctx, "k"); ok {
 		t.Fatal("Get with Redis down was a hit")
 	}
@@ -429,7 +426,7 @@ func TestRedisOutageIsAMissAndRecovers(t *testing.T) {
 		t.Fatalf("errors metric = %v, want >= 3", got)
 	}
 
-	srv.start()
+	srv.Restart()
 	deadline := time.Now().Add(waitFor)
 	for c.Check(ctx) != nil {
 		if time.Now().After(deadline) {
@@ -513,25 +510,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func randomName() string { return strings.ToLower(rand.Text()) }
 
-// redisURL is PLAZA_TEST_REDIS_URL. Without it the Redis tests are skipped, except in
-// CI, where the Redis run is not optional.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("PLAZA_TEST_REDIS_URL")
-	if url == "" {
-		skipOrFail(t, "PLAZA_TEST_REDIS_URL is not set")
-	}
-	return url
-}
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why + " (required when CI=true)")
-	}
-	t.Skip(why)
-}
-
 func newClient(t *testing.T, url string) *redis.Client {
 	t.Helper()
 	opts, err := cache.ParseRedisURL(url)
@@ -541,69 +519,4 @@ func newClient(t *testing.T, url string) *redis.Client {
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// redisServer is a throwaway redis-server of the test's own, which it may kill.
-type redisServer struct {
-	t    *testing.T
-	path string
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		skipOrFail(t, "redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	s := &redisServer{t: t, path: path, addr: addr, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	_, port, _ := net.SplitHostPort(s.addr)
-	s.cmd = exec.Command(s.path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	deadline := time.Now().Add(waitFor)
-	for !pong(s.addr) {
-		if time.Now().After(deadline) {
-			s.kill()
-			s.t.Fatalf("redis-server on %s did not answer", s.addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *redisServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-func pong(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
 }
