@@ -31,11 +31,9 @@ type deps struct {
 	cache    *cache.Cache
 }
 
-// localCacheSize is the in-process tier kept in front of Redis (entries).
-const (
-	memoryCacheSize = 50_000
-	localCacheSize  = 10_000
-)
+// maxLocalTier caps the in-process tier kept in front of Redis (entries): Redis holds the
+// rest.
+const maxLocalTier = 10_000
 
 // openDeps opens the store (and migrates it), then the cache and the bus: Redis-backed when
 // REDIS_URL is set, in-process otherwise.
@@ -64,9 +62,9 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 		d.redis = redis.NewClient(opts)
 		backend = cache.NewRedis(d.redis, "plaza:cache:")
 		d.bus = bus.NewRedis(d.redis, bus.RedisOptions{Registerer: d.registry, Logger: log})
-		local = localCacheSize
+		local = min(cfg.CacheSize, maxLocalTier)
 	} else {
-		backend = cache.NewMemory(memoryCacheSize)
+		backend = cache.NewMemory(cfg.CacheSize)
 		d.bus = bus.NewMemory(bus.MemoryOptions{Registerer: d.registry})
 	}
 	d.cache = cache.New(backend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})

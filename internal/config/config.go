@@ -35,6 +35,7 @@ type Config struct {
 	DebugAddr       string
 	TrustedProxies  []netip.Prefix
 	MaxBodyBytes    int64
+	CacheSize       int // entries in the in-process cache (the local tier when Redis is used)
 }
 
 // Production reports whether Plaza runs with production safeguards.
@@ -172,6 +173,14 @@ var options = []option{
 			}
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
+		return nil
+	}},
+	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", false, func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("expected a whole number of entries >= 1, got %q", v)
+		}
+		c.CacheSize = n
 		return nil
 	}},
 	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", false, func(c *Config, v string) error {

@@ -50,6 +50,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"PLAZA_CORS_ORIGINS": "shop.example"}, "PLAZA_CORS_ORIGINS"},
 		{map[string]string{"PLAZA_TRUSTED_PROXIES": "10.0.0.0/99"}, "PLAZA_TRUSTED_PROXIES"},
 		{map[string]string{"PLAZA_MAX_BODY_BYTES": "-1"}, "PLAZA_MAX_BODY_BYTES"},
+		{map[string]string{"PLAZA_CACHE_SIZE": "0"}, "PLAZA_CACHE_SIZE"},
 		{map[string]string{"PLAZA_DEBUG_ADDR": "x"}, "PLAZA_DEBUG_ADDR"},
 		{map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, "DATABASE_URL"},
 		{map[string]string{"REDIS_URL": "http://u:hunter2@h:6379"}, "REDIS_URL"},
