@@ -11,4 +11,7 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", s.handleHealth())
 	s.handle("GET /api/health", s.handleHealth())
 	s.handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+
+	s.userRoutes()
+	s.catalogRoutes()
 }

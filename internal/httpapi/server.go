@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"plaza/internal/catalog"
+	"plaza/internal/users"
 )
 
 // Options configures the transport.
@@ -23,6 +26,8 @@ type Options struct {
 	MaxBodyBytes   int64
 	Auth           Authenticator
 	Checks         []Check
+	Users          *users.Service
+	Catalog        *catalog.Service
 }
 
 // Server is the REST API as an http.Handler.
@@ -31,6 +36,8 @@ type Server struct {
 	registry *prometheus.Registry
 	auth     Authenticator
 	checks   []Check
+	users    *users.Service
+	catalog  *catalog.Service
 	limiter  *rateLimiter
 	mux      *http.ServeMux
 	handler  http.Handler
@@ -44,6 +51,8 @@ func New(opts Options) *Server {
 		registry: opts.Registry,
 		auth:     opts.Auth,
 		checks:   opts.Checks,
+		users:    opts.Users,
+		catalog:  opts.Catalog,
 		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {

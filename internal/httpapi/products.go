@@ -1,0 +1,309 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+
+	"plaza/internal/catalog"
+	"plaza/internal/plaza"
+)
+
+// Cache-Control of catalog reads; none depends on who asks, so shared caches may keep them.
+// A product is revalidated on every use (its ETag makes that a cheap 304); lists and the
+// tree may be a few seconds old, which is what a shop page can live with.
+const (
+	productCacheControl = "public, max-age=0, must-revalidate"
+	listCacheControl    = "public, max-age=5"
+)
+
+// catalogRoutes registers the product catalog. GET /api/products/{id} and
+// GET /api/products/{category}/{subcategory...} do not overlap: one segment is always an
+// ID, and a category path needs the slash ("/api/products/electronics/" lists the whole
+// category).
+func (s *Server) catalogRoutes() {
+	if s.catalog == nil { // servers built for middleware tests have no catalog
+		return
+	}
+	s.handle("GET /api/products", s.handleProductList())
+	s.handle("GET /api/products/{category}/{subcategory...}", s.handleProductList())
+	s.handle("GET /api/products/{id}", s.handleProductGet())
+	s.handle("POST /api/products", s.handleProductCreate())
+	s.handle("PUT /api/products/{id}", s.handleProductReplace())
+	s.handle("PATCH /api/products/{id}", s.handleProductPatch())
+	s.handle("DELETE /api/products/{id}", s.handleProductDelete())
+	s.handle("GET /api/categories", s.handleCategories())
+}
+
+func (s *Server) handleProductGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc, err := s.catalog.ProductJSON(r.Context(), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		h := w.Header()
+		h.Set("ETag", enc.ETag)
+		h.Set("Cache-Control", productCacheControl)
+		h.Set("X-Cache", cacheStatus(enc.Hit))
+		if noneMatch(r.Header.Values("If-None-Match"), enc.ETag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		writeRaw(w, http.StatusOK, enc.JSON)
+	})
+}
+
+func (s *Server) handleCategories() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc, err := s.catalog.CategoriesJSON(r.Context())
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		w.Header().Set("Cache-Control", listCacheControl)
+		w.Header().Set("X-Cache", cacheStatus(enc.Hit))
+		writeRaw(w, http.StatusOK, enc.JSON)
+	})
+}
+
+// handleProductList serves the list and, with path values, the category route.
+func (s *Server) handleProductList() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := listFilter(r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		page, err := s.catalog.List(r.Context(), f)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		w.Header().Set("Cache-Control", listCacheControl)
+		encode(w, http.StatusOK, list[catalog.Product]{Items: page.Items, NextCursor: page.NextCursor})
+	})
+}
+
+// listFilter reads the list's query parameters (and the category route's path). Values
+// that do not parse are bad_request errors naming the parameter; the service checks the
+// rest.
+func listFilter(r *http.Request) (catalog.Filter, error) {
+	q := r.URL.Query()
+	limit, cursor, err := pageParams(r)
+	if err != nil {
+		return catalog.Filter{}, err
+	}
+	f := catalog.Filter{
+		Category: q.Get("category"), Subcategory: q.Get("subcategory"), Q: q.Get("q"),
+		Sort: catalog.Sort(q.Get("sort")), Limit: limit, Cursor: cursor,
+	}
+	if category := r.PathValue("category"); category != "" {
+		for _, name := range []string{"category", "subcategory"} {
+			if q.Has(name) {
+				return f, badQuery(name, name+" is given by the path on this route; leave the query parameter out")
+			}
+		}
+		f.Category, f.Subcategory = category, r.PathValue("subcategory")
+	}
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"min_price", &f.MinPrice}, {"max_price", &f.MaxPrice}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return f, badQuery(p.name, p.name+" must be a whole number of cents")
+			}
+			*p.dst = &n
+		}
+	}
+	if v := q.Get("in_stock"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, badQuery("in_stock", "in_stock must be true or false")
+		}
+		f.InStock = &b
+	}
+	return f, nil
+}
+
+func badQuery(field, msg string) error {
+	return &plaza.Error{Code: plaza.EBadRequest, Message: msg, Fields: []plaza.FieldError{{Field: field, Message: msg}}}
+}
+
+func (s *Server) handleProductCreate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := Decode[catalog.Input](r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		p, err := s.catalog.Create(r.Context(), in)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		w.Header().Set("Location", "/api/products/"+p.ID)
+		writeProduct(w, http.StatusCreated, p)
+	})
+}
+
+func (s *Server) handleProductReplace() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := Decode[catalog.Input](r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		p, err := s.catalog.Replace(r.Context(), r.PathValue("id"), in, ifMatch(r))
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeProduct(w, http.StatusOK, p)
+	})
+}
+
+// handleProductPatch applies a JSON merge patch (RFC 7396) to the product's client fields
+// and decodes the result as strictly as a PUT body: a patch naming an unknown or read-only
+// field (id, version, …) is a bad_request; null removes a field, so "price_cents": null
+// fails validation.
+func (s *Server) handleProductPatch() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/merge-patch+json") && !strings.HasPrefix(ct, "application/json") {
+			writeError(w, r, s.log, plaza.Errorf(plaza.EBadRequest, "expected Content-Type application/merge-patch+json, got %q", ct))
+			return
+		}
+		patch, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, r, s.log, decodeError(err))
+			return
+		}
+		if !json.Valid(patch) || !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
+			writeError(w, r, s.log, plaza.Errorf(plaza.EBadRequest, "the body must be a JSON merge patch: a JSON object"))
+			return
+		}
+		p, err := s.catalog.Patch(r.Context(), r.PathValue("id"), ifMatch(r), func(cur catalog.Input) (catalog.Input, error) {
+			doc, err := json.Marshal(cur)
+			if err != nil {
+				return cur, err
+			}
+			merged, err := jsonpatch.MergePatch(doc, patch)
+			if err != nil {
+				return cur, plaza.Wrap(plaza.EBadRequest, err, "the merge patch could not be applied")
+			}
+			return decodeStrict[catalog.Input](merged)
+		})
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeProduct(w, http.StatusOK, p)
+	})
+}
+
+func (s *Server) handleProductDelete() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.catalog.Delete(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// writeProduct answers a write with the product and its new ETag.
+func writeProduct(w http.ResponseWriter, status int, p catalog.Product) {
+	w.Header().Set("ETag", p.ETag())
+	w.Header().Set("Cache-Control", "no-store")
+	encode(w, status, p)
+}
+
+// writeRaw writes an already encoded JSON body.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func cacheStatus(hit bool) string {
+	if hit {
+		return "HIT"
+	}
+	return "MISS"
+}
+
+// decodeStrict is Decode for bytes already read.
+func decodeStrict[T any](b []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeError(err)
+	}
+	return v, nil
+}
+
+// ifMatch returns the entity tags of the If-Match header fields, nil without one.
+func ifMatch(r *http.Request) []string {
+	var tags []string
+	for _, v := range r.Header.Values("If-Match") {
+		tags = append(tags, entityTags(v)...)
+	}
+	return tags
+}
+
+// noneMatch reports whether If-None-Match matches etag, by weak comparison (RFC 9110
+// 13.1.2): "*" or the same opaque tag, with or without W/.
+func noneMatch(values []string, etag string) bool {
+	for _, v := range values {
+		for _, t := range entityTags(v) {
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// entityTags splits a list of entity tags ("*" or `W/"x", "y"`), keeping each tag's
+// quotes and weakness prefix. A comma inside quotes does not split.
+func entityTags(v string) []string {
+	var tags []string
+	for {
+		v = strings.TrimLeft(v, " \t,")
+		if v == "" {
+			return tags
+		}
+		if v[0] == '*' {
+			tags = append(tags, "*")
+			v = v[1:]
+			continue
+		}
+		start := 0
+		if strings.HasPrefix(v, "W/") {
+			start = 2
+		}
+		if len(v) <= start || v[start] != '"' {
+			// Not a tag: skip to the next comma.
+			_, rest, _ := strings.Cut(v, ",")
+			v = rest
+			continue
+		}
+		end := strings.IndexByte(v[start+1:], '"')
+		if end < 0 {
+			return tags
+		}
+		end += start + 2
+		tags = append(tags, v[:end])
+		v = v[end:]
+	}
+}

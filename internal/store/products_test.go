@@ -1,0 +1,377 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"plaza/internal/catalog"
+	"plaza/internal/plaza"
+	"plaza/internal/store"
+	"plaza/internal/store/storetest"
+)
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func product(name, category, sub string, price, stock int64, created time.Time) catalog.Product {
+	return catalog.Product{
+		ID: plaza.NewID(), Name: name, Description: "about " + name, PriceCents: price, Currency: "USD",
+		Category: category, Subcategory: sub, Stock: stock, Version: 1, CreatedAt: created, UpdatedAt: created,
+	}
+}
+
+func mustInsert(t *testing.T, s store.Products, ps ...catalog.Product) {
+	t.Helper()
+	if err := s.Insert(t.Context(), ps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func list(t *testing.T, s store.Products, f catalog.Filter) catalog.Page {
+	t.Helper()
+	f, err := f.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(t.Context(), f)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", f, err)
+	}
+	return page
+}
+
+func names(ps []catalog.Product) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+func TestProductsCRUD(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		s := db.Products()
+		p := product("Helix Gaming Laptop 17", "electronics", "laptops/gaming", 199999, 3, t0.Add(123456789*time.Nanosecond))
+		mustInsert(t, s, p)
+		if err := s.Insert(ctx, p); plaza.ErrorCodeOf(err) != plaza.EConflict {
+			t.Fatalf("duplicate ID: %v; want conflict", err)
+		}
+
+		got, err := s.ByID(ctx, p.ID)
+		p.CreatedAt = p.CreatedAt.Truncate(time.Microsecond)
+		p.UpdatedAt = p.CreatedAt
+		if err != nil || got != p {
+			t.Fatalf("ByID = %+v, %v; want %+v", got, err, p)
+		}
+		if _, err := s.ByID(ctx, "nope"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("ByID(unknown): %v", err)
+		}
+
+		next := p
+		next.Name, next.PriceCents, next.Subcategory, next.UpdatedAt = "Helix Gaming Laptop 18", 209999, "laptops", t0.Add(time.Hour)
+		updated, err := s.Update(ctx, next, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next.Version = 2
+		if updated != next {
+			t.Fatalf("Update returned %+v; want %+v", updated, next)
+		}
+		if _, err := s.Update(ctx, next, 1); plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+			t.Fatalf("Update with a stale version: %v; want precondition_failed", err)
+		}
+		gone := next
+		gone.ID = "missing"
+		if _, err := s.Update(ctx, gone, 1); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("Update of a missing product: %v; want not_found", err)
+		}
+		if err := s.Delete(ctx, p.ID, 1); plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+			t.Fatalf("Delete with a stale version: %v", err)
+		}
+		if n, err := s.Count(ctx); err != nil || n != 1 {
+			t.Fatalf("Count = %d, %v", n, err)
+		}
+		if err := s.Delete(ctx, p.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, p.ID, 2); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("second Delete: %v", err)
+		}
+		if n, err := s.Count(ctx); err != nil || n != 0 {
+			t.Fatalf("Count after delete = %d, %v", n, err)
+		}
+	})
+}
+
+func TestProductsFilters(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		mustInsert(t, s,
+			product("A laptop", "electronics", "laptops", 100, 1, t0.Add(1*time.Minute)),
+			product("B gaming", "electronics", "laptops/gaming", 200, 0, t0.Add(2*time.Minute)),
+			product("C deep", "electronics", "laptops/gaming/rgb/tkl", 300, 5, t0.Add(3*time.Minute)),
+			product("D lookalike", "electronics", "laptopsx", 400, 5, t0.Add(4*time.Minute)),
+			product("E lookalike", "electronics", "laptops-x/gaming", 500, 5, t0.Add(5*time.Minute)),
+			product("F phone", "electronics", "phones", 600, 5, t0.Add(6*time.Minute)),
+			product("G top", "electronics", "", 700, 5, t0.Add(7*time.Minute)),
+			product("H pan", "home", "kitchen", 800, 5, t0.Add(8*time.Minute)),
+			product("I other laptops", "office", "laptops", 900, 5, t0.Add(9*time.Minute)),
+		)
+		i64 := func(n int64) *int64 { return &n }
+		yes, no := true, false
+		for _, tc := range []struct {
+			name string
+			f    catalog.Filter
+			want []string
+		}{
+			{"everything newest first", catalog.Filter{}, []string{"I other laptops", "H pan", "G top", "F phone", "E lookalike", "D lookalike", "C deep", "B gaming", "A laptop"}},
+			{"category", catalog.Filter{Category: "home"}, []string{"H pan"}},
+			{"subcategory prefix by segment", catalog.Filter{Category: "electronics", Subcategory: "laptops", Sort: catalog.SortOldest},
+				[]string{"A laptop", "B gaming", "C deep"}},
+			{"deeper prefix", catalog.Filter{Category: "electronics", Subcategory: "laptops/gaming", Sort: catalog.SortOldest},
+				[]string{"B gaming", "C deep"}},
+			{"subcategory across categories", catalog.Filter{Subcategory: "laptops", Sort: catalog.SortOldest},
+				[]string{"A laptop", "B gaming", "C deep", "I other laptops"}},
+			{"price range", catalog.Filter{MinPrice: i64(200), MaxPrice: i64(400), Sort: catalog.SortPrice}, []string{"B gaming", "C deep", "D lookalike"}},
+			{"in stock", catalog.Filter{Category: "electronics", Subcategory: "laptops", InStock: &yes, Sort: catalog.SortOldest}, []string{"A laptop", "C deep"}},
+			{"sold out", catalog.Filter{InStock: &no}, []string{"B gaming"}},
+			{"price descending", catalog.Filter{Category: "electronics", Sort: catalog.SortPriceDesc, Limit: 3}, []string{"G top", "F phone", "E lookalike"}},
+			{"name", catalog.Filter{Category: "electronics", Sort: catalog.SortName, Limit: 2}, []string{"A laptop", "B gaming"}},
+		} {
+			if got := names(list(t, s, tc.f).Items); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: got %q; want %q", tc.name, got, tc.want)
+			}
+		}
+	})
+}
+
+// TestProductsPagingUnderInserts walks 1,000 products page by page in every sort while
+// other products are inserted between pages, before and after the cursor: every product
+// present from the start is seen exactly once.
+func TestProductsPagingUnderInserts(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		rng := rand.New(rand.NewPCG(1, 2))
+		random := func(i int) catalog.Product {
+			// Few distinct prices, names and times: ties that only the ID breaks.
+			return product(fmt.Sprintf("Product %03d", rng.IntN(50)), "electronics", "", int64(rng.IntN(20))*100, 1,
+				t0.Add(time.Duration(rng.IntN(100))*time.Second))
+		}
+		initial := make([]catalog.Product, 1000)
+		for i := range initial {
+			initial[i] = random(i)
+		}
+		mustInsert(t, s, initial...)
+
+		for _, sort := range []catalog.Sort{catalog.SortNewest, catalog.SortOldest, catalog.SortPrice, catalog.SortPriceDesc, catalog.SortName} {
+			seen := map[string]int{}
+			f := catalog.Filter{Sort: sort, Limit: 37}
+			pages := 0
+			for {
+				page := list(t, s, f)
+				pages++
+				for _, p := range page.Items {
+					seen[p.ID]++
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				f.Cursor = page.NextCursor
+				extra := make([]catalog.Product, 5)
+				for i := range extra {
+					extra[i] = random(i)
+				}
+				mustInsert(t, s, extra...)
+			}
+			for _, p := range initial {
+				if seen[p.ID] != 1 {
+					t.Fatalf("sort %s: product %s seen %d times", sort, p.ID, seen[p.ID])
+				}
+			}
+			for id, n := range seen {
+				if n != 1 {
+					t.Fatalf("sort %s: product %s seen %d times", sort, id, n)
+				}
+			}
+			if pages < 1000/37 {
+				t.Fatalf("sort %s: %d pages", sort, pages)
+			}
+		}
+	})
+}
+
+func TestProductsSearch(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		obvious := product("Espresso Machine Deluxe", "home", "kitchen/appliances", 49999, 3, t0)
+		obvious.Description = "A dual-boiler espresso machine for espresso at home."
+		mentions := product("Coffee Grinder", "home", "kitchen/appliances", 9999, 3, t0.Add(time.Minute))
+		mentions.Description = "Grinds beans fine enough for an espresso machine, or coarse for a french press."
+		other := product("Kettle", "home", "kitchen/appliances", 2999, 3, t0.Add(2*time.Minute))
+		other.Description = "Boils water; not an espresso maker."
+		mustInsert(t, s, other, mentions, obvious)
+
+		got := list(t, s, catalog.Filter{Q: "espresso machine"}).Items
+		if len(got) != 2 || got[0].ID != obvious.ID || got[1].ID != mentions.ID {
+			t.Fatalf("search ranked %q; want the espresso machine first, then the grinder", names(got))
+		}
+		// Stemming: "machines" finds "machine" on both backends.
+		if got := list(t, s, catalog.Filter{Q: "machines"}).Items; len(got) != 2 {
+			t.Fatalf("stemmed search found %q", names(got))
+		}
+		// Relevance pages page too.
+		page := list(t, s, catalog.Filter{Q: "espresso", Limit: 1})
+		rest := list(t, s, catalog.Filter{Q: "espresso", Limit: 5, Cursor: page.NextCursor})
+		if len(page.Items) != 1 || page.Items[0].ID != obvious.ID || len(rest.Items) != 2 || rest.NextCursor != "" {
+			t.Fatalf("relevance pages: %q then %q", names(page.Items), names(rest.Items))
+		}
+		// An explicit sort orders the matches instead of relevance.
+		if got := list(t, s, catalog.Filter{Q: "espresso", Sort: catalog.SortPrice}).Items; !slices.Equal(names(got), []string{"Kettle", "Coffee Grinder", "Espresso Machine Deluxe"}) {
+			t.Fatalf("search sorted by price: %q", names(got))
+		}
+
+		for _, q := range []string{`"espresso`, `espresso*`, `-espresso`, `espresso NEAR machine`, `(espresso) OR kettle`,
+			`'; DROP TABLE products; --`, `espresso' OR '1'='1`, `name:espresso`, `^espresso`, `"`, `***`, `NOT`, `AND OR`} {
+			f := catalog.Filter{Q: q}
+			f, err := f.Normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.List(t.Context(), f); err != nil {
+				t.Errorf("q=%q: %v", q, err)
+			}
+		}
+		if n, err := s.Count(t.Context()); err != nil || n != 3 {
+			t.Fatalf("after hostile queries: %d products, %v", n, err)
+		}
+
+		// The index follows updates and deletes.
+		renamed := obvious
+		renamed.Name, renamed.Description = "Ristretto Maker", "Small and strong."
+		if _, err := s.Update(t.Context(), renamed, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(t, s, catalog.Filter{Q: "deluxe"}).Items; len(got) != 0 {
+			t.Fatalf("old name still found: %q", names(got))
+		}
+		if got := list(t, s, catalog.Filter{Q: "ristretto"}).Items; len(got) != 1 {
+			t.Fatalf("new name not found: %q", names(got))
+		}
+		if err := s.Delete(t.Context(), other.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(t, s, catalog.Filter{Q: "kettle"}).Items; len(got) != 0 {
+			t.Fatalf("deleted product found: %q", names(got))
+		}
+	})
+}
+
+func TestProductsBadCursor(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		for i := range 3 {
+			mustInsert(t, s, product(fmt.Sprint("P", i), "toys", "", int64(i), 1, t0.Add(time.Duration(i)*time.Second)))
+		}
+		byPrice := list(t, s, catalog.Filter{Sort: catalog.SortPrice, Limit: 1}).NextCursor
+		for name, f := range map[string]catalog.Filter{
+			"garbage":       {Cursor: "!!!"},
+			"not json":      {Cursor: "bm90IGpzb24"},
+			"another sort":  {Cursor: byPrice, Sort: catalog.SortName},
+			"wrong key":     {Cursor: plaza.EncodeCursor(map[string]any{"s": "price", "k": "cheap", "i": "x"}), Sort: catalog.SortPrice},
+			"missing id":    {Cursor: plaza.EncodeCursor(map[string]any{"s": "price", "k": 1}), Sort: catalog.SortPrice},
+			"time mismatch": {Cursor: plaza.EncodeCursor(map[string]any{"s": "-created_at", "k": 5, "i": "x"})},
+		} {
+			f, err := f.Normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.List(t.Context(), f)
+			var pe *plaza.Error
+			if plaza.ErrorCodeOf(err) != plaza.EBadRequest || !errors.As(err, &pe) || len(pe.Fields) != 1 || pe.Fields[0].Field != "cursor" {
+				t.Errorf("%s: %v; want bad_request naming cursor", name, err)
+			}
+		}
+	})
+}
+
+func TestProductsPathCountsAndDemo(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		s := db.Products()
+		demo := []catalog.Product{
+			product("a", "electronics", "laptops/gaming", 1, 1, t0),
+			product("b", "electronics", "laptops/gaming", 1, 1, t0),
+			product("c", "electronics", "", 1, 1, t0),
+			product("d", "home", "kitchen", 1, 1, t0),
+		}
+		// Two instances starting together: one seeds.
+		results := make(chan bool, 2)
+		for range 2 {
+			go func() {
+				ok, err := s.InsertDemo(context.WithoutCancel(ctx), demo)
+				if err != nil {
+					t.Error(err)
+				}
+				results <- ok
+			}()
+		}
+		if a, b := <-results, <-results; a == b {
+			t.Fatalf("InsertDemo from two instances: %v and %v; want exactly one to seed", a, b)
+		}
+		counts, err := s.PathCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(counts, func(a, b catalog.PathCount) int {
+			return strings.Compare(a.Category+"/"+a.Subcategory, b.Category+"/"+b.Subcategory)
+		})
+		want := []catalog.PathCount{
+			{Category: "electronics", Count: 1},
+			{Category: "electronics", Subcategory: "laptops/gaming", Count: 2},
+			{Category: "home", Subcategory: "kitchen", Count: 1},
+		}
+		if !slices.Equal(counts, want) {
+			t.Fatalf("PathCounts = %+v; want %+v", counts, want)
+		}
+		// Emptied later, the catalog is not seeded again.
+		for _, p := range demo {
+			if err := s.Delete(ctx, p.ID, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ok, err := s.InsertDemo(ctx, demo); ok || err != nil {
+			t.Fatalf("InsertDemo after the demo was deleted: %v, %v", ok, err)
+		}
+	})
+}
+
+func TestProductsDemoSkipsNonEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	s := db.Products()
+	mustInsert(t, s, product("mine", "toys", "", 1, 1, t0))
+	if ok, err := s.InsertDemo(t.Context(), []catalog.Product{product("demo", "toys", "", 1, 1, t0)}); ok || err != nil {
+		t.Fatalf("InsertDemo into a catalog with products: %v, %v", ok, err)
+	}
+	if n, _ := s.Count(t.Context()); n != 1 {
+		t.Fatalf("%d products", n)
+	}
+}
