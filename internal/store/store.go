@@ -1,0 +1,151 @@
+// Package store is the SQL store the services use: SQLite (embedded, the default) or
+// PostgreSQL (when DATABASE_URL is set), behind one implementation over database/sql.
+//
+// Queries are written once for both dialects:
+//   - placeholders are $1, $2, … (modernc.org/sqlite binds $N by number, like PostgreSQL);
+//   - times are written with [Time] and read with [ScanTime] (see time.go);
+//   - upserts use INSERT … ON CONFLICT (…) DO UPDATE SET x = excluded.x.
+//
+// Writes go through [DB.Tx], reads through [DB.Read]. Errors leave the store as *plaza.Error
+// via [MapError], so driver messages and SQL text never reach a client.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"plaza/internal/plaza"
+)
+
+// Dialect names the SQL backend behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// DatabaseURL selects the backend: "" opens SQLite in DataDir; a postgres:// or
+	// postgresql:// URL opens PostgreSQL.
+	DatabaseURL string
+	// DataDir holds the SQLite file, DataDir/plaza.db. It is created (0o750) when missing.
+	DataDir string
+	// Logger receives a line when the store opens and closes, and failed rollbacks;
+	// nil discards.
+	Logger *slog.Logger
+}
+
+// Querier runs SQL. *sql.DB and *sql.Tx satisfy it, so a store method can take a Querier
+// and run either alone or inside a caller's transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	dialect Dialect
+	// writer runs every transaction. On SQLite it holds exactly one connection, so writers
+	// queue in Go instead of failing with SQLITE_BUSY.
+	writer *sql.DB
+	// reader serves Read. On SQLite it is a separate read-only pool (WAL lets readers run
+	// alongside the writer); on PostgreSQL it is the same pool as writer.
+	reader *sql.DB
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+// pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
+const pingTimeout = 2 * time.Second
+
+// Open opens the database cfg names. It does not migrate; call Migrate for that.
+// SQLite is opened and checked at once; PostgreSQL connects lazily, so a server that is
+// down shows up in Ping (readiness) rather than failing startup.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.DatabaseURL == "":
+		return openSQLite(ctx, cfg.DataDir, log)
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		return openPostgres(cfg.DatabaseURL, log)
+	default:
+		// The URL is not echoed: it may carry a password.
+		return nil, errors.New("store: DATABASE_URL must be empty (SQLite in the data directory) " +
+			"or a PostgreSQL URL starting with postgres:// or postgresql://")
+	}
+}
+
+// Dialect reports which backend db talks to.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Read returns the pool for queries outside a transaction. On SQLite it is read-only.
+func (db *DB) Read() Querier { return db.reader }
+
+// Tx runs fn in one write transaction: committed when fn returns nil, rolled back when fn
+// returns an error or panics (the panic continues after the rollback). The error returned
+// has passed through MapError, so it is a *plaza.Error; fn's own error stays in its chain.
+func (db *DB) Tx(ctx context.Context, fn func(q Querier) error) error {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return MapError(fmt.Errorf("store: begin: %w", err))
+	}
+	done := false
+	defer func() {
+		// Reached without done on error, panic or runtime.Goexit (t.FailNow in a test):
+		// the transaction must not keep SQLite's only writer connection.
+		if !done {
+			if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+				db.log.Warn("store: rollback failed", "err", err)
+			}
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return MapError(err)
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return MapError(fmt.Errorf("store: commit: %w", err))
+	}
+	return nil
+}
+
+// Ping checks that the database answers, within 2 seconds even when ctx has no deadline.
+// On SQLite it asks the reader pool, so a long write transaction does not fail readiness.
+// A failure is an EUnavailable *plaza.Error.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.closed.Load() {
+		return plaza.Errorf(plaza.EUnavailable, "the database is closed")
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := db.reader.PingContext(ctx); err != nil {
+		return plaza.Wrap(plaza.EUnavailable, err, "the database is unavailable")
+	}
+	return nil
+}
+
+// Close closes every pool. Calling it again is a no-op.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if db.reader != db.writer {
+		err = db.reader.Close()
+	}
+	err = errors.Join(err, db.writer.Close())
+	db.log.Info("store closed", "dialect", db.dialect)
+	return err
+}

@@ -1,0 +1,528 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"plaza/internal/plaza"
+	"plaza/internal/store"
+	"plaza/internal/store/storetest"
+)
+
+// TestMigrateRoundTrip walks every migration down one at a time and back up, checking
+// status after each step, so each new migration's down section is exercised too.
+func TestMigrateRoundTrip(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		migrate := func(cmd string) string {
+			t.Helper()
+			var b bytes.Buffer
+			if err := db.Migrate(ctx, cmd, &b); err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			return b.String()
+		}
+		type row struct{ version, name, state string }
+		status := func() []row {
+			t.Helper()
+			var rows []row
+			for line := range strings.Lines(migrate("status")) {
+				f := strings.Fields(line)
+				if len(f) < 3 || f[0] == "VERSION" {
+					continue
+				}
+				rows = append(rows, row{f[0], f[1], f[2]})
+			}
+			return rows
+		}
+		wantApplied := func(n int) {
+			t.Helper()
+			for i, r := range status() {
+				if want := map[bool]string{true: "applied", false: "pending"}[i < n]; r.state != want {
+					t.Errorf("migration %s %s is %s; want %s", r.version, r.name, r.state, want)
+				}
+			}
+		}
+
+		all := status()
+		if len(all) == 0 || all[0] != (row{"00001", "meta", "applied"}) {
+			t.Fatalf("status after up = %v; want 00001 meta applied first", all)
+		}
+		wantApplied(len(all))
+		if out := migrate("up"); !strings.Contains(out, "no pending migrations") {
+			t.Errorf("second up: %q", out)
+		}
+		if err := db.Meta().Set(ctx, nil, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+
+		for n := len(all) - 1; n >= 0; n-- {
+			last := all[n]
+			if out := migrate("down"); !strings.Contains(out, last.version+" "+last.name) {
+				t.Errorf("down: %q; want %s %s rolled back", out, last.version, last.name)
+			}
+			wantApplied(n)
+		}
+		if _, err := db.Meta().Get(ctx, "k"); err == nil {
+			t.Error("meta table still readable with every migration rolled back")
+		}
+		if out := migrate("down"); !strings.Contains(out, "no applied migrations") {
+			t.Errorf("down with nothing applied: %q", out)
+		}
+
+		out := migrate("up")
+		for _, r := range all {
+			if !strings.Contains(out, r.version+" "+r.name) {
+				t.Errorf("up did not apply %s %s: %q", r.version, r.name, out)
+			}
+		}
+		wantApplied(len(all))
+		if _, err := db.Meta().Get(ctx, "k"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Errorf("after down/up, Get = %v; want the table recreated empty", err)
+		}
+
+		if err := db.Migrate(ctx, "sideways", &bytes.Buffer{}); err == nil {
+			t.Error("unknown command accepted")
+		}
+	})
+}
+
+func TestMeta(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		m := db.Meta()
+
+		_, err := m.Get(ctx, "missing")
+		if code := plaza.ErrorCodeOf(err); code != plaza.ENotFound {
+			t.Fatalf("Get missing: code %q (%v); want not_found", code, err)
+		}
+
+		if err := m.Set(ctx, nil, "greeting", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Tx(ctx, func(q store.Querier) error { return m.Set(ctx, q, "greeting", "bonjour") }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Get(ctx, "greeting")
+		if err != nil || got != "bonjour" {
+			t.Fatalf("Get after upsert = %q, %v; want bonjour", got, err)
+		}
+		var n int
+		if err := db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("rows after upsert = %d, %v; want 1", n, err)
+		}
+	})
+}
+
+func TestTx(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		m := db.Meta()
+
+		if err := db.Tx(ctx, func(q store.Querier) error { return m.Set(ctx, q, "committed", "yes") }); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := m.Get(ctx, "committed"); err != nil || v != "yes" {
+			t.Fatalf("committed value = %q, %v", v, err)
+		}
+
+		errBoom := errors.New("boom")
+		err := db.Tx(ctx, func(q store.Querier) error {
+			if err := m.Set(ctx, q, "rolled-back", "x"); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Tx error = %v; want it to wrap fn's error", err)
+		}
+		if _, err := m.Get(ctx, "rolled-back"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("value written by a failed Tx is visible: %v", err)
+		}
+
+		func() {
+			defer func() {
+				if p := recover(); p != "kaboom" {
+					t.Fatalf("recovered %v; want the panic to continue after rollback", p)
+				}
+			}()
+			_ = db.Tx(ctx, func(q store.Querier) error {
+				if err := m.Set(ctx, q, "panicked", "x"); err != nil {
+					return err
+				}
+				panic("kaboom")
+			})
+		}()
+		if _, err := m.Get(ctx, "panicked"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("value written by a panicking Tx is visible: %v", err)
+		}
+
+		// The writer is free again after the panic (SQLite has only one writer connection).
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := m.Set(tctx, nil, "after-panic", "ok"); err != nil {
+			t.Fatalf("write after panic: %v", err)
+		}
+	})
+}
+
+func TestUniqueViolationIsConflict(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		insert := func(q store.Querier) error {
+			_, err := q.ExecContext(ctx, `INSERT INTO meta (key, value, updated_at) VALUES ($1, $2, $3)`,
+				"dup", "v", store.Time(time.Now()))
+			return err
+		}
+		if err := db.Tx(ctx, insert); err != nil {
+			t.Fatal(err)
+		}
+		err := db.Tx(ctx, insert)
+		var pe *plaza.Error
+		if !errors.As(err, &pe) || pe.Code != plaza.EConflict {
+			t.Fatalf("duplicate insert: %v; want conflict", err)
+		}
+		for _, leak := range []string{"INSERT", "meta", "UNIQUE", "unique", "constraint", "duplicate", "23505", "dup"} {
+			if strings.Contains(pe.Message, leak) {
+				t.Errorf("client message %q leaks %q", pe.Message, leak)
+			}
+		}
+		if pe.Err == nil {
+			t.Error("the driver error is not kept for the logs")
+		}
+	})
+}
+
+// TestPlaceholders checks that $N binds by number on both backends, also out of order and
+// repeated, so one SQL text serves both.
+func TestPlaceholders(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		var got string
+		err := db.Read().QueryRowContext(ctx,
+			`SELECT CAST($2 AS TEXT) || '-' || CAST($1 AS TEXT) || '-' || CAST($2 AS TEXT)`, "one", "two").Scan(&got)
+		if err != nil || got != "two-one-two" {
+			t.Fatalf("select = %q, %v; want two-one-two", got, err)
+		}
+
+		err = db.Tx(ctx, func(q store.Querier) error {
+			_, err := q.ExecContext(ctx, `INSERT INTO meta (updated_at, value, key) VALUES ($3, $2, $1)`,
+				"the-key", "the-value", store.Time(time.Now()))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := db.Meta().Get(ctx, "the-key"); err != nil || v != "the-value" {
+			t.Fatalf("Get = %q, %v; want the-value", v, err)
+		}
+	})
+}
+
+func TestTimeRoundTrip(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		paris := time.FixedZone("CEST", 2*60*60)
+		base := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
+		// Listed in time order; as plain RFC 3339Nano text "…:00.5Z" sorts after "…:00.45Z"
+		// and "…:00Z" after both, which fixed-width fractions avoid.
+		times := []time.Time{
+			base.Add(-time.Hour).In(paris),
+			base,
+			base.Add(450 * time.Millisecond),
+			base.Add(500 * time.Millisecond),
+			base.Add(500*time.Millisecond + 123456789), // nanoseconds beyond microseconds
+			base.AddDate(1, 0, 0),
+		}
+		err := db.Tx(ctx, func(q store.Querier) error {
+			for i, tm := range times {
+				_, err := q.ExecContext(ctx, `INSERT INTO meta (key, value, updated_at) VALUES ($1, '', $2)`,
+					fmt.Sprint(i), store.Time(tm))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		rows, err := db.Read().QueryContext(ctx, `SELECT key, updated_at FROM meta ORDER BY updated_at`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		i := 0
+		for rows.Next() {
+			var key string
+			var got time.Time
+			if err := rows.Scan(&key, store.ScanTime(&got)); err != nil {
+				t.Fatal(err)
+			}
+			want := times[i].Truncate(time.Microsecond)
+			if key != fmt.Sprint(i) || !got.Equal(want) || got.Location() != time.UTC {
+				t.Errorf("row %d: key %s, time %v; want key %d, time %v in UTC", i, key, got, i, want)
+			}
+			i++
+		}
+		if err := rows.Err(); err != nil || i != len(times) {
+			t.Fatalf("read %d rows, %v; want %d", i, err, len(times))
+		}
+
+		var n int
+		err = db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM meta WHERE updated_at > $1`,
+			store.Time(base.Add(450*time.Millisecond))).Scan(&n)
+		if err != nil || n != 3 {
+			t.Errorf("range comparison counted %d, %v; want 3", n, err)
+		}
+
+		if store.Time(time.Time{}) != nil {
+			t.Error("zero time is not NULL")
+		}
+		got := time.Now()
+		if err := db.Read().QueryRowContext(ctx, `SELECT updated_at FROM meta WHERE key = 'none'`).Scan(store.ScanTime(&got)); !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("scan missing row: %v", err)
+		}
+		if err := store.ScanTime(&got).Scan(nil); err != nil || !got.IsZero() {
+			t.Errorf("NULL scans to %v, %v; want the zero time", got, err)
+		}
+	})
+}
+
+func TestPingHealthy(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		if err := db.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if code := plaza.ErrorCodeOf(db.Ping(context.Background())); code != plaza.EUnavailable {
+			t.Fatalf("Ping after Close: code %q; want unavailable", code)
+		}
+	})
+}
+
+// TestConcurrentWritersSQLite runs read-then-write transactions from 20 goroutines over two
+// DBs on the same file (as two processes would): the single writer connection queues
+// writers within a DB, and BEGIN IMMEDIATE with busy_timeout makes the other DB wait
+// instead of failing with SQLITE_BUSY.
+func TestConcurrentWritersSQLite(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	var dbs [2]*store.DB
+	for i := range dbs {
+		db, err := store.Open(ctx, store.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		if err := db.Migrate(ctx, "up", &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		dbs[i] = db
+	}
+
+	const writers, perWriter = 20, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*perWriter)
+	for w := range writers {
+		wg.Go(func() {
+			db := dbs[w%2]
+			for range perWriter {
+				errs <- db.Tx(ctx, func(q store.Querier) error {
+					var n int
+					if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil {
+						return err
+					}
+					return db.Meta().Set(ctx, q, fmt.Sprintf("k%d", n), "v")
+				})
+			}
+		})
+		// Readers alongside the writers must not be blocked or break them.
+		wg.Go(func() {
+			for range perWriter {
+				var n int
+				if err := dbs[w%2].Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var n int
+	if err := dbs[0].Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil || n != writers*perWriter {
+		t.Fatalf("rows = %d, %v; want %d (each transaction saw the previous one)", n, err, writers*perWriter)
+	}
+}
+
+func TestSQLiteReadIsReadOnly(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	_, err := db.Read().ExecContext(t.Context(), `INSERT INTO meta (key, value, updated_at) VALUES ('k', 'v', '')`)
+	if err == nil {
+		t.Fatal("write through Read succeeded")
+	}
+}
+
+func TestPingUnreachablePostgres(t *testing.T) {
+	t.Parallel()
+
+	// A port nothing listens on: refused at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := l.Addr().String()
+	l.Close()
+
+	// A server that accepts and never answers: only Ping's own bound stops the wait.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	t.Cleanup(func() {
+		silent.Close()
+		held.Wait()
+	})
+	held.Go(func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	})
+
+	for _, tc := range []struct{ name, url string }{
+		{"refused", "postgres://plaza:pw@" + refused + "/plaza?sslmode=disable&connect_timeout=1"},
+		{"silent", "postgres://plaza:pw@" + silent.Addr().String() + "/plaza?sslmode=disable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, err := store.Open(t.Context(), store.Config{DatabaseURL: tc.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			start := time.Now()
+			err = db.Ping(context.Background()) // no deadline: Ping brings its own
+			elapsed := time.Since(start)
+			if code := plaza.ErrorCodeOf(err); code != plaza.EUnavailable {
+				t.Errorf("Ping: code %q (%v); want unavailable", code, err)
+			}
+			if elapsed > 2500*time.Millisecond {
+				t.Errorf("Ping took %v; want at most about 2s", elapsed)
+			}
+			// Without a deadline of its own, a transaction gives up after the default
+			// connect timeout (5s) rather than hanging.
+			start = time.Now()
+			err = db.Tx(context.Background(), func(store.Querier) error { return nil })
+			if code := plaza.ErrorCodeOf(err); code != plaza.EUnavailable {
+				t.Errorf("Tx on a server that is down: code %q (%v); want unavailable", code, err)
+			}
+			if elapsed := time.Since(start); elapsed > 7*time.Second {
+				t.Errorf("Tx took %v; want the connect timeout to end it", elapsed)
+			}
+		})
+	}
+}
+
+func TestOpenMalformedDatabaseURL(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3tpw"
+	for _, raw := range []string{
+		"postgres://plaza:" + secret + "@localhost:notaport/plaza",
+		"postgres://plaza:" + secret + "@localhost/plaza?sslmode=sideways",
+		"postgresql://plaza:" + secret + "@localhost/plaza?connect_timeout=soon",
+		"postgres://plaza:" + secret + "/x@localhost/plaza", // '/' in the password
+		"postgres://plaza@localhost/plaza?password=" + secret + "&sslmode=sideways",
+		"mysql://plaza:" + secret + "@localhost/plaza",
+	} {
+		_, err := store.Open(t.Context(), store.Config{DatabaseURL: raw})
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", raw)
+			continue
+		}
+		msg := err.Error()
+		t.Log(msg)
+		if !strings.Contains(msg, "DATABASE_URL") || !strings.Contains(msg, "postgres://") {
+			t.Errorf("error for %q does not name DATABASE_URL and the expected form: %s", raw, msg)
+		}
+		if strings.Contains(msg, secret) || strings.Contains(msg, "3cr3") {
+			t.Errorf("error for %q leaks the password: %s", raw, msg)
+		}
+	}
+}
+
+func TestMapError(t *testing.T) {
+	t.Parallel()
+	existing := plaza.Errorf(plaza.EForbidden, "no")
+	cause := errors.New("driver said: SELECT * FROM secrets")
+	for _, tc := range []struct {
+		err  error
+		want plaza.ErrorCode
+	}{
+		{nil, ""},
+		{sql.ErrNoRows, plaza.ENotFound},
+		{fmt.Errorf("get user: %w", sql.ErrNoRows), plaza.ENotFound},
+		{fmt.Errorf("wrapped: %w", existing), plaza.EForbidden},
+		{context.DeadlineExceeded, plaza.EUnavailable},
+		{sql.ErrConnDone, plaza.EUnavailable},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, plaza.EUnavailable},
+		{cause, plaza.EInternal},
+	} {
+		got := store.MapError(tc.err)
+		if code := plaza.ErrorCodeOf(got); code != tc.want {
+			t.Errorf("MapError(%v) code = %q; want %q", tc.err, code, tc.want)
+		}
+		if tc.err == nil {
+			continue
+		}
+		if !errors.Is(got, tc.err) {
+			t.Errorf("MapError(%v) dropped the cause", tc.err)
+		}
+		var pe *plaza.Error
+		if errors.As(got, &pe) && strings.Contains(pe.Message, "SELECT") {
+			t.Errorf("MapError(%v) message leaks SQL: %q", tc.err, pe.Message)
+		}
+	}
+}
