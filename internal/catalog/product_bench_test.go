@@ -1,0 +1,88 @@
+package catalog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"plaza/internal/bus"
+	"plaza/internal/cache"
+	"plaza/internal/catalog"
+	"plaza/internal/store"
+	"plaza/internal/store/storetest"
+)
+
+// BenchmarkProductEncode encodes a generated product as the catalog caches it.
+func BenchmarkProductEncode(b *testing.B) {
+	p := catalog.NewGenerator(1, time.Now()).Next()
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := json.NewEncoder(&buf).Encode(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
+}
+
+// BenchmarkProductJSON is GET /api/products/{id} below the transport, on SQLite: a hit
+// (the encoded bytes from the in-process cache) and a miss (a query and an encoding; the
+// cache holds one entry and the reads walk 1,000 products).
+func BenchmarkProductJSON(b *testing.B) {
+	ctx := context.Background()
+	db := storetest.Open(b, store.SQLite)
+	bs := bus.NewMemory(bus.MemoryOptions{})
+	b.Cleanup(func() { bs.Close() })
+	discard := slog.New(slog.DiscardHandler)
+	newService := func(entries int) *catalog.Service {
+		c := cache.New(cache.NewMemory(entries), cache.Options{Logger: discard})
+		b.Cleanup(func() { c.Close() })
+		return catalog.NewService(db.Products(), c, bs, discard)
+	}
+	seeder := newService(10)
+	if err := seeder.Seed(ctx, 1000, nil); err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	for f := (catalog.Filter{Limit: catalog.MaxLimit}); ; {
+		page, err := seeder.List(ctx, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range page.Items {
+			ids = append(ids, p.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+
+	b.Run("hit", func(b *testing.B) {
+		svc := newService(1000)
+		if _, err := svc.ProductJSON(ctx, ids[0]); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if e, err := svc.ProductJSON(ctx, ids[0]); err != nil || !e.Hit {
+				b.Fatal("not a hit", err)
+			}
+		}
+	})
+	b.Run("miss_sqlite", func(b *testing.B) {
+		svc := newService(1)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if e, err := svc.ProductJSON(ctx, ids[i%len(ids)]); err != nil || e.Hit {
+				b.Fatal("not a miss", err)
+			}
+			i++
+		}
+	})
+}
