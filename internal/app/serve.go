@@ -47,6 +47,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}()
 
+	products, err := newCatalog(ctx, cfg, d)
+	if err != nil {
+		return err
+	}
+
 	api := httpapi.New(httpapi.Options{
 		Logger:         log,
 		Registry:       d.registry,
@@ -55,6 +60,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		RateBurst:      cfg.RateBurst,
 		TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Catalog:        products,
 		Checks: []httpapi.Check{
 			{Name: "store", Critical: true, Probe: d.db.Ping},
 			{Name: "cache", Probe: d.cache.Check},

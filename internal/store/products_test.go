@@ -155,6 +155,35 @@ func TestProductsFilters(t *testing.T) {
 	})
 }
 
+// TestProductsPriceRanges: broad and narrow price ranges under another sort take
+// different plans on SQLite; both give the same answers.
+func TestProductsPriceRanges(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		ps := make([]catalog.Product, 3000)
+		for i := range ps {
+			ps[i] = product(fmt.Sprint(i), "toys", "", int64(i), 1, t0.Add(time.Duration(i)*time.Second))
+		}
+		mustInsert(t, s, ps...)
+		i64 := func(n int64) *int64 { return &n }
+		for _, tc := range []struct {
+			min, max int64
+			want     []string
+		}{
+			{100, 2900, []string{"2900", "2899", "2898"}}, // 2801 matches
+			{100, 1000, []string{"1000", "999", "998"}},   // 901 matches
+			{1500, 1500, []string{"1500"}},
+		} {
+			page := list(t, s, catalog.Filter{MinPrice: i64(tc.min), MaxPrice: i64(tc.max), Limit: 3})
+			if got := names(page.Items); !slices.Equal(got, tc.want) {
+				t.Errorf("price %d..%d newest first: %q; want %q", tc.min, tc.max, got, tc.want)
+			}
+		}
+	})
+}
+
 // TestProductsPagingUnderInserts walks 1,000 products page by page in every sort while
 // other products are inserted between pages, before and after the cursor: every product
 // present from the start is seen exactly once.
@@ -373,5 +402,60 @@ func TestProductsDemoSkipsNonEmptyDatabase(t *testing.T) {
 	}
 	if n, _ := s.Count(t.Context()); n != 1 {
 		t.Fatalf("%d products", n)
+	}
+}
+
+// BenchmarkProductsList measures filtered pages over 100,000 generated products:
+//
+//	go test -run '^$' -bench ProductsList -benchtime 2000x ./internal/store/
+func BenchmarkProductsList(b *testing.B) {
+	const n = 100_000
+	for _, dialect := range []store.Dialect{store.SQLite, store.Postgres} {
+		b.Run(string(dialect), func(b *testing.B) {
+			db := storetest.Open(b, dialect)
+			s := db.Products()
+			g := catalog.NewGenerator(7, t0)
+			for done := 0; done < n; done += catalog.SeedBatch {
+				batch := make([]catalog.Product, catalog.SeedBatch)
+				for i := range batch {
+					batch[i] = g.Next()
+				}
+				if err := s.Insert(b.Context(), batch...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			yes, lo, hi, narrow := true, int64(10000), int64(50000), int64(10050)
+			for name, f := range map[string]catalog.Filter{
+				"category_by_price":       {Category: "electronics", Sort: catalog.SortPrice},
+				"subcategory_in_stock":    {Category: "electronics", Subcategory: "audio", InStock: &yes},
+				"price_range_newest":      {MinPrice: &lo, MaxPrice: &hi},
+				"narrow_price_newest":     {MinPrice: &lo, MaxPrice: &narrow},
+				"category_price_range":    {Category: "home", MinPrice: &lo, MaxPrice: &hi, Sort: catalog.SortName},
+				"search_relevance":        {Q: "wireless headphones"},
+				"search_in_category_name": {Q: "coffee", Category: "grocery", Sort: catalog.SortName},
+				"deep_page_by_name":       {Sort: catalog.SortName},
+			} {
+				b.Run(name, func(b *testing.B) {
+					f, err := f.Normalize()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if name == "deep_page_by_name" { // start 50 pages in
+						for range 50 {
+							page, err := s.List(b.Context(), f)
+							if err != nil {
+								b.Fatal(err)
+							}
+							f.Cursor = page.NextCursor
+						}
+					}
+					for b.Loop() {
+						if _, err := s.List(b.Context(), f); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
 	}
 }
