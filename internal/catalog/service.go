@@ -204,7 +204,7 @@ func (s *Service) Patch(ctx context.Context, id string, ifMatch []string, apply 
 			continue
 		}
 		if err != nil {
-			return Product{}, err
+			return Product{}, lostRace(err, ifMatch)
 		}
 		keys := []string{productKey(id)}
 		if updated.Category != cur.Category || updated.Subcategory != cur.Subcategory {
@@ -231,7 +231,7 @@ func (s *Service) Delete(ctx context.Context, id string, ifMatch []string) error
 			continue
 		}
 		if err != nil {
-			return err
+			return lostRace(err, ifMatch)
 		}
 		s.after(ctx, who, EventDeleted, cur, productKey(id), categoriesKey)
 		return nil
@@ -257,6 +257,15 @@ func (s *Service) current(ctx context.Context, id string, ifMatch []string) (Pro
 // client precondition (with one, the client is told) and a bounded number of times.
 func retry(err error, ifMatch []string, attempt int) bool {
 	return plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && len(ifMatch) == 0 && attempt < updateAttempts
+}
+
+// lostRace turns a version mismatch the client did not ask to be checked (no If-Match)
+// into a conflict: it lost the race updateAttempts times and may simply retry.
+func lostRace(err error, ifMatch []string) error {
+	if plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && len(ifMatch) == 0 {
+		return plaza.Wrap(plaza.EConflict, err, "the product kept changing while this write was applied; retry")
+	}
+	return err
 }
 
 // matchesAny is If-Match's strong comparison: weak tags (W/"…") never match.

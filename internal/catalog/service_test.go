@@ -212,6 +212,16 @@ func TestPreconditions(t *testing.T) {
 		if _, err := race([]string{got.ETag()}); code(err) != plaza.EPreconditionFailed {
 			t.Fatalf("racing patch with If-Match: %v; want precondition_failed", err)
 		}
+		// One that loses every race gives up with a conflict (it sent no precondition).
+		_, err = svc.Patch(ctx, p.ID, nil, func(in catalog.Input) (catalog.Input, error) {
+			if _, err := svc.Replace(ctx, p.ID, in, nil); err != nil {
+				t.Fatal(err)
+			}
+			return in, nil
+		})
+		if code(err) != plaza.EConflict {
+			t.Fatalf("patch losing every race: %v; want conflict", err)
+		}
 	})
 }
 
