@@ -32,3 +32,17 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok && p.UserID != ""
 }
+
+type clientIPKey struct{}
+
+// WithClientIP returns ctx carrying the client's IP address as the transport determined it
+// (behind trusted proxies, the forwarded one). Services use it for per-client limits.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+// ClientIPFrom returns the client IP in ctx, or "" when the transport set none.
+func ClientIPFrom(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}

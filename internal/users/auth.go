@@ -1,0 +1,308 @@
+package users
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"plaza/internal/plaza"
+)
+
+// Login throttling: failed logins are counted per email and per client IP in fixed
+// 15-minute windows; past the limit, logins answer ERateLimited until the window ends.
+const (
+	ThrottleWindow      = 15 * time.Minute
+	MaxFailuresPerEmail = 5
+	MaxFailuresPerIP    = 20
+)
+
+// roleTTL bounds how long Authenticate trusts a cached role (see currentRole).
+const roleTTL = time.Minute
+
+var errBadLogin = plaza.Errorf(plaza.EUnauthenticated, "the email or password is wrong")
+
+// Login checks an email and password and returns a new token pair, starting a new refresh
+// token family. A wrong email and a wrong password answer the same error after the same
+// work (one argon2id hash), so responses do not tell which accounts exist.
+func (s *Service) Login(ctx context.Context, email, password string) (Tokens, error) {
+	var probs plaza.Problems
+	if email == "" {
+		probs.Add("email", "must not be empty")
+	}
+	if password == "" {
+		probs.Add("password", "must not be empty")
+	}
+	if err := probs.Err(); err != nil {
+		return Tokens{}, err
+	}
+	counters := s.loginCounters(ctx, email)
+	if err := s.throttled(ctx, counters); err != nil {
+		return Tokens{}, err
+	}
+	u, hash, err := s.store.UserByEmail(ctx, email)
+	known := err == nil
+	switch {
+	case plaza.ErrorCodeOf(err) == plaza.ENotFound:
+		hash = s.hasher.dummy
+	case err != nil:
+		return Tokens{}, err
+	}
+	ok, err := s.hasher.verify(ctx, password, hash)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if !ok || !known {
+		s.loginFailed(ctx, counters)
+		return Tokens{}, errBadLogin
+	}
+	// A success clears the email's count (its owner is back), not the IP's: otherwise one
+	// valid account would reset an attacker's per-IP budget between guesses.
+	if err := s.cache.Delete(ctx, counters[0].count); err != nil {
+		s.log.WarnContext(ctx, "users: clearing the login failure count failed", "err", err)
+	}
+	if err := s.store.DeleteExpiredRefreshTokens(ctx, u.ID, s.now()); err != nil {
+		return Tokens{}, err
+	}
+	return s.issue(ctx, u)
+}
+
+// Refresh spends a refresh token and returns a new pair in the same family. A token that
+// was spent before is treated as stolen: the whole family, the newest token included, is
+// revoked, and the caller must log in again.
+func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
+	if token == "" {
+		return Tokens{}, plaza.Invalid(plaza.FieldError{Field: "refresh_token", Message: "must not be empty"})
+	}
+	hash, err := parseRefreshToken(token)
+	if err != nil {
+		return Tokens{}, err
+	}
+	t, err := s.store.RefreshTokenByHash(ctx, hash)
+	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
+		return Tokens{}, errBadRefresh
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	if !t.SpentAt.IsZero() {
+		return Tokens{}, s.reused(ctx, t)
+	}
+	now := s.now()
+	if !now.Before(t.ExpiresAt) {
+		return Tokens{}, errBadRefresh
+	}
+	u, err := s.store.UserByID(ctx, t.UserID)
+	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
+		return Tokens{}, errBadRefresh
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	refresh, next := s.newRefresh(u.ID, t.Family, now)
+	switch err := s.store.RotateRefreshToken(ctx, hash, next); plaza.ErrorCodeOf(err) {
+	case "":
+	case plaza.EConflict: // spent by a concurrent refresh since we read it
+		return Tokens{}, s.reused(ctx, t)
+	case plaza.ENotFound: // its family was revoked since we read it
+		return Tokens{}, errBadRefresh
+	default:
+		return Tokens{}, err
+	}
+	return s.tokens(u, refresh, now)
+}
+
+// reused revokes the family of a refresh token presented after it was spent: one of the
+// two presenters is not its owner.
+func (s *Service) reused(ctx context.Context, t RefreshToken) error {
+	if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "users: a spent refresh token was presented again; its family is revoked", "user_id", t.UserID)
+	return plaza.Errorf(plaza.EUnauthenticated,
+		"this refresh token was already used and may have been stolen; every session of its login has been ended: log in again")
+}
+
+// Logout ends the caller's session: the access token that authenticated the call is
+// revoked until it would have expired (in the shared cache, so every instance honours it),
+// and the refresh token's whole family is deleted. Logging out with a refresh token that
+// is already gone is not an error.
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	if refreshToken == "" {
+		return plaza.Invalid(plaza.FieldError{Field: "refresh_token", Message: "must not be empty"})
+	}
+	if hash, err := parseRefreshToken(refreshToken); err == nil {
+		t, err := s.store.RefreshTokenByHash(ctx, hash)
+		switch {
+		case err == nil && t.UserID != p.UserID:
+			return plaza.Errorf(plaza.EForbidden, "the refresh token belongs to another user")
+		case err == nil:
+			if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+				return err
+			}
+		case plaza.ErrorCodeOf(err) != plaza.ENotFound:
+			return err
+		}
+	}
+	if p.TokenID != "" {
+		s.cache.Set(ctx, revokedKey(p.TokenID), []byte("1"), s.accessTTL+Leeway)
+	}
+	return nil
+}
+
+// Authenticate verifies an access token and returns its principal. It implements
+// httpapi.Authenticator; every transport authenticates through it.
+//
+// Besides the signature and claims it checks two things that can change before the token
+// expires. Logout puts the token's jti on a revocation list in the cache. And the user's
+// current role is looked up (cached for roleTTL, dropped from the cache on every role change
+// and deletion): a deleted user's tokens fail at once, and a demoted admin loses admin
+// rights at once rather than when the token expires. A lookup was chosen over a "revoked
+// before T" marker because a marker, read through a cache that treats an outage as a miss,
+// would let a deleted user back in while Redis is down; the lookup falls back to the
+// database instead.
+func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Principal, error) {
+	c, err := s.keys.parseAccess(token, s.now)
+	if err != nil {
+		return plaza.Principal{}, err
+	}
+	if _, revoked := s.cache.Get(ctx, revokedKey(c.ID)); revoked {
+		return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
+	}
+	role, err := s.currentRole(ctx, c.Subject)
+	if err != nil {
+		return plaza.Principal{}, err
+	}
+	return plaza.Principal{UserID: c.Subject, Role: role, TokenID: c.ID}, nil
+}
+
+// deletedRole is cached for a user that no longer exists.
+const deletedRole = "-"
+
+func (s *Service) currentRole(ctx context.Context, userID string) (plaza.Role, error) {
+	val, _, err := s.cache.GetOrLoad(ctx, roleKey(userID), roleTTL, func(ctx context.Context) ([]byte, error) {
+		u, err := s.store.UserByID(ctx, userID)
+		if plaza.ErrorCodeOf(err) == plaza.ENotFound {
+			return []byte(deletedRole), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []byte(u.Role), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if string(val) == deletedRole {
+		return "", plaza.Errorf(plaza.EUnauthenticated, "the user of this access token no longer exists")
+	}
+	return plaza.Role(val), nil
+}
+
+// forgetRole drops the cached role of a user whose role changed or who was deleted.
+func (s *Service) forgetRole(ctx context.Context, userID string) {
+	if err := s.cache.Delete(ctx, roleKey(userID)); err != nil {
+		s.log.WarnContext(ctx, "users: dropping a cached role failed; it expires within a minute", "user_id", userID, "err", err)
+	}
+}
+
+// issue starts a session: a new refresh token family and a token pair.
+func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
+	now := s.now()
+	refresh, t := s.newRefresh(u.ID, plaza.NewID(), now)
+	if err := s.store.CreateRefreshToken(ctx, t); err != nil {
+		return Tokens{}, err
+	}
+	return s.tokens(u, refresh, now)
+}
+
+// newRefresh makes a refresh token in family and the record under which it is stored.
+func (s *Service) newRefresh(userID, family string, now time.Time) (string, RefreshToken) {
+	token, hash := newRefreshToken()
+	return token, RefreshToken{Hash: hash, Family: family, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}
+}
+
+// tokens signs an access token for u and pairs it with refresh.
+func (s *Service) tokens(u User, refresh string, now time.Time) (Tokens, error) {
+	access, err := s.keys.signAccess(claims{
+		Role: u.Role,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    Issuer,
+			Subject:   u.ID,
+			Audience:  jwt.ClaimStrings{Audience},
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.accessTTL)),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        plaza.NewID(),
+		},
+	})
+	if err != nil {
+		return Tokens{}, plaza.Wrap(plaza.EInternal, err, "internal error")
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", ExpiresIn: int(s.accessTTL.Seconds())}, nil
+}
+
+// counter is one login failure counter: its key, the key of the flag set when it reaches
+// its limit, the limit, and when its window ends.
+type counter struct {
+	count, blocked string
+	limit          int64
+	ends           time.Time
+}
+
+// loginCounters returns the email's counter first, then the client IP's when the
+// transport put one in ctx. Windows are aligned to multiples of ThrottleWindow, so every
+// instance agrees on them and Retry-After is exact. Emails are hashed: cache keys ride
+// the bus in clear.
+func (s *Service) loginCounters(ctx context.Context, email string) []counter {
+	now := s.now()
+	w := now.Unix() / int64(ThrottleWindow/time.Second)
+	ends := time.Unix((w+1)*int64(ThrottleWindow/time.Second), 0)
+	win := ":" + strconv.FormatInt(w, 10)
+	sum := sha256.Sum256([]byte(EmailKey(email)))
+	email = hex.EncodeToString(sum[:16])
+	cs := []counter{{count: "auth:fail:email:" + email + win, blocked: "auth:block:email:" + email + win, limit: MaxFailuresPerEmail, ends: ends}}
+	if ip := plaza.ClientIPFrom(ctx); ip != "" {
+		cs = append(cs, counter{count: "auth:fail:ip:" + ip + win, blocked: "auth:block:ip:" + ip + win, limit: MaxFailuresPerIP, ends: ends})
+	}
+	return cs
+}
+
+// throttled answers ERateLimited when a counter has reached its limit. It reads the
+// blocked flags rather than the counts: a flag only ever appears, so a local cache tier
+// cannot serve a stale "not blocked" for it, as it could a count that is still growing.
+func (s *Service) throttled(ctx context.Context, cs []counter) error {
+	for _, c := range cs {
+		if _, ok := s.cache.Get(ctx, c.blocked); ok {
+			return &plaza.Error{Code: plaza.ERateLimited, RetryAfter: c.ends.Sub(s.now()),
+				Message: "too many failed logins; retry after the time in Retry-After"}
+		}
+	}
+	return nil
+}
+
+// loginFailed counts a failure. When the cache cannot count, logins are not blocked: the
+// limit protects against guessing, and refusing every login while Redis is down would
+// turn a cache outage into an outage of the whole site.
+func (s *Service) loginFailed(ctx context.Context, cs []counter) {
+	for _, c := range cs {
+		left := c.ends.Sub(s.now())
+		n, err := s.cache.Incr(ctx, c.count, left)
+		if err != nil {
+			s.log.WarnContext(ctx, "users: counting a failed login failed", "err", err)
+			continue
+		}
+		if n >= c.limit {
+			s.cache.Set(ctx, c.blocked, []byte("1"), left)
+		}
+	}
+}
+
+func revokedKey(jti string) string { return "auth:revoked:" + jti }
+func roleKey(userID string) string { return "auth:role:" + userID }

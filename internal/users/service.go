@@ -1,0 +1,187 @@
+package users
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"plaza/internal/plaza"
+)
+
+// Store is what the service needs from the database. store.DB implements it; its contract
+// test runs on SQLite and PostgreSQL.
+type Store interface {
+	// CreateUser inserts u with its password hash. EConflict when the email (compared by
+	// EmailKey) or the ID is taken.
+	CreateUser(ctx context.Context, u User, passwordHash string) error
+	// UserByID returns the user or ENotFound.
+	UserByID(ctx context.Context, id string) (User, error)
+	// UserByEmail looks the email up by EmailKey and returns the user and password hash, or
+	// ENotFound.
+	UserByEmail(ctx context.Context, email string) (User, string, error)
+	// ListUsers returns up to limit users in ID order (creation order: IDs are UUIDv7),
+	// starting after the ID afterID ("" for the first page).
+	ListUsers(ctx context.Context, limit int, afterID string) ([]User, error)
+	// UpdateUser stores u's name, email, role and UpdatedAt, and the password hash unless
+	// it is "". ENotFound for an unknown ID, EConflict when the email is taken.
+	UpdateUser(ctx context.Context, u User, passwordHash string) error
+	// DeleteUser removes the user and every refresh token of theirs, or answers ENotFound.
+	DeleteUser(ctx context.Context, id string) error
+
+	// CreateRefreshToken stores a new refresh token.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RotateRefreshToken spends the token with hash spent and stores next, in one
+	// transaction: of concurrent rotations of one token exactly one succeeds, and a
+	// rotation that lost sees the token spent only once the winner's next token is
+	// stored, so revoking the family after it also removes that one. EConflict when the
+	// token was spent already, ENotFound when it is gone.
+	RotateRefreshToken(ctx context.Context, spent []byte, next RefreshToken) error
+	// RefreshTokenByHash returns the token or ENotFound.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
+	// DeleteRefreshFamily removes every token of the family.
+	DeleteRefreshFamily(ctx context.Context, family string) error
+	// DeleteExpiredRefreshTokens removes the user's tokens that expired before now.
+	DeleteExpiredRefreshTokens(ctx context.Context, userID string, now time.Time) error
+}
+
+// RefreshToken is a stored refresh token. The token itself is never stored, only its
+// SHA-256. A family is every token descended from one login.
+type RefreshToken struct {
+	Hash      []byte
+	Family    string
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	SpentAt   time.Time // zero while unspent
+}
+
+// Cache is what the service needs from the shared cache (cache.Cache implements it):
+// revoked token IDs, login failure counters and cached user roles, shared by every
+// instance when the cache is Redis.
+type Cache interface {
+	Get(ctx context.Context, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration)
+	Delete(ctx context.Context, keys ...string) error
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(context.Context) ([]byte, error)) ([]byte, bool, error)
+}
+
+// Publisher publishes domain events (bus.Bus implements it).
+type Publisher interface {
+	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
+}
+
+// Options configure New. Store, Cache, Bus and Keys are required.
+type Options struct {
+	Store Store
+	Cache Cache
+	Bus   Publisher
+	// Keys are the JWT HMAC keys: the first signs, all verify.
+	Keys   [][]byte
+	Logger *slog.Logger
+	// Now is the clock (default time.Now); tests inject one to expire tokens.
+	Now func() time.Time
+	// PasswordParams are argon2id's costs for new hashes (default DefaultParams). Tests
+	// use cheaper ones; existing hashes verify with the parameters they carry.
+	PasswordParams Params
+	AccessTTL      time.Duration // default DefaultAccessTTL
+	RefreshTTL     time.Duration // default DefaultRefreshTTL
+}
+
+// Service is the users and auth service. It is safe for concurrent use.
+type Service struct {
+	store      Store
+	cache      Cache
+	bus        Publisher
+	keys       *keyring
+	log        *slog.Logger
+	now        func() time.Time
+	hasher     *hasher
+	accessTTL  time.Duration
+	refreshTTL time.Duration
+}
+
+// New builds the service.
+func New(opts Options) (*Service, error) {
+	kr, err := newKeyring(opts.Keys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		store: opts.Store, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now,
+		accessTTL: opts.AccessTTL, refreshTTL: opts.RefreshTTL,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.accessTTL <= 0 {
+		s.accessTTL = DefaultAccessTTL
+	}
+	if s.refreshTTL <= 0 {
+		s.refreshTTL = DefaultRefreshTTL
+	}
+	params := opts.PasswordParams
+	if params == (Params{}) {
+		params = DefaultParams
+	}
+	if s.hasher, err = newHasher(params); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Operator is the principal of whoever runs the server: the `plaza user` command and the
+// start-up admin bootstrap act as it. It is an admin that is no stored user, and no token
+// can name it (tokens are only issued for stored users, whose IDs are UUIDs).
+var Operator = plaza.Principal{UserID: "operator", Role: plaza.RoleAdmin}
+
+// Event types on plaza.StreamUsers.
+const (
+	EventCreated = "user.created"
+	EventUpdated = "user.updated"
+	EventDeleted = "user.deleted"
+)
+
+// eventData is all a user event carries: no email, no hash (CONTRACTS.md).
+type eventData struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// publish announces a change that has been stored. A failure is logged, not returned: the
+// change happened, and subscribers that missed the event can reread the user.
+func (s *Service) publish(ctx context.Context, typ string, u User) {
+	p, _ := plaza.PrincipalFrom(ctx)
+	ev, err := plaza.NewEvent(typ, p.UserID, eventData{ID: u.ID, Name: u.Name}, s.now())
+	if err == nil {
+		_, err = s.bus.Publish(ctx, plaza.StreamUsers, ev)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "users: publishing event failed", "type", typ, "user_id", u.ID, "err", err)
+	}
+}
+
+// principal returns the caller, or EUnauthenticated.
+func principal(ctx context.Context) (plaza.Principal, error) {
+	p, ok := plaza.PrincipalFrom(ctx)
+	if !ok {
+		return p, plaza.Errorf(plaza.EUnauthenticated, "sign in first: this needs a Bearer access token")
+	}
+	return p, nil
+}
+
+// selfOrAdmin returns the caller when they may manage user id: themself, or any user when
+// they are an admin.
+func selfOrAdmin(ctx context.Context, id string) (plaza.Principal, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return p, err
+	}
+	if p.UserID != id && !p.IsAdmin() {
+		return p, plaza.Errorf(plaza.EForbidden, "only the user themself or an admin may do this")
+	}
+	return p, nil
+}

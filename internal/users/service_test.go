@@ -1,0 +1,185 @@
+package users_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"plaza/internal/bus"
+	"plaza/internal/cache"
+	"plaza/internal/plaza"
+	"plaza/internal/store"
+	"plaza/internal/store/storetest"
+	"plaza/internal/users"
+)
+
+var cheap = users.Params{Memory: 64, Time: 1, Threads: 1}
+
+func newService(t *testing.T, db *store.DB, b bus.Bus, params users.Params) *users.Service {
+	t.Helper()
+	if b == nil {
+		b = bus.NewMemory(bus.MemoryOptions{})
+		t.Cleanup(func() { b.Close() })
+	}
+	c := cache.New(cache.NewMemory(1000), cache.Options{})
+	t.Cleanup(func() { c.Close() })
+	s, err := users.New(users.Options{Store: db, Cache: c, Bus: b, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestUnknownEmailCostsAsMuchAsAWrongPassword: a login for an email nobody has still runs
+// one argon2id hash, so the response time does not tell which accounts exist. With costly
+// parameters a missing dummy hash would make unknown emails answer many times faster.
+func TestUnknownEmailCostsAsMuchAsAWrongPassword(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	s := newService(t, db, nil, users.Params{Memory: 32 * 1024, Time: 3, Threads: 1})
+	ctx := context.Background()
+	if _, err := s.Register(ctx, users.NewUser{Name: "Ann", Email: "ann@example.com", Password: "correct horse battery staple"}); err != nil {
+		t.Fatal(err)
+	}
+	fastest := func(email string) time.Duration {
+		best := time.Hour
+		for i := range 3 {
+			// A fresh IP each time keeps the throttle out of the measurement.
+			ctx := plaza.WithClientIP(ctx, "192.0.2."+string(rune('1'+i)))
+			start := time.Now()
+			_, err := s.Login(ctx, email, "wrong password "+string(rune('a'+i)))
+			best = min(best, time.Since(start))
+			if plaza.ErrorCodeOf(err) != plaza.EUnauthenticated {
+				t.Fatalf("login %s: %v", email, err)
+			}
+		}
+		return best
+	}
+	known, unknown := fastest("ann@example.com"), fastest("nobody@example.com")
+	if unknown < known/2 {
+		t.Fatalf("unknown email took %v, wrong password %v: the unknown email is not hashed", unknown, known)
+	}
+}
+
+func TestEnsureAdminIsIdempotent(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newService(t, db, nil, cheap)
+		ctx := context.Background()
+		created, err := s.EnsureAdmin(ctx, "Admin", "Root@Example.com", "correct horse battery staple")
+		if err != nil || !created {
+			t.Fatalf("first EnsureAdmin = %v, %v", created, err)
+		}
+		// Again, even with another case or password: nothing changes.
+		created, err = s.EnsureAdmin(ctx, "Admin", "root@example.com", "another long passphrase")
+		if err != nil || created {
+			t.Fatalf("second EnsureAdmin = %v, %v", created, err)
+		}
+		tok, err := s.Login(ctx, "root@example.com", "correct horse battery staple")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Authenticate(ctx, tok.AccessToken)
+		if err != nil || p.Role != plaza.RoleAdmin {
+			t.Fatalf("bootstrapped admin: %+v %v", p, err)
+		}
+		// A weak configured password is refused like any other.
+		if _, err := s.EnsureAdmin(ctx, "Admin", "other@example.com", "password"); plaza.ErrorCodeOf(err) != plaza.EInvalid {
+			t.Fatalf("weak admin password: %v", err)
+		}
+	})
+}
+
+// TestEventsCarryIDAndNameOnly: created, updated and deleted are published with the
+// actor, and no email or hash rides the bus.
+func TestEventsCarryIDAndNameOnly(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	b := bus.NewMemory(bus.MemoryOptions{})
+	t.Cleanup(func() { b.Close() })
+	s := newService(t, db, b, cheap)
+	ctx := context.Background()
+	sub, err := b.Subscribe(ctx, plaza.StreamUsers, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	u, err := s.Register(ctx, users.NewUser{Name: "Ann", Email: "ann@example.com", Password: "correct horse battery staple"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := plaza.WithPrincipal(ctx, plaza.Principal{UserID: u.ID, Role: plaza.RoleUser})
+	name := "Ann B."
+	if _, err := s.Update(self, u.ID, users.Changes{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(self, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ typ, actor, name string }{
+		{users.EventCreated, "", "Ann"},
+		{users.EventUpdated, u.ID, "Ann B."},
+		{users.EventDeleted, u.ID, "Ann B."},
+	}
+	for _, w := range want {
+		select {
+		case ev := <-sub.Events():
+			var data map[string]any
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type != w.typ || ev.ActorID != w.actor || len(data) != 2 || data["id"] != u.ID || data["name"] != w.name {
+				t.Fatalf("event %+v %s, want %s by %q with id and name %q only", ev, ev.Data, w.typ, w.actor, w.name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s event", w.typ)
+		}
+	}
+}
+
+func TestDevKeyIsCreatedOnceAndKept(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	var wg sync.WaitGroup
+	keys := make([][]byte, 8)
+	for i := range keys {
+		wg.Go(func() {
+			k, err := users.DevKey(dir)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if len(k) != 32 || string(k) != string(keys[0]) {
+			t.Fatalf("concurrent first uses got different keys: %x vs %x", k, keys[0])
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, users.DevKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	again, err := users.DevKey(dir)
+	if err != nil || string(again) != string(keys[0]) {
+		t.Fatalf("key not reused: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left behind: %v", entries)
+	}
+	if err := os.WriteFile(filepath.Join(dir, users.DevKeyFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.DevKey(dir); err == nil || !strings.Contains(err.Error(), "shorter than 32 bytes") {
+		t.Fatalf("truncated key file: %v", err)
+	}
+}
