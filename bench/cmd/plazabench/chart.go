@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
+)
+
+// chartScenarios are the Plaza scenarios in chart order, with short axis labels.
+var chartScenarios = []struct{ key, label string }{
+	{scCached, "cached GET"},
+	{scUncached, "uncached GET"},
+	{scList, "list page"},
+	{scCreate, "create (admin)"},
+	{scMe, "users/me"},
+	{scLogin, "login"},
+}
+
+var (
+	backendColors = []color.Color{
+		color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+		color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+		color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	}
+	targetColor = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+)
+
+// writeChart draws the throughput ratios of every backend in one panel, then one panel of
+// latency percentiles per backend, into an SVG or PNG file, by the extension of path.
+func writeChart(path string, r Report) error {
+	plots := []*plot.Plot{}
+	rp, err := ratioPlot(r)
+	if err != nil {
+		return err
+	}
+	plots = append(plots, rp)
+	for i, run := range r.Runs {
+		lp, err := latencyPlot(run, i)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, lp)
+	}
+
+	const width = 24 * vg.Centimeter
+	height := vg.Length(len(plots)) * 9 * vg.Centimeter
+	c, err := draw.NewFormattedCanvas(width, height, strings.TrimPrefix(filepath.Ext(path), "."))
+	if err != nil {
+		return err
+	}
+	dc := draw.New(c)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadTop: vg.Centimeter / 2, PadBottom: vg.Centimeter / 2,
+		PadLeft: vg.Centimeter / 2, PadRight: vg.Centimeter / 2, PadY: vg.Centimeter}
+	grid := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		grid[i] = []*plot.Plot{p}
+	}
+	canvases := plot.Align(grid, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func ratioPlot(r Report) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Throughput as a multiple of the bare net/http baseline (same run, same machine)"
+	p.Y.Label.Text = "× baseline req/s"
+	p.Y.Min = 0
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+
+	n := len(r.Runs)
+	groupWidth := 0.7
+	barWidth := vg.Length(groupWidth/float64(max(n, 1))) * 3 * vg.Centimeter
+	var labels plotter.XYLabels
+	ymax := 1.0
+	for i, run := range r.Runs {
+		vals := make(plotter.Values, len(chartScenarios))
+		for j, s := range chartScenarios {
+			if ratio, ok := run.Ratio(s.key); ok {
+				vals[j] = ratio
+				ymax = math.Max(ymax, ratio)
+			}
+		}
+		bars, err := plotter.NewBarChart(vals, barWidth)
+		if err != nil {
+			return nil, err
+		}
+		offset := -groupWidth/2 + groupWidth*(float64(i)+0.5)/float64(n)
+		bars.XMin = offset
+		bars.Color = backendColors[i%len(backendColors)]
+		bars.LineStyle.Width = 0
+		p.Add(bars)
+		p.Legend.Add(run.Name, bars)
+		for j, s := range chartScenarios {
+			text := "n/m"
+			if ratio, ok := run.Ratio(s.key); ok {
+				text = fmt.Sprintf("%.2f", ratio)
+			}
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j) + offset, Y: vals[j]})
+			labels.Labels = append(labels.Labels, text)
+		}
+	}
+	if len(labels.XYs) > 0 {
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return nil, err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = draw.XCenter
+			l.TextStyle[i].YAlign = draw.YBottom
+		}
+		p.Add(l)
+	}
+
+	first := true
+	for j, s := range chartScenarios {
+		t, ok := ratioTargets[s.key]
+		if !ok {
+			continue
+		}
+		line, err := plotter.NewLine(plotter.XYs{{X: float64(j) - 0.45, Y: t}, {X: float64(j) + 0.45, Y: t}})
+		if err != nil {
+			return nil, err
+		}
+		line.Color = targetColor
+		line.Width = vg.Points(1.5)
+		line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(line)
+		if first {
+			p.Legend.Add("target", line)
+			first = false
+		}
+	}
+	p.Y.Max = ymax * 1.15
+	names := make([]string, len(chartScenarios))
+	for j, s := range chartScenarios {
+		names[j] = s.label
+	}
+	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(chartScenarios))-0.4
+	return p, nil
+}
+
+// latencyPlot shows p50, p99 and p99.9 of the baseline and every scenario of one backend on
+// a log scale: login's argon2id costs a thousand times a cached read.
+func latencyPlot(run BackendRun, idx int) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Latency under load: " + run.Label
+	p.Y.Label.Text = "ms (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+
+	names := []string{"baseline"}
+	results := []*Result{nil}
+	if len(run.Baselines) > 0 {
+		results[0] = &run.Baselines[0]
+	}
+	for _, s := range chartScenarios {
+		names = append(names, s.label)
+		var res *Result
+		if sc := run.scenario(s.key); sc != nil {
+			res = sc.Result
+		}
+		results = append(results, res)
+	}
+
+	series := []struct {
+		name  string
+		get   func(*Result) int64
+		shape draw.GlyphDrawer
+		dx    float64
+	}{
+		{"p50", func(r *Result) int64 { return r.LatencyUS.P50 }, draw.CircleGlyph{}, -0.15},
+		{"p99", func(r *Result) int64 { return r.LatencyUS.P99 }, draw.TriangleGlyph{}, 0},
+		{"p99.9", func(r *Result) int64 { return r.LatencyUS.P999 }, draw.SquareGlyph{}, 0.15},
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		var xys plotter.XYs
+		for i, res := range results {
+			if res == nil {
+				continue
+			}
+			ms := math.Max(float64(s.get(res))/1000, 0.001)
+			lo, hi = math.Min(lo, ms), math.Max(hi, ms)
+			xys = append(xys, plotter.XY{X: float64(i) + s.dx, Y: ms})
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(xys)
+		if err != nil {
+			return nil, err
+		}
+		sc.GlyphStyle.Shape = s.shape
+		sc.GlyphStyle.Radius = vg.Points(3.5)
+		sc.GlyphStyle.Color = backendColors[idx%len(backendColors)]
+		p.Add(sc)
+		p.Legend.Add(s.name, sc)
+	}
+	if !math.IsInf(lo, 0) {
+		// A decade of headroom above the highest point keeps the legend clear of the data.
+		p.Y.Min = math.Pow(10, math.Floor(math.Log10(lo))) * 0.999
+		p.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi*1.5))+1)
+	} else {
+		p.Y.Min, p.Y.Max = 0.01, 1
+	}
+	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
+	return p, nil
+}

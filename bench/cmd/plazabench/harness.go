@@ -1,0 +1,472 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// harness holds what every backend run shares: the binaries, wrk, the baseline server and
+// the baseline measurements taken so far.
+type harness struct {
+	o           options
+	logf        func(string, ...any)
+	ps          *procs
+	tmp         string
+	bins        binaries
+	goBin       string
+	wrk         wrkRunner
+	baselineURL string
+	baselines   []Result
+}
+
+// backendSpec is one backend to run Plaza on; empty URLs mean SQLite and in-process.
+type backendSpec struct {
+	name, label string
+	pgAdminURL  string
+	redisURL    string
+}
+
+// Scenario keys; targets refer to them.
+const (
+	scCached   = "cached"
+	scUncached = "uncached"
+	scList     = "list"
+	scCreate   = "create"
+	scMe       = "me"
+	scLogin    = "login"
+)
+
+// listQuery is the filtered list page of the list scenario.
+const listQuery = "/api/products?category=electronics&min_price=1000&max_price=50000&in_stock=true&sort=-price&limit=20"
+
+const (
+	adminEmail = "bench-admin@example.com"
+	userEmail  = "bench-user@example.com"
+)
+
+// minimalEnv is the environment every server starts from: nothing of the caller's PLAZA_*,
+// DATABASE_URL or REDIS_URL leaks into a run.
+func minimalEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func (h *harness) startBaseline(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := h.ps.start("baseline", h.bins.baseline,
+		[]string{"-addr", addr, "-lifetime", (h.o.timeout + time.Minute).String()},
+		minimalEnv(), filepath.Join(h.tmp, "baseline.log"))
+	if err != nil {
+		return err
+	}
+	h.baselineURL = "http://" + addr + "/"
+	_, err = waitReady(ctx, p, h.baselineURL, p.started, 10*time.Second)
+	return err
+}
+
+func (h *harness) measureBaseline(ctx context.Context) (Result, error) {
+	h.logf("(a) baseline: bare net/http JSON handler")
+	r, err := h.wrk.measure(ctx, load{url: h.baselineURL, script: "get.lua"})
+	if err != nil {
+		return r, fmt.Errorf("baseline: %w", err)
+	}
+	if r.Requests == 0 || r.ErrorCount() > 0 {
+		return r, fmt.Errorf("baseline: %d requests, %d errors", r.Requests, r.ErrorCount())
+	}
+	return r, nil
+}
+
+// plaza is one running Plaza server.
+type plaza struct {
+	p     *proc
+	base  string // http://127.0.0.1:port
+	debug string // pprof listener host:port
+}
+
+// startPlaza starts `plaza serve` with env on fresh loopback ports.
+func (h *harness) startPlaza(env []string, tag string) (plaza, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := freeAddr()
+		if err != nil {
+			return plaza{}, err
+		}
+		addrs[i] = a
+	}
+	full := append(minimalEnv(), env...)
+	full = append(full, "PLAZA_HTTP_ADDR="+addrs[0], "PLAZA_GRPC_ADDR="+addrs[1], "PLAZA_DEBUG_ADDR="+addrs[2])
+	p, err := h.ps.start("plaza "+tag, h.bins.plaza, []string{"serve"}, full, filepath.Join(h.tmp, "plaza-"+strings.ReplaceAll(tag, " ", "-")+".log"))
+	if err != nil {
+		return plaza{}, err
+	}
+	return plaza{p: p, base: "http://" + addrs[0], debug: addrs[2]}, nil
+}
+
+// timeStart starts Plaza, measures process start to the first /readyz 200, and stops it.
+func (h *harness) timeStart(ctx context.Context, env []string, tag string) (time.Duration, error) {
+	s, err := h.startPlaza(env, tag)
+	if err != nil {
+		return 0, err
+	}
+	d, err := waitReady(ctx, s.p, s.base+"/readyz", s.p.started, time.Minute)
+	if stopErr := s.p.stop(30 * time.Second); err == nil {
+		err = stopErr
+	}
+	return d, err
+}
+
+// seed runs `plaza seed --products N` against the run's database.
+func (h *harness) seed(ctx context.Context, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bins.plaza, "seed", "--products", strconv.Itoa(h.o.products))
+	cmd.Env = append(minimalEnv(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("plaza seed --products %d: %w\n%s", h.o.products, err, out)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// scenario is one measured load against Plaza.
+type scenario struct {
+	key, name, request string
+	load               load
+	// probe is one request like the load's, sent first: a scenario whose probe fails (the
+	// route does not exist yet, say) is reported as not measured instead of as errors.
+	probe func(ctx context.Context) error
+	note  string
+}
+
+// runBackend measures Plaza on one backend: start-up times, seeding, memory and every
+// scenario. The returned run holds whatever was measured, also when err is not nil.
+func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun, error) {
+	r := BackendRun{Name: spec.name, Label: spec.label}
+	dir := filepath.Join(h.tmp, strings.ReplaceAll(spec.name, "+", "-"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	adminPassword := "Bench-admin-" + randomHex(12)
+	userPassword := "Bench-user-" + randomHex(12)
+	// Production mode, as deployed: a configured signing key, and no demo catalog added at
+	// first start, so the catalog holds exactly the seeded products.
+	env := []string{
+		"PLAZA_DATA_DIR=" + filepath.Join(dir, "data"),
+		"PLAZA_ENV=production",
+		"PLAZA_JWT_SECRET=" + randomHex(32),
+		"PLAZA_RATE_LIMIT=0",
+		"PLAZA_LOG_LEVEL=warn",
+		"PLAZA_CACHE_SIZE=" + strconv.Itoa(h.o.cacheSize),
+		"PLAZA_ADMIN_EMAIL=" + adminEmail,
+		"PLAZA_ADMIN_PASSWORD=" + adminPassword,
+	}
+	if spec.pgAdminURL != "" {
+		dbURL, drop, err := createDatabase(ctx, spec.pgAdminURL)
+		if err != nil {
+			return r, err
+		}
+		defer drop()
+		redisURL, flush, err := benchRedis(ctx, spec.redisURL)
+		if err != nil {
+			return r, err
+		}
+		defer flush()
+		env = append(env, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL)
+	}
+
+	h.logf("first start on an empty database")
+	d, err := h.timeStart(ctx, env, "first start")
+	if err != nil {
+		return r, err
+	}
+	r.ColdReady = d
+
+	h.logf("plaza seed --products %d", h.o.products)
+	t0 := time.Now()
+	if err := h.seed(ctx, env); err != nil {
+		return r, err
+	}
+	r.SeedTime = time.Since(t0)
+
+	h.logf("timing %d restarts to /readyz 200", h.o.starts)
+	for i := range h.o.starts {
+		d, err := h.timeStart(ctx, env, "restart "+strconv.Itoa(i+1))
+		if err != nil {
+			return r, err
+		}
+		r.Ready = append(r.Ready, d)
+	}
+
+	srv, err := h.startPlaza(env, "measured")
+	if err != nil {
+		return r, err
+	}
+	defer srv.p.stop(30 * time.Second)
+	if _, err := waitReady(ctx, srv.p, srv.base+"/readyz", srv.p.started, time.Minute); err != nil {
+		return r, err
+	}
+	// Idle: ready, nothing asked yet, the start-up garbage given a moment to be collected.
+	time.Sleep(2 * time.Second)
+	if r.IdleRSS, err = memStatus(srv.p.pid(), "VmRSS"); err != nil {
+		return r, err
+	}
+
+	a := api{base: srv.base, client: &http.Client{Timeout: 30 * time.Second}}
+	scs, err := h.setUp(ctx, a, dir, adminPassword, userPassword)
+	if err != nil {
+		return r, err
+	}
+	for _, sc := range scs {
+		res := ScenarioResult{Key: sc.key, Name: sc.name, Request: sc.request, Note: sc.note}
+		if err := sc.probe(ctx); err != nil {
+			res.Skip = err.Error()
+			h.logf("%s: not measured: %v", sc.name, err)
+			r.Scenarios = append(r.Scenarios, res)
+			continue
+		}
+		h.logf("%s", sc.name)
+		var sampler *rssSampler
+		if sc.key == scCached {
+			sampler = sampleRSS(srv.p.pid(), 50*time.Millisecond)
+		}
+		out, err := h.wrk.measure(ctx, sc.load)
+		if sampler != nil {
+			r.LoadRSS = sampler.stop()
+		}
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", sc.name, err)
+		}
+		if err := srv.p.alive(); err != nil {
+			return r, err
+		}
+		res.Result = &out
+		if hit, ok := out.HitRatio(); ok && sc.key == scUncached && hit > maxUncachedHits && spec.redisURL != "" {
+			res.Note += "; the Redis tier is not bounded by PLAZA_CACHE_SIZE and keeps every product for its TTL, so after the first pass these reads are local-tier misses answered by Redis, not database reads"
+		}
+		r.Scenarios = append(r.Scenarios, res)
+	}
+	if r.PeakRSS, err = memStatus(srv.p.pid(), "VmHWM"); err != nil {
+		return r, err
+	}
+
+	for _, sc := range scs {
+		if !h.shouldProfile(r, sc.key) {
+			continue
+		}
+		h.logf("%s: CPU profile under load", sc.name)
+		prof, err := h.profile(ctx, srv, sc)
+		if err != nil {
+			return r, fmt.Errorf("profiling %s: %w", sc.name, err)
+		}
+		r.Profiles = append(r.Profiles, prof)
+	}
+	return r, srv.p.stop(30 * time.Second)
+}
+
+// setUp registers the user, logs both accounts in, collects product ids and returns the
+// scenarios, in the order they run.
+func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPassword string) ([]scenario, error) {
+	var userErr, adminErr error
+	userToken := ""
+	if userErr = a.register(ctx, "Bench User", userEmail, userPassword); userErr == nil {
+		userToken, userErr = a.login(ctx, userEmail, userPassword)
+	}
+	adminToken, adminErr := a.login(ctx, adminEmail, adminPassword)
+	ids, idsErr := a.productIDs(ctx, h.o.products)
+	idsFile := filepath.Join(dir, "ids.txt")
+	if err := os.WriteFile(idsFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	unavailable := func(err error) func(context.Context) error {
+		return func(context.Context) error { return err }
+	}
+	// probe sends one request like the scenario's and wants a 2xx answer.
+	probe := func(method, path, token string, body any) func(context.Context) error {
+		return func(ctx context.Context) error {
+			return a.call(ctx, method, path, token, body, nil)
+		}
+	}
+	bearer := func(t string) []string { return []string{"Authorization: Bearer " + t} }
+	a2 := h.o.threads
+
+	hot := ""
+	if len(ids) > 0 {
+		hot = ids[len(ids)/2]
+	}
+	var scs []scenario
+	cached := scenario{key: scCached, name: "(b) cached product GET", request: "GET /api/products/{id}, one id",
+		load: load{url: a.base + "/api/products/" + hot, script: "get.lua"},
+		note: "one product, read before so it is cached"}
+	if hot == "" {
+		cached.probe = unavailable(fmt.Errorf("no product ids: %v", idsErr))
+	} else {
+		cached.probe = probe(http.MethodGet, "/api/products/"+hot, "", nil)
+	}
+	scs = append(scs, cached)
+
+	uncached := scenario{key: scUncached, name: "(c) uncached product GET", request: "GET /api/products/{id}, a new id each time",
+		load: load{url: a.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(a2)}},
+		note: fmt.Sprintf("%d ids in turn; the cache holds %d entries (PLAZA_CACHE_SIZE)", len(ids), h.o.cacheSize)}
+	switch {
+	case len(ids) == 0:
+		uncached.probe = unavailable(fmt.Errorf("no product ids: %v", idsErr))
+	case len(ids) <= h.o.cacheSize:
+		uncached.probe = unavailable(fmt.Errorf("only %d ids, not more than the cache's %d entries", len(ids), h.o.cacheSize))
+	default:
+		uncached.probe = probe(http.MethodGet, "/api/products/"+ids[0], "", nil)
+	}
+	scs = append(scs, uncached)
+
+	scs = append(scs, scenario{key: scList, name: "(d) filtered list page", request: "GET " + listQuery,
+		load:  load{url: a.base + listQuery, script: "get.lua"},
+		probe: probe(http.MethodGet, listQuery, "", nil)})
+
+	create := scenario{key: scCreate, name: "(e) create product (admin)", request: "POST /api/products",
+		load: load{url: a.base + "/", script: "post_product.lua", args: []string{randomHex(4)}, headers: bearer(adminToken)},
+		note: "admin's access token; a new name each time"}
+	if adminErr != nil {
+		create.probe = unavailable(fmt.Errorf("the admin could not log in: %w", adminErr))
+	} else {
+		create.probe = probe(http.MethodPost, "/api/products", adminToken, map[string]any{
+			"name": "Bench probe", "description": "", "price_cents": 100, "currency": "USD",
+			"category": "bench", "subcategory": "load/post", "stock": 1})
+	}
+	scs = append(scs, create)
+
+	me := scenario{key: scMe, name: "(f) GET /api/users/me", request: "GET /api/users/me with a JWT",
+		load: load{url: a.base + "/api/users/me", script: "get.lua", headers: bearer(userToken)},
+		note: "user's access token"}
+	if userErr != nil {
+		me.probe = unavailable(fmt.Errorf("no user token: %w", userErr))
+	} else {
+		me.probe = probe(http.MethodGet, "/api/users/me", userToken, nil)
+	}
+	scs = append(scs, me)
+
+	login := scenario{key: scLogin, name: "(g) login", request: "POST /api/auth/login",
+		load: load{url: a.base + "/", script: "login.lua", args: []string{userEmail, userPassword}},
+		note: "one argon2id verification per request"}
+	if userErr != nil {
+		login.probe = unavailable(fmt.Errorf("no user to log in: %w", userErr))
+	} else {
+		login.probe = probe(http.MethodPost, "/api/auth/login", "", map[string]string{"email": userEmail, "password": userPassword})
+	}
+	scs = append(scs, login)
+	return scs, nil
+}
+
+// shouldProfile says whether scenario key gets a CPU profile: with -profile=missed, when it
+// has a throughput target and missed it against the baseline measured before it.
+func (h *harness) shouldProfile(r BackendRun, key string) bool {
+	t, ok := ratioTargets[key]
+	if !ok || h.o.profile == "never" {
+		return false
+	}
+	res := r.scenario(key)
+	if res == nil || res.Result == nil {
+		return false
+	}
+	if h.o.profile == "always" {
+		return true
+	}
+	before := h.baselines[len(h.baselines)-1].RPS()
+	return before > 0 && res.Result.RPS()/before < t
+}
+
+// profile drives the scenario again (without warm-up) while taking a CPU profile through
+// PLAZA_DEBUG_ADDR, and keeps `go tool pprof -top` of it, by flat and by cumulative time.
+func (h *harness) profile(ctx context.Context, srv plaza, sc scenario) (Profile, error) {
+	secs := int(h.o.duration / time.Second)
+	prof := Profile{Key: sc.key, Name: sc.name, Seconds: secs}
+	wrkDone := make(chan error, 1)
+	go func() {
+		_, err := h.wrk.run(ctx, sc.load, h.o.duration+2*time.Second)
+		wrkDone <- err
+	}()
+	select {
+	case <-ctx.Done():
+		return prof, ctx.Err()
+	case <-time.After(time.Second):
+	}
+	path := filepath.Join(h.tmp, "cpu-"+sc.key+".pprof")
+	err := fetch(ctx, "http://"+srv.debug+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), path)
+	if werr := <-wrkDone; err == nil {
+		err = werr
+	}
+	if err != nil {
+		return prof, err
+	}
+	for _, cum := range []bool{false, true} {
+		args := []string{"tool", "pprof", "-top", "-nodecount=25"}
+		if cum {
+			args = append(args, "-cum")
+		}
+		out, err := exec.CommandContext(ctx, h.goBin, append(args, h.bins.plaza, path)...).Output()
+		if err != nil {
+			return prof, fmt.Errorf("go tool pprof: %w", err)
+		}
+		if cum {
+			prof.TopCum = string(out)
+		} else {
+			prof.Top = string(out)
+		}
+	}
+	return prof, nil
+}
+
+// fetch saves the body of a 200 answer from u to path.
+func fetch(ctx context.Context, u, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
+}
+
+// redactURL drops the password of a service URL, for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"testing"
+)
+
+func TestParseWrk(t *testing.T) {
+	t.Parallel()
+	out := `Running 10s test @ http://127.0.0.1:1/
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   557.28us    1.06ms  15.01ms   89.12%
+  159049 requests in 2.10s, 37.92MB read
+Requests/sec:  75705.97
+PLAZABENCH {"requests":159049,"duration_us":2100878,"bytes":39762250,"errors":{"connect":1,"read":2,"write":3,"timeout":4,"status":7},"status":{"2xx":159037,"3xx":0,"4xx":5,"5xx":2,"first_bad":404},"cache":{"hit":90,"miss":10},"latency_us":{"mean":557.3,"p50":162,"p90":1769,"p99":4983,"p999":7976,"max":15005}}
+`
+	r, err := parseWrk([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 159049 || r.LatencyUS.P50 != 162 || r.LatencyUS.P999 != 7976 || r.Status.FirstBad != 404 {
+		t.Errorf("parsed %+v", r)
+	}
+	if got := r.ErrorCount(); got != 1+2+3+4+5+2 {
+		t.Errorf("ErrorCount = %d, want socket errors plus 4xx and 5xx (17)", got)
+	}
+	if rps := r.RPS(); rps < 75705 || rps > 75707 {
+		t.Errorf("RPS = %f", rps)
+	}
+	if h, ok := r.HitRatio(); !ok || h != 0.9 {
+		t.Errorf("HitRatio = %v, %v", h, ok)
+	}
+
+	if _, err := parseWrk([]byte("Running 10s test\nno result\n")); err == nil {
+		t.Error("output without a result line parsed")
+	}
+	if _, err := parseWrk([]byte("PLAZABENCH {not json")); err == nil {
+		t.Error("a broken result line parsed")
+	}
+	var none Result
+	if _, ok := none.HitRatio(); ok {
+		t.Error("HitRatio without X-Cache answers")
+	}
+	if none.RPS() != 0 {
+		t.Error("RPS of nothing")
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	t.Parallel()
+	out := `goos: linux
+goarch: amd64
+pkg: plaza/internal/cache
+cpu: Test CPU
+BenchmarkCacheGet/memory-2         	 5000000	       240.5 ns/op	      48 B/op	       1 allocs/op
+BenchmarkCacheGet/local_tier-2     	 9000000	       130 ns/op	      48 B/op	       1 allocs/op
+PASS
+ok  	plaza/internal/cache	3.1s
+pkg: plaza/internal/httpapi
+BenchmarkChain-2   	  300000	      4100 ns/op
+BenchmarkBroken-2   	  notanumber	      4100 ns/op
+--- FAIL: BenchmarkOther
+`
+	got := parseGoBench([]byte(out))
+	if len(got) != 3 {
+		t.Fatalf("parsed %d benchmarks, want 3: %+v", len(got), got)
+	}
+	want := []GoBench{
+		{Pkg: "plaza/internal/cache", Name: "CacheGet/memory", Procs: 2, Iterations: 5000000, NsPerOp: 240.5, BytesPerOp: 48, AllocsPerOp: 1},
+		{Pkg: "plaza/internal/cache", Name: "CacheGet/local_tier", Procs: 2, Iterations: 9000000, NsPerOp: 130, BytesPerOp: 48, AllocsPerOp: 1},
+		{Pkg: "plaza/internal/httpapi", Name: "Chain", Procs: 2, Iterations: 300000, NsPerOp: 4100, BytesPerOp: -1, AllocsPerOp: -1},
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("benchmark %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestParseStatusField(t *testing.T) {
+	t.Parallel()
+	status := []byte("Name:\tplaza\nVmHWM:\t   51200 kB\nVmRSS:\t   30720 kB\nThreads:\t7\n")
+	for field, want := range map[string]int64{"VmRSS": 30 << 20, "VmHWM": 50 << 20} {
+		got, err := parseStatusField(status, field)
+		if err != nil || got != want {
+			t.Errorf("%s = %d, %v; want %d", field, got, err, want)
+		}
+	}
+	if _, err := parseStatusField(status, "VmSwap"); err == nil {
+		t.Error("a missing field was found")
+	}
+	if _, err := parseStatusField(status, "Threads"); err == nil {
+		t.Error("a field without kB parsed as memory")
+	}
+}
+
+func TestSplitProcs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]struct {
+		name  string
+		procs int
+	}{
+		"Chain-2":          {"Chain", 2},
+		"Cache/local-16":   {"Cache/local", 16},
+		"NoSuffix":         {"NoSuffix", 1},
+		"Dash-in-name":     {"Dash-in-name", 1},
+		"Sub/keys=10000-8": {"Sub/keys=10000", 8},
+	} {
+		name, procs := splitProcs(in)
+		if name != want.name || procs != want.procs {
+			t.Errorf("splitProcs(%q) = %q, %d", in, name, procs)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"PLAZA_TEST_POSTGRES_URL": "postgres://x", "PLAZA_TEST_REDIS_URL": "redis://y"}
+	o, err := parseOptions(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.pgURL != "postgres://x" || o.redisURL != "redis://y" || o.conns != 16 || o.threads != 2 || o.products != 10_000 {
+		t.Errorf("defaults: %+v", o)
+	}
+	for _, args := range [][]string{
+		{"-profile", "sometimes"},
+		{"-conns", "1", "-threads", "2"},
+		{"-duration", "500ms"},
+		{"extra"},
+	} {
+		if _, err := parseOptions(args, func(string) string { return "" }); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func result(t *testing.T, line string) *Result {
+	t.Helper()
+	r, err := parseWrk([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// wrkLine is what report.lua prints for requests over 10 s with the given p50 and 4xx count.
+func wrkLine(requests, p50, s4xx int) string {
+	return strings.NewReplacer("REQ", strconv.Itoa(requests), "P50", strconv.Itoa(p50), "S4", strconv.Itoa(s4xx)).Replace(
+		`PLAZABENCH {"requests":REQ,"duration_us":10000000,"bytes":1,"errors":{"connect":0,"read":0,"write":0,"timeout":0,"status":S4},` +
+			`"status":{"2xx":REQ,"3xx":0,"4xx":S4,"5xx":0,"first_bad":0},"cache":{"hit":0,"miss":0},` +
+			`"latency_us":{"mean":1.0,"p50":P50,"p90":1,"p99":2000,"p999":3000,"max":4000}}`)
+}
+
+func sampleReport(t *testing.T) Report {
+	t.Helper()
+	base1, base2 := result(t, wrkLine(500_000, 150, 0)), result(t, wrkLine(300_000, 150, 0))
+	cached := result(t, wrkLine(280_000, 300, 0)) // 28k/s against a 40k/s baseline: 0.70
+	cached.Cache.Hit = 280_000
+	uncached := result(t, wrkLine(100_000, 900, 0)) // 0.25: missed
+	uncached.Cache.Miss = 100_000
+	me := result(t, wrkLine(220_000, 400, 12)) // 0.55, with errors
+	me.Status.FirstBad = 401
+	return Report{
+		Meta: Meta{Date: time.Date(2026, 11, 23, 21, 0, 0, 0, time.UTC), Cores: 2, CPU: "Test CPU", MemTotal: 24 << 30,
+			GoVersion: "go1.26.8", Commit: "abc123", Dirty: true, WrkVersion: "4.1.0", Threads: 2, Conns: 16,
+			Warmup: 3 * time.Second, Duration: 10 * time.Second, Products: 10_000, CacheSize: 1000,
+			LoadBefore: 0.25, LoadAfter: 1.5},
+		Runs: []BackendRun{{
+			Name: "sqlite", Label: "SQLite, in-process cache and bus",
+			Baselines: []Result{*base1, *base2},
+			Scenarios: []ScenarioResult{
+				{Key: scCached, Name: "(b) cached product GET", Request: "GET /api/products/{id}", Result: cached},
+				{Key: scUncached, Name: "(c) uncached product GET", Request: "GET /api/products/{id}", Result: uncached},
+				{Key: scList, Name: "(d) filtered list page", Request: "GET /api/products?…", Skip: "GET /api/products answered 404: | no route"},
+				{Key: scMe, Name: "(f) GET /api/users/me", Request: "GET /api/users/me", Result: me},
+			},
+			Ready:   []time.Duration{90 * time.Millisecond, 80 * time.Millisecond, 400 * time.Millisecond},
+			IdleRSS: 30 << 20,
+		}},
+		GoBench: []GoBench{{Pkg: "plaza/internal/cache", Name: "CacheGet/memory", Procs: 2, Iterations: 1000, NsPerOp: 123.5, BytesPerOp: 48, AllocsPerOp: 1}},
+	}
+}
+
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	run := sampleReport(t).Runs[0]
+	want := map[string]string{
+		"cached product GET ≥ 0.60× baseline":   "0.70× met",
+		"uncached product GET ≥ 0.35× baseline": "0.25× **missed**",
+		"GET /api/users/me ≥ 0.50× baseline":    "0.55× met",
+		"start → /readyz 200 ≤ 300 ms":          "90 ms met",
+		"idle RSS ≤ 40 MB":                      "30.0 MB met",
+	}
+	got := run.Targets()
+	if len(got) != len(want) {
+		t.Fatalf("got %d targets, want %d: %+v", len(got), len(want), got)
+	}
+	for _, tg := range got {
+		if w := want[tg.What]; w != tg.Got+" "+tg.Status {
+			t.Errorf("%s: got %q, want %q", tg.What, tg.Got+" "+tg.Status, w)
+		}
+	}
+
+	run.Scenarios[1].Result.Cache.Hit = 90_000
+	for _, tg := range run.Targets() {
+		if tg.What == "uncached product GET ≥ 0.35× baseline" && tg.Status != "not measured: 47% of the reads hit the cache" {
+			t.Errorf("uncached reads that hit the cache: %s", tg.Status)
+		}
+	}
+
+	run.Scenarios = nil
+	run.Ready = nil
+	run.IdleRSS = 50 << 20
+	for _, tg := range run.Targets() {
+		switch tg.What {
+		case "idle RSS ≤ 40 MB":
+			if tg.Status != "**missed**" {
+				t.Errorf("idle RSS 50 MB: %s", tg.Status)
+			}
+		default:
+			if tg.Status != "not measured" {
+				t.Errorf("%s with nothing measured: %s", tg.What, tg.Status)
+			}
+		}
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	t.Parallel()
+	md := sampleReport(t).Markdown("Hand-written findings.")
+	for _, want := range []string{
+		"| date | 2026-11-23 21:00 UTC |",
+		"2 cores (Test CPU), 24.0 GiB memory",
+		"`abc123` with uncommitted changes",
+		"`PLAZA_RATE_LIMIT=0`",
+		"load average 0.25 before the run, 1.50 after",
+		"| (a) baseline | bare net/http JSON handler, own process | 40,000 | 1.00 | 0.15 ms | 2.00 ms | 3.00 ms | 0 | — | mean of 50,000 and 30,000 req/s",
+		"| (b) cached product GET | GET /api/products/{id} | 28,000 | 0.70 | 0.30 ms | 2.00 ms | 3.00 ms | 0 | 100% |",
+		"| (c) uncached product GET | GET /api/products/{id} | 10,000 | 0.25 | 0.90 ms |",
+		"not measured: GET /api/products answered 404: \\| no route",
+		"| 12 | — | errors: 12 4xx (first bad status 401) |",
+		"| sqlite | 90 ms | 3: 80 ms–400 ms |",
+		"| sqlite | uncached product GET ≥ 0.35× baseline | 0.25× | **missed** |",
+		"| internal/cache | CacheGet/memory | 124 | 48 | 1 |",
+		"## Findings\n\nHand-written findings.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "CPU profiles") {
+		t.Error("a report without profiles has a profiles section")
+	}
+	if strings.Contains(md, "Warning") {
+		t.Error("a quiet machine was warned about")
+	}
+	busy := sampleReport(t)
+	busy.Meta.LoadBefore = 3
+	if md := busy.Markdown(""); !strings.Contains(md, "**Warning:** the machine was busy") {
+		t.Error("a busy machine was not warned about")
+	}
+}
+
+func TestWriteChart(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "chart.svg")
+	if err := writeChart(path, sampleReport(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := string(b)
+	for _, want := range []string{"<svg", "cached GET", "0.70", "n/m", "target", "p99.9"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ got, want string }{
+		{fmtInt(0), "0"},
+		{fmtInt(999), "999"},
+		{fmtInt(1000), "1,000"},
+		{fmtInt(1234567), "1,234,567"},
+		{fmtInt(-1234), "-1,234"},
+		{fmtLatency(157), "0.16 ms"},
+		{fmtLatency(12_345), "12.3 ms"},
+		{fmtLatency(345_678), "346 ms"},
+		{fmtDuration(0), "—"},
+		{fmtDuration(87 * time.Millisecond), "87 ms"},
+		{fmtDuration(2500 * time.Millisecond), "2.50 s"},
+		{fmtDuration(1024248558 * time.Nanosecond), "1.02 s"},
+		{fmtMB(30 << 20), "30.0 MB"},
+		{fmtFloat(12.25), "12.25"},
+		{fmtFloat(1234.6), "1,235"},
+		{durationArg(10 * time.Second), "10s"},
+		{durationArg(1500 * time.Millisecond), "2s"},
+		{durationArg(0), "1s"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	for _, c := range []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{5 * ms}, 5 * ms},
+		{[]time.Duration{9 * ms, 1 * ms, 5 * ms}, 5 * ms},
+		{[]time.Duration{4 * ms, 1 * ms, 2 * ms, 100 * ms}, 3 * ms},
+	} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
