@@ -26,6 +26,7 @@ Commands:
   serve     serve the API (the default)
   migrate   apply or inspect database migrations: migrate up | down | status
   seed      add generated products: seed --products N
+  user      manage users: user create --email … --name … [--admin] | user list
   version   print version, commit and Go version
 
 Run 'plaza <command> --help' for the settings a command reads.
@@ -68,6 +69,8 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return app.Migrate(ctx, cfg, newLogger(cfg, stderr), sub, stdout)
 	case "seed":
 		return runSeed(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, getenv, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "plaza %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

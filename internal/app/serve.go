@@ -51,6 +51,17 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	keys, err := jwtKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	accounts, err := newUsers(d, keys)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, cfg, accounts, log); err != nil {
+		return err
+	}
 
 	api := httpapi.New(httpapi.Options{
 		Logger:         log,
@@ -61,6 +72,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Catalog:        products,
+		Users:          accounts,
+		Auth:           accounts,
 		Checks: []httpapi.Check{
 			{Name: "store", Critical: true, Probe: d.db.Ping},
 			{Name: "cache", Probe: d.cache.Check},
