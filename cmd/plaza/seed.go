@@ -43,13 +43,14 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	start := time.Now()
 	p := newProgress(stdout, n)
-	err = app.Seed(ctx, cfg, newLogger(cfg, stderr), n, p.update)
+	total, err := app.Seed(ctx, cfg, newLogger(cfg, stderr), n, p.update)
 	p.finish()
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(stdout, "seeded %d products in %s (%.0f products/s)\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	fmt.Fprintf(stdout, "seeded %d products in %s (%.0f products/s); the catalog holds %d\n",
+		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), total)
 	return nil
 }
 

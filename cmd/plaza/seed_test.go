@@ -24,7 +24,7 @@ func TestSeedThenCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not a terminal: plain progress lines, then a summary.
-	for _, want := range []string{"seeded 1000/2500 products\n", "seeded 2500/2500 products\n", "seeded 2500 products in "} {
+	for _, want := range []string{"seeded 1000/2500 products\n", "seeded 2500/2500 products\n", "seeded 2500 products in ", "the catalog holds 2500\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -26,11 +26,12 @@ func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*catalog.Servi
 }
 
 // Seed runs `plaza seed --products n`: n generated products in transactions of
-// catalog.SeedBatch, progress called after each.
-func Seed(ctx context.Context, cfg config.Config, log *slog.Logger, n int, progress func(done int)) error {
+// catalog.SeedBatch, progress called after each. It returns how many products the catalog
+// then holds.
+func Seed(ctx context.Context, cfg config.Config, log *slog.Logger, n int, progress func(done int)) (int64, error) {
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() {
 		if err := d.close(); err != nil {
@@ -38,5 +39,8 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger, n int, progr
 		}
 	}()
 	svc := catalog.NewService(d.db.Products(), d.cache, d.bus, log)
-	return svc.Seed(ctx, n, progress)
+	if err := svc.Seed(ctx, n, progress); err != nil {
+		return 0, err
+	}
+	return svc.Count(ctx)
 }
