@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"plaza/internal/redistest"
+	"plaza/internal/store/storetest"
+)
+
+const (
+	adminEmail    = "catalog-admin@example.com"
+	adminPassword = "a long and unguessable catalog passphrase"
+)
+
+// client talks to one instance, as a signed-in admin when token is set.
+type client struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+func (c client) do(method, path, body string, header map[string]string) (*http.Response, []byte) {
+	c.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.url+path, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res, b
+}
+
+// login signs in as the bootstrap admin and returns the access token.
+func login(t *testing.T, url string) string {
+	t.Helper()
+	res, body := client{t: t, url: url}.do("POST", "/api/auth/login",
+		`{"email":"`+adminEmail+`","password":"`+adminPassword+`"}`, nil)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || res.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("admin login: %d %s", res.StatusCode, body)
+	}
+	return tok.AccessToken
+}
+
+// eventually polls cond for up to 2 s: invalidations cross instances over the bus within
+// milliseconds. 2 s is well below the 5 s an entry may live in an instance's local tier,
+// so an invalidation that never arrived fails the test instead of expiring in time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 2s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func categoryCount(t *testing.T, c client, slug string) int64 {
+	t.Helper()
+	res, body := c.do("GET", "/api/categories", "", nil)
+	var tree []struct {
+		Slug  string
+		Count int64
+	}
+	if err := json.Unmarshal(body, &tree); err != nil || res.StatusCode != 200 {
+		t.Fatalf("categories: %d %s", res.StatusCode, body)
+	}
+	for _, n := range tree {
+		if n.Slug == slug {
+			return n.Count
+		}
+	}
+	return 0
+}
+
+// TestCatalogAcrossInstances runs two instances on one PostgreSQL database and one Redis:
+// a write on either is seen by the other's next read (cache HIT before, MISS after, with
+// the new ETag), a stale ETag fails on both, and a delete is a 404 everywhere, cache
+// included.
+func TestCatalogAcrossInstances(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t) // the test's own Redis: cache keys like "categories" are not shared with other tests
+	env := map[string]string{
+		"DATABASE_URL":         storetest.PostgresURL(t),
+		"REDIS_URL":            rs.URL(),
+		"PLAZA_ADMIN_EMAIL":    adminEmail,
+		"PLAZA_ADMIN_PASSWORD": adminPassword,
+		"PLAZA_RATE_LIMIT":     "0",
+	}
+	a := client{t: t, url: start(t, env).URL}
+	b := client{t: t, url: start(t, env).URL}
+	a.token = login(t, a.url)
+	b.token = login(t, b.url)
+	anon := func(c client) client { c.token = ""; return c }
+
+	// The instances started on one empty database: the demo catalog is there once.
+	demo := categoryCount(t, anon(b), "electronics")
+	if total := categoryCount(t, anon(a), "electronics"); demo == 0 || total != demo {
+		t.Fatalf("demo electronics: %d on A, %d on B", total, demo)
+	}
+
+	res, body := a.do("POST", "/api/products", `{"name":"Cross-Instance Kettle","price_cents":4999,
+		"category":"electronics","subcategory":"kitchen","stock":7}`, nil)
+	if res.StatusCode != 201 {
+		t.Fatalf("create on A: %d %s", res.StatusCode, body)
+	}
+	item := res.Header.Get("Location")
+	v1 := res.Header.Get("ETag")
+	eventually(t, "B's category count includes A's new product", func() bool {
+		return categoryCount(t, anon(b), "electronics") == demo+1
+	})
+
+	get := func(c client, header map[string]string) *http.Response {
+		res, _ := anon(c).do("GET", item, "", header)
+		return res
+	}
+	if res := get(b, nil); res.StatusCode != 200 || res.Header.Get("X-Cache") != "MISS" || res.Header.Get("ETag") != v1 {
+		t.Fatalf("first GET on B: %d X-Cache %q ETag %q", res.StatusCode, res.Header.Get("X-Cache"), res.Header.Get("ETag"))
+	}
+	for _, c := range []client{b, a} { // B's local tier, then Redis for A
+		if res := get(c, nil); res.StatusCode != 200 || res.Header.Get("X-Cache") != "HIT" {
+			t.Fatalf("GET on %s after B loaded it: X-Cache %q", c.url, res.Header.Get("X-Cache"))
+		}
+	}
+	if res := get(a, map[string]string{"If-None-Match": v1}); res.StatusCode != 304 {
+		t.Fatalf("If-None-Match on A: %d", res.StatusCode)
+	}
+
+	res, body = a.do("PATCH", item, `{"price_cents":3999}`, map[string]string{"If-Match": v1})
+	v2 := res.Header.Get("ETag")
+	if res.StatusCode != 200 || v2 == v1 {
+		t.Fatalf("PATCH on A: %d %s", res.StatusCode, body)
+	}
+	var first *http.Response
+	eventually(t, "B serves the new version", func() bool {
+		first = get(b, nil)
+		return first.Header.Get("ETag") == v2
+	})
+	if first.Header.Get("X-Cache") != "MISS" {
+		t.Fatalf("first GET on B of the new version: X-Cache %q; want MISS", first.Header.Get("X-Cache"))
+	}
+	if res := get(b, nil); res.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("GET on B after reloading: X-Cache %q", res.Header.Get("X-Cache"))
+	}
+	if res, _ := b.do("PUT", item, `{"name":"Stale","price_cents":1,"category":"electronics"}`, map[string]string{"If-Match": v1}); res.StatusCode != 412 {
+		t.Fatalf("PUT on B with A's old ETag: %d; want 412", res.StatusCode)
+	}
+
+	if res, body := b.do("DELETE", item, "", map[string]string{"If-Match": v2}); res.StatusCode != 204 {
+		t.Fatalf("DELETE on B: %d %s", res.StatusCode, body)
+	}
+	for _, c := range []client{a, b} {
+		eventually(t, "GET after DELETE is 404 on "+c.url, func() bool { return get(c, nil).StatusCode == 404 })
+	}
+	eventually(t, "A's category count drops back", func() bool { return categoryCount(t, anon(a), "electronics") == demo })
+
+	// Writes still need an admin on every instance.
+	for _, c := range []client{anon(a), anon(b)} {
+		if res, _ := c.do("POST", "/api/products", `{"name":"x","price_cents":1,"category":"toys"}`, nil); res.StatusCode != 401 {
+			t.Fatalf("anonymous POST: %d", res.StatusCode)
+		}
+	}
+}
