@@ -152,7 +152,7 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		}
 	}
 	if p.TokenID != "" {
-		s.cache.Set(ctx, revokedKey(p.TokenID), []byte("1"), s.accessTTL+Leeway)
+		s.cache.Set(ctx, revokedKey(p.TokenID), []byte("1"), AccessTTL+Leeway)
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
 // newRefresh makes a refresh token in family and the record under which it is stored.
 func (s *Service) newRefresh(userID, family string, now time.Time) (string, RefreshToken) {
 	token, hash := newRefreshToken()
-	return token, RefreshToken{Hash: hash, Family: family, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}
+	return token, RefreshToken{Hash: hash, Family: family, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(RefreshTTL)}
 }
 
 // tokens signs an access token for u and pairs it with refresh.
@@ -237,7 +237,7 @@ func (s *Service) tokens(u User, refresh string, now time.Time) (Tokens, error) 
 			Issuer:    Issuer,
 			Subject:   u.ID,
 			Audience:  jwt.ClaimStrings{Audience},
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.accessTTL)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(AccessTTL)),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        plaza.NewID(),
 		},
@@ -245,7 +245,7 @@ func (s *Service) tokens(u User, refresh string, now time.Time) (Tokens, error) 
 	if err != nil {
 		return Tokens{}, plaza.Wrap(plaza.EInternal, err, "internal error")
 	}
-	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", ExpiresIn: int(s.accessTTL.Seconds())}, nil
+	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", ExpiresIn: int(AccessTTL.Seconds())}, nil
 }
 
 // counter is one login failure counter: its key, the key of the flag set when it reaches

@@ -84,21 +84,17 @@ type Options struct {
 	// PasswordParams are argon2id's costs for new hashes (default DefaultParams). Tests
 	// use cheaper ones; existing hashes verify with the parameters they carry.
 	PasswordParams Params
-	AccessTTL      time.Duration // default DefaultAccessTTL
-	RefreshTTL     time.Duration // default DefaultRefreshTTL
 }
 
 // Service is the users and auth service. It is safe for concurrent use.
 type Service struct {
-	store      Store
-	cache      Cache
-	bus        Publisher
-	keys       *keyring
-	log        *slog.Logger
-	now        func() time.Time
-	hasher     *hasher
-	accessTTL  time.Duration
-	refreshTTL time.Duration
+	store  Store
+	cache  Cache
+	bus    Publisher
+	keys   *keyring
+	log    *slog.Logger
+	now    func() time.Time
+	hasher *hasher
 }
 
 // New builds the service.
@@ -107,21 +103,12 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{
-		store: opts.Store, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now,
-		accessTTL: opts.AccessTTL, refreshTTL: opts.RefreshTTL,
-	}
+	s := &Service{store: opts.Store, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.accessTTL <= 0 {
-		s.accessTTL = DefaultAccessTTL
-	}
-	if s.refreshTTL <= 0 {
-		s.refreshTTL = DefaultRefreshTTL
 	}
 	params := opts.PasswordParams
 	if params == (Params{}) {

@@ -21,8 +21,8 @@ const (
 	// Leeway absorbs clock skew between the instances that sign and verify.
 	Leeway = 30 * time.Second
 
-	DefaultAccessTTL  = 15 * time.Minute
-	DefaultRefreshTTL = 30 * 24 * time.Hour
+	AccessTTL  = 15 * time.Minute
+	RefreshTTL = 30 * 24 * time.Hour
 )
 
 // Tokens is what a login or a refresh returns.
