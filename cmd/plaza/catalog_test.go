@@ -189,3 +189,69 @@ func TestCatalogAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogRolesEndToEnd: every catalog route as anonymous, a registered user and the
+// bootstrap admin, with real tokens, on SQLite and on PostgreSQL.
+func TestCatalogRolesEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"PLAZA_ADMIN_EMAIL": adminEmail, "PLAZA_ADMIN_PASSWORD": adminPassword, "PLAZA_RATE_LIMIT": "0"}
+			if backend == "postgres" {
+				env["DATABASE_URL"] = storetest.PostgresURL(t)
+			}
+			url := start(t, env).URL
+			admin := client{t: t, url: url, token: login(t, url)}
+			anon := client{t: t, url: url}
+			res, body := anon.do("POST", "/api/users", `{"name":"Shopper","email":"shopper@example.com","password":"`+adminPassword+` too"}`, nil)
+			if res.StatusCode != 201 {
+				t.Fatalf("register: %d %s", res.StatusCode, body)
+			}
+			res, body = anon.do("POST", "/api/auth/login", `{"email":"shopper@example.com","password":"`+adminPassword+` too"}`, nil)
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			if err := json.Unmarshal(body, &tok); err != nil || res.StatusCode != 200 {
+				t.Fatalf("user login: %d %s", res.StatusCode, body)
+			}
+			user := client{t: t, url: url, token: tok.AccessToken}
+
+			const product = `{"name":"Role Test Lamp","price_cents":2599,"category":"home","subcategory":"lighting/desk","stock":3}`
+			for _, role := range []struct {
+				name string
+				c    client
+				deny int // status of a write; 0: allowed
+			}{{"anonymous", anon, 401}, {"user", user, 403}, {"admin", admin, 0}} {
+				res, body := admin.do("POST", "/api/products", product, nil)
+				if res.StatusCode != 201 {
+					t.Fatalf("admin create: %d %s", res.StatusCode, body)
+				}
+				item := res.Header.Get("Location")
+				want := func(ok int) int {
+					if role.deny != 0 {
+						return role.deny
+					}
+					return ok
+				}
+				for _, tc := range []struct {
+					method, path, body string
+					want               int
+				}{
+					{"GET", "/api/products?category=home&sort=price", "", 200},
+					{"GET", "/api/products/home/lighting", "", 200},
+					{"GET", item, "", 200},
+					{"GET", "/api/categories", "", 200},
+					{"POST", "/api/products", product, want(201)},
+					{"PUT", item, product, want(200)},
+					{"PATCH", item, `{"stock":0}`, want(200)},
+					{"DELETE", item, "", want(204)},
+				} {
+					if res, body := role.c.do(tc.method, tc.path, tc.body, nil); res.StatusCode != tc.want {
+						t.Errorf("%s %s as %s: %d %s; want %d", tc.method, tc.path, role.name, res.StatusCode, body, tc.want)
+					}
+				}
+			}
+		})
+	}
+}
