@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"plaza/internal/plaza"
@@ -66,15 +67,39 @@ func decodeError(err error) error {
 		return plaza.Errorf(plaza.EBadRequest, "malformed JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
 		if typ.Field != "" {
-			return &plaza.Error{Code: plaza.EBadRequest, Message: fmt.Sprintf("field %q must be %s, got %s", typ.Field, typ.Type, typ.Value),
-				Fields: []plaza.FieldError{{Field: typ.Field, Message: fmt.Sprintf("must be %s", typ.Type)}}}
+			want := jsonKind(typ.Type)
+			return &plaza.Error{Code: plaza.EBadRequest, Message: fmt.Sprintf("field %q must be %s, got %s", typ.Field, want, typ.Value),
+				Fields: []plaza.FieldError{{Field: typ.Field, Message: "must be " + want}}}
 		}
-		return plaza.Errorf(plaza.EBadRequest, "the body must be %s, got %s", typ.Type, typ.Value)
+		return plaza.Errorf(plaza.EBadRequest, "the body must be %s, got %s", jsonKind(typ.Type), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &plaza.Error{Code: plaza.EBadRequest, Message: fmt.Sprintf("unknown field %q", field),
 			Fields: []plaza.FieldError{{Field: field, Message: "unknown field"}}}
 	default:
 		return plaza.Wrap(plaza.EBadRequest, err, "the body could not be read as JSON")
+	}
+}
+
+// jsonKind names what a Go type looks like in JSON, so messages never show Go type names.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "a JSON object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	default:
+		return "a JSON value"
 	}
 }

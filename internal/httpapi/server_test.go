@@ -231,7 +231,7 @@ func TestBodyLimitAndStrictDecoding(t *testing.T) {
 		{"malformed", `{"a":`, 400, "ends in the middle"},
 		{"syntax", `{"a" 1}`, 400, "malformed JSON"},
 		{"trailing", `{"a":1} {"b":2}`, 400, "after the JSON value"},
-		{"wrong type", `[1,2]`, 400, "must be"},
+		{"wrong type", `[1,2]`, 400, "the body must be a JSON object, got array"},
 		{"empty", ``, 400, "empty"},
 	}
 	for _, c := range cases {
