@@ -28,12 +28,19 @@ type deps struct {
 	db       *store.DB
 	redis    *redis.Client
 	bus      bus.Bus
-	cache    *cache.Cache
+	cache    *cache.Cache // content: products, categories; bounded by PLAZA_CACHE_SIZE
+	// state holds security state (revoked token IDs, login-throttle counters, role lookups)
+	// apart from content, so a burst of product reads can never evict a revocation.
+	state *cache.Cache
 }
 
 // maxLocalTier caps the in-process tier kept in front of Redis (entries): Redis holds the
 // rest.
 const maxLocalTier = 10_000
+
+// stateEntries bounds the in-process security state. Its entries are small and expire
+// within 15 minutes, so the bound is far above what even a busy instance holds.
+const stateEntries = 1_000_000
 
 // openDeps opens the store (and migrates it), then the cache and the bus: Redis-backed when
 // REDIS_URL is set, in-process otherwise.
@@ -51,7 +58,7 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 
-	var backend cache.Backend
+	var backend, stateBackend cache.Backend
 	local := 0
 	if cfg.RedisURL != "" {
 		opts, err := cache.ParseRedisURL(cfg.RedisURL)
@@ -61,13 +68,16 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 		}
 		d.redis = redis.NewClient(opts)
 		backend = cache.NewRedis(d.redis, "plaza:cache:")
+		stateBackend = cache.NewRedis(d.redis, "plaza:state:")
 		d.bus = bus.NewRedis(d.redis, bus.RedisOptions{Registerer: d.registry, Logger: log})
 		local = min(cfg.CacheSize, maxLocalTier)
 	} else {
 		backend = cache.NewMemory(cfg.CacheSize)
+		stateBackend = cache.NewMemory(stateEntries)
 		d.bus = bus.NewMemory(bus.MemoryOptions{Registerer: d.registry})
 	}
 	d.cache = cache.New(backend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
+	d.state = cache.New(stateBackend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
 	log.Info("backends open", "store", string(db.Dialect()), "cache_and_bus", map[bool]string{true: "redis", false: "memory"}[d.redis != nil])
 	return d, nil
 }
@@ -75,6 +85,9 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 // close releases the backends in reverse order of opening.
 func (d *deps) close() error {
 	var errs []error
+	if d.state != nil {
+		errs = append(errs, d.state.Close())
+	}
 	if d.cache != nil {
 		errs = append(errs, d.cache.Close())
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"plaza/internal/cache"
 	"plaza/internal/config"
 	"plaza/internal/httpapi"
 )
@@ -41,11 +42,13 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC).
 	streams, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
-	go func() {
-		if err := d.cache.Run(streams); err != nil {
-			log.Error("cache invalidation listener stopped", "err", err)
-		}
-	}()
+	for _, c := range []*cache.Cache{d.cache, d.state} {
+		go func() {
+			if err := c.Run(streams); err != nil {
+				log.Error("cache invalidation listener stopped", "err", err)
+			}
+		}()
+	}
 
 	products, err := newCatalog(ctx, cfg, d)
 	if err != nil {
