@@ -154,12 +154,14 @@ func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) er
 	return err
 }
 
-// Set stores val under key for ttl (<= 0: no expiry). Errors are logged and counted.
-func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) {
+// Set stores val under key for ttl (<= 0: no expiry). Errors are logged and counted, and
+// returned for callers that must know the value was stored (a revocation); a content cache
+// may ignore them.
+func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	if c.local != nil {
 		c.local.c.Set(key, bytes.Clone(val), c.localExpiry(ttl))
 	}
-	_ = c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
+	return c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
 }
 
 func (c *Cache) localExpiry(ttl time.Duration) time.Duration {

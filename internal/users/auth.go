@@ -152,7 +152,12 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		}
 	}
 	if p.TokenID != "" {
-		s.cache.Set(ctx, revokedKey(p.TokenID), []byte("1"), AccessTTL+Leeway)
+		// The refresh family is gone already; if the revocation cannot be stored the client
+		// must hear it, because the access token would stay valid until it expires. Logging
+		// out again is safe.
+		if err := s.cache.Set(ctx, revokedKey(p.TokenID), []byte("1"), AccessTTL+Leeway); err != nil {
+			return plaza.Wrap(plaza.EUnavailable, err, "the refresh token is revoked, but the access token could not be revoked; log out again")
+		}
 	}
 	return nil
 }
@@ -298,8 +303,8 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 			s.log.WarnContext(ctx, "users: counting a failed login failed", "err", err)
 			continue
 		}
-		if n >= c.limit {
-			s.cache.Set(ctx, c.blocked, []byte("1"), left)
+		if n >= c.limit { // >=, not ==: a lost flag is set again by the next failure
+			_ = s.cache.Set(ctx, c.blocked, []byte("1"), left)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package users_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/redis/go-redis/v9"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/plaza"
+	"plaza/internal/redistest"
 	"plaza/internal/store"
 	"plaza/internal/store/storetest"
 	"plaza/internal/users"
@@ -181,5 +183,58 @@ func TestDevKeyIsCreatedOnceAndKept(t *testing.T) {
 	}
 	if _, err := users.DevKey(dir); err == nil || !strings.Contains(err.Error(), "shorter than 32 bytes") {
 		t.Fatalf("truncated key file: %v", err)
+	}
+}
+
+// TestLogoutWithTheCacheDownSaysSo: when the revocation cannot be stored, logout answers
+// unavailable instead of 204, so the client knows its access token still works; a retry
+// once the cache is back revokes it.
+func TestLogoutWithTheCacheDownSaysSo(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	opts, err := cache.ParseRedisURL(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	c := cache.New(cache.NewRedis(client, "test:"), cache.Options{})
+	b := bus.NewMemory(bus.MemoryOptions{})
+	t.Cleanup(func() { b.Close() })
+	s, err := users.New(users.Options{Store: storetest.Open(t, store.SQLite), Cache: c, Bus: b,
+		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Register(ctx, users.NewUser{Name: "Ann", Email: "ann@example.com", Password: "correct horse battery staple"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Login(ctx, "ann@example.com", "correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Authenticate(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Kill()
+	if err := s.Logout(plaza.WithPrincipal(ctx, p), tok.RefreshToken); plaza.ErrorCodeOf(err) != plaza.EUnavailable {
+		t.Fatalf("logout with the cache down = %v, want unavailable", err)
+	}
+	rs.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Logout(plaza.WithPrincipal(ctx, p), tok.RefreshToken)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logout after the cache returned: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Authenticate(ctx, tok.AccessToken); plaza.ErrorCodeOf(err) != plaza.EUnauthenticated {
+		t.Fatalf("access token after logout: %v", err)
 	}
 }
