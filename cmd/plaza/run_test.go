@@ -226,3 +226,35 @@ func TestForcedShutdownIsAnError(t *testing.T) {
 		t.Fatal("forced shutdown reported as plain cancellation")
 	}
 }
+
+// TestMigrateCommand drives `plaza migrate status | up | down` against a fresh data dir.
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"PLAZA_DATA_DIR": t.TempDir()}
+	migrate := func(sub string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"plaza", "migrate", sub}, func(k string) string { return env[k] }, nil, &out, io.Discard); err != nil {
+			t.Fatalf("migrate %s: %v", sub, err)
+		}
+		return out.String()
+	}
+	if s := migrate("status"); !strings.Contains(s, "00001") || strings.Contains(s, "applied ") {
+		t.Fatalf("fresh status:\n%s", s)
+	}
+	migrate("up")
+	s := migrate("status")
+	if strings.Contains(s, "pending") || !strings.Contains(s, "applied") {
+		t.Fatalf("status after up:\n%s", s)
+	}
+	if out := migrate("down"); !strings.HasPrefix(out, "down") {
+		t.Fatalf("down printed %q", out)
+	}
+	if s := migrate("status"); strings.Count(s, "pending") != 1 {
+		t.Fatalf("status after one down:\n%s", s)
+	}
+	err := run(context.Background(), []string{"plaza", "migrate", "sideways"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+	if exitCode(err) != 2 {
+		t.Fatalf("unknown migrate command: %v", err)
+	}
+}
