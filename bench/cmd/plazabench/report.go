@@ -309,6 +309,12 @@ func (r Report) Markdown(findings string) string {
 		}
 	}
 
+	w("## Method\n\n")
+	w("- One `plaza serve` per backend, on 127.0.0.1, started by the harness with a fresh database and stopped at the end; the baseline is `bench/baseline`, a bare net/http handler encoding a small JSON object, in its own process, measured before the first backend, between backends and after the last; each backend's ratios use the mean of the two baseline runs around it.\n")
+	w("- wrk runs the same Lua reporting code (bench/lua/report.lua) in every scenario, the baseline included: `response()` counts status classes and `X-Cache` values, `done()` prints JSON. Errors are socket errors (connect, read, write, timeout) plus responses with a status of 400 or more. Latencies are wrk's, in a closed loop of %d connections.\n", m.Conns)
+	w("- (b) reads one product again and again; (c) walks every seeded id in order, a different one per request, with a cache (`PLAZA_CACHE_SIZE`) smaller than the id list, so each read misses (the X-Cache column shows it); (e) creates products with new names as the admin; (f) and (g) use a user registered through `POST /api/users`.\n")
+	w("- Start → ready: the first start runs the migrations on an empty database; the timed restarts find the seeded database. The PostgreSQL + Redis run uses the throwaway servers of scripts/with-services.sh, which run PostgreSQL with `fsync=off`: writes there are faster than on a durable server.\n\n")
+
 	if f := strings.TrimSpace(findings); f != "" {
 		w("## Findings\n\n%s\n", f)
 	}
