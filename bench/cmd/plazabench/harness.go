@@ -28,6 +28,7 @@ type harness struct {
 	goBin       string
 	wrk         wrkRunner
 	baselineURL string
+	baselinePID int
 	baselines   []Result
 }
 
@@ -80,13 +81,14 @@ func (h *harness) startBaseline(ctx context.Context) error {
 		return err
 	}
 	h.baselineURL = "http://" + addr + "/"
+	h.baselinePID = p.pid()
 	_, err = waitReady(ctx, p, h.baselineURL, p.started, 10*time.Second)
 	return err
 }
 
 func (h *harness) measureBaseline(ctx context.Context) (Result, error) {
 	h.logf("(a) baseline: bare net/http JSON handler")
-	r, err := h.wrk.measure(ctx, load{url: h.baselineURL, script: "get.lua"})
+	r, err := h.wrk.measure(ctx, load{url: h.baselineURL, script: "get.lua"}, h.baselinePID)
 	if err != nil {
 		return r, fmt.Errorf("baseline: %w", err)
 	}
@@ -254,7 +256,7 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 		if sc.key == scCached {
 			sampler = sampleRSS(srv.p.pid(), 50*time.Millisecond)
 		}
-		out, err := h.wrk.measure(ctx, sc.load)
+		out, err := h.wrk.measure(ctx, sc.load, srv.p.pid(), h.baselinePID)
 		if sampler != nil {
 			r.LoadRSS = sampler.stop()
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 )
 
 func TestParseWrk(t *testing.T) {
@@ -132,5 +133,42 @@ func TestParseOptions(t *testing.T) {
 		if _, err := parseOptions(args, func(string) string { return "" }); err == nil {
 			t.Errorf("%q accepted", args)
 		}
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	t.Parallel()
+	stat := "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\nintr 1 2 3\n"
+	busy, err := parseMachineBusy(stat)
+	if err != nil || busy != 100+5+50+3+2+1 {
+		t.Errorf("parseMachineBusy = %d, %v; want 161", busy, err)
+	}
+	if _, err := parseMachineBusy("intr 1 2 3\n"); err == nil {
+		t.Error("/proc/stat without a cpu line parsed")
+	}
+
+	// A command name with spaces and a parenthesis must not shift the fields.
+	proc := "4242 (plaza (serve) x) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 40 0 0 20 0 9 0 123 456 789"
+	ticks, err := parseProcTicks(proc)
+	if err != nil || ticks != 290 {
+		t.Errorf("parseProcTicks = %d, %v; want 290", ticks, err)
+	}
+	if _, err := parseProcTicks("4242 (plaza) S 1 2"); err == nil {
+		t.Error("a short stat line parsed")
+	}
+}
+
+func TestOtherCores(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(0, 0)
+	before := cpuSample{at: t0, machine: 1000, ours: 300}
+	// 10 s: the machine was busy 15 s of CPU, the servers 9 s, wrk 4 s: others 2 s = 0.2 cores.
+	after := cpuSample{at: t0.Add(10 * time.Second), machine: 1000 + 1500, ours: 300 + 900}
+	if got := otherCores(before, after, 4*time.Second); got < 0.199 || got > 0.201 {
+		t.Errorf("otherCores = %f, want 0.2", got)
+	}
+	// Tick rounding can make ours exceed the machine's count: never negative.
+	if got := otherCores(before, cpuSample{at: after.at, machine: 1000 + 100, ours: 300 + 100}, time.Second); got != 0 {
+		t.Errorf("otherCores = %f, want 0", got)
 	}
 }

@@ -209,8 +209,9 @@ func (r Report) Markdown(findings string) string {
 		w("| machine load | 1-minute load average %.2f before the run, %.2f after (the run's own load included) |\n", m.LoadBefore, m.LoadAfter)
 	}
 	w("\n")
-	if m.Cores > 0 && m.LoadBefore > float64(m.Cores)/2 {
-		w("**Warning:** the machine was busy when the run started (load average %.2f on %d cores): other processes shared the cores with the measurement, so these numbers understate Plaza and the baseline alike, and unevenly.\n\n", m.LoadBefore, m.Cores)
+	if busy := r.busyScenarios(); len(busy) > 0 {
+		w("**Warning:** other processes took more than %.2f of a core during %s (column \"others' CPU\"): they shared the cores with the measurement, so those figures understate Plaza or the baseline, and unevenly.\n\n",
+			maxOtherCores, strings.Join(busy, ", "))
 	}
 	w("![Throughput ratios and latencies](benchmarks.svg)\n\n")
 	for _, n := range m.Notes {
@@ -219,21 +220,23 @@ func (r Report) Markdown(findings string) string {
 
 	for _, run := range r.Runs {
 		w("## %s\n\n", run.Label)
-		w("| scenario | request | req/s | × baseline | p50 | p99 | p99.9 | errors | X-Cache HIT | notes |\n")
-		w("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		w("| scenario | request | req/s | × baseline | p50 | p99 | p99.9 | errors | X-Cache HIT | others' CPU | notes |\n")
+		w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		base := run.BaselineRPS()
 		if len(run.Baselines) > 0 {
 			bl := run.Baselines[0]
 			var each []string
+			others := 0.0
 			for _, x := range run.Baselines {
 				each = append(each, fmtInt(int64(x.RPS())))
+				others = max(others, x.OtherCores)
 			}
-			w("| (a) baseline | bare net/http JSON handler, own process | %s | 1.00 | %s | %s | %s | %d | — | mean of %s req/s, measured before and after |\n",
-				fmtInt(int64(base)), fmtLatency(bl.LatencyUS.P50), fmtLatency(bl.LatencyUS.P99), fmtLatency(bl.LatencyUS.P999), bl.ErrorCount(), strings.Join(each, " and "))
+			w("| (a) baseline | bare net/http JSON handler, own process | %s | 1.00 | %s | %s | %s | %d | — | %.2f | mean of %s req/s, measured before and after; latencies of the first |\n",
+				fmtInt(int64(base)), fmtLatency(bl.LatencyUS.P50), fmtLatency(bl.LatencyUS.P99), fmtLatency(bl.LatencyUS.P999), bl.ErrorCount(), others, strings.Join(each, " and "))
 		}
 		for _, s := range run.Scenarios {
 			if s.Result == nil {
-				w("| %s | %s | — | — | — | — | — | — | — | not measured: %s |\n", s.Name, s.Request, oneLine(s.Skip))
+				w("| %s | %s | — | — | — | — | — | — | — | — | not measured: %s |\n", s.Name, s.Request, oneLine(s.Skip))
 				continue
 			}
 			res := s.Result
@@ -246,9 +249,9 @@ func (r Report) Markdown(findings string) string {
 			if res.ErrorCount() > 0 {
 				note = strings.TrimPrefix(note+"; ", "; ") + errorDetail(*res)
 			}
-			w("| %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %s |\n", s.Name, s.Request, fmtInt(int64(res.RPS())), ratio,
+			w("| %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %.2f | %s |\n", s.Name, s.Request, fmtInt(int64(res.RPS())), ratio,
 				fmtLatency(res.LatencyUS.P50), fmtLatency(res.LatencyUS.P99), fmtLatency(res.LatencyUS.P999),
-				fmtInt(res.ErrorCount()), hit, note)
+				fmtInt(res.ErrorCount()), hit, res.OtherCores, note)
 		}
 		w("\n")
 		for _, p := range run.Problems {
@@ -321,6 +324,29 @@ func (r Report) Markdown(findings string) string {
 	return b.String()
 }
 
+// maxOtherCores is how much CPU other processes may take during a measurement before the
+// report warns that the machine was shared.
+const maxOtherCores = 0.2
+
+// busyScenarios names the measurements during which other processes took more than
+// maxOtherCores.
+func (r Report) busyScenarios() []string {
+	var busy []string
+	for _, run := range r.Runs {
+		for i, b := range run.Baselines {
+			if b.OtherCores > maxOtherCores {
+				busy = append(busy, fmt.Sprintf("%s (a) baseline run %d", run.Name, i+1))
+			}
+		}
+		for _, s := range run.Scenarios {
+			if s.Result != nil && s.Result.OtherCores > maxOtherCores {
+				busy = append(busy, run.Name+" "+s.Name)
+			}
+		}
+	}
+	return busy
+}
+
 func errorDetail(r Result) string {
 	var parts []string
 	e := r.Errors
@@ -358,6 +384,8 @@ func fmtDuration(d time.Duration) string {
 		return "—"
 	case d < time.Second:
 		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute && d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + " s"
 	case d < time.Minute:
 		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
 	default:

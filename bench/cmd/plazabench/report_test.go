@@ -109,11 +109,11 @@ func TestMarkdown(t *testing.T) {
 		"`abc123` with uncommitted changes",
 		"`PLAZA_RATE_LIMIT=0`",
 		"load average 0.25 before the run, 1.50 after",
-		"| (a) baseline | bare net/http JSON handler, own process | 40,000 | 1.00 | 0.15 ms | 2.00 ms | 3.00 ms | 0 | — | mean of 50,000 and 30,000 req/s",
-		"| (b) cached product GET | GET /api/products/{id} | 28,000 | 0.70 | 0.30 ms | 2.00 ms | 3.00 ms | 0 | 100% |",
+		"| (a) baseline | bare net/http JSON handler, own process | 40,000 | 1.00 | 0.15 ms | 2.00 ms | 3.00 ms | 0 | — | 0.00 | mean of 50,000 and 30,000 req/s",
+		"| (b) cached product GET | GET /api/products/{id} | 28,000 | 0.70 | 0.30 ms | 2.00 ms | 3.00 ms | 0 | 100% | 0.00 |",
 		"| (c) uncached product GET | GET /api/products/{id} | 10,000 | 0.25 | 0.90 ms |",
 		"not measured: GET /api/products answered 404: \\| no route",
-		"| 12 | — | errors: 12 4xx (first bad status 401) |",
+		"| 12 | — | 0.00 | errors: 12 4xx (first bad status 401) |",
 		"| sqlite | 90 ms | 3: 80 ms–400 ms |",
 		"| sqlite | uncached product GET ≥ 0.35× baseline | 0.25× | **missed** |",
 		"| internal/cache | CacheGet/memory | 124 | 48 | 1 |",
@@ -130,9 +130,14 @@ func TestMarkdown(t *testing.T) {
 		t.Error("a quiet machine was warned about")
 	}
 	busy := sampleReport(t)
-	busy.Meta.LoadBefore = 3
-	if md := busy.Markdown(""); !strings.Contains(md, "**Warning:** the machine was busy") {
-		t.Error("a busy machine was not warned about")
+	busy.Runs[0].Scenarios[1].Result.OtherCores = 0.5
+	busy.Runs[0].Baselines[1].OtherCores = 0.3
+	md = busy.Markdown("")
+	if !strings.Contains(md, "**Warning:** other processes took more than 0.20 of a core during sqlite (a) baseline run 2, sqlite (c) uncached product GET") {
+		t.Errorf("a busy machine was not warned about:\n%s", md)
+	}
+	if !strings.Contains(md, "| 0 | 0% | 0.50 |") || !strings.Contains(md, "| 0 | — | 0.30 | mean of") {
+		t.Errorf("others' CPU not shown:\n%s", md)
 	}
 }
 
@@ -168,6 +173,7 @@ func TestFormatting(t *testing.T) {
 		{fmtDuration(0), "—"},
 		{fmtDuration(87 * time.Millisecond), "87 ms"},
 		{fmtDuration(2500 * time.Millisecond), "2.50 s"},
+		{fmtDuration(3 * time.Second), "3 s"},
 		{fmtDuration(1024248558 * time.Nanosecond), "1.02 s"},
 		{fmtMB(30 << 20), "30.0 MB"},
 		{fmtFloat(12.25), "12.25"},

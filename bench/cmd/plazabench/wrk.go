@@ -39,7 +39,11 @@ type Result struct {
 		Hit  int64 `json:"hit"`
 		Miss int64 `json:"miss"`
 	} `json:"cache"`
-	LatencyUS struct {
+	// WrkCPU is the CPU time wrk itself used; OtherCores is how many cores' worth of CPU
+	// processes other than wrk, the baseline and Plaza used during the measured pass.
+	WrkCPU     time.Duration `json:"-"`
+	OtherCores float64       `json:"-"`
+	LatencyUS  struct {
 		Mean float64 `json:"mean"`
 		P50  int64   `json:"p50"`
 		P90  int64   `json:"p90"`
@@ -112,14 +116,28 @@ type wrkRunner struct {
 	timeout  time.Duration // wrk's per-request timeout
 }
 
-// measure warms up, then runs the measured pass.
-func (w wrkRunner) measure(ctx context.Context, l load) (Result, error) {
+// measure warms up, then runs the measured pass, noting how much CPU processes other than
+// wrk and pids (the servers) took meanwhile.
+func (w wrkRunner) measure(ctx context.Context, l load, pids ...int) (Result, error) {
 	if w.warmup > 0 {
 		if _, err := w.run(ctx, l, w.warmup); err != nil {
 			return Result{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return w.run(ctx, l, w.duration)
+	before, err := sampleCPU(pids...)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := w.run(ctx, l, w.duration)
+	if err != nil {
+		return r, err
+	}
+	after, err := sampleCPU(pids...)
+	if err != nil {
+		return r, err
+	}
+	r.OtherCores = otherCores(before, after, r.WrkCPU)
+	return r, nil
 }
 
 func (w wrkRunner) run(ctx context.Context, l load, d time.Duration) (Result, error) {
@@ -148,7 +166,9 @@ func (w wrkRunner) run(ctx context.Context, l load, d time.Duration) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("wrk %s: %w: %s%s", l.url, err, stderr.Bytes(), out)
 	}
-	return parseWrk(out)
+	r, err := parseWrk(out)
+	r.WrkCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, err
 }
 
 // durationArg writes d the way wrk reads durations: whole seconds, at least one.
