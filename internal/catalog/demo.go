@@ -107,6 +107,9 @@ func (s *Service) Seed(ctx context.Context, n int, progress func(done int)) erro
 			progress(done)
 		}
 	}
+	if err := s.store.Analyze(ctx); err != nil {
+		return fmt.Errorf("seed: analyze: %w", err)
+	}
 	if err := s.cache.Delete(context.WithoutCancel(ctx), categoriesKey); err != nil {
 		s.log.WarnContext(ctx, "catalog: cache invalidation after seeding failed", "err", err)
 	}

@@ -35,6 +35,8 @@ type Store interface {
 	PathCounts(ctx context.Context) ([]PathCount, error)
 	// Count counts every product.
 	Count(ctx context.Context) (int64, error)
+	// Analyze refreshes the planner's statistics after a bulk load.
+	Analyze(ctx context.Context) error
 }
 
 // Event types on plaza.StreamCatalog; the data is the product (as it was, for deleted).

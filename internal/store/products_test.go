@@ -155,34 +155,100 @@ func TestProductsFilters(t *testing.T) {
 	})
 }
 
-// TestProductsPriceRanges: broad and narrow price ranges under another sort take
-// different plans on SQLite; both give the same answers.
-func TestProductsPriceRanges(t *testing.T) {
+// TestProductsRangeFilters: broad and narrow price ranges and subcategory prefixes under
+// another sort take different plans on SQLite (see sqliteHints); all give the same answers,
+// over the products table and over product_paths.
+func TestProductsRangeFilters(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s := db.Products()
 		ps := make([]catalog.Product, 3000)
 		for i := range ps {
-			ps[i] = product(fmt.Sprint(i), "toys", "", int64(i), 1, t0.Add(time.Duration(i)*time.Second))
+			sub := "bricks/big" // 2250 of them: a broad prefix
+			if i%4 == 0 {
+				sub = "bricks-x" // a sibling the prefix must leave out
+			}
+			ps[i] = product(fmt.Sprint(i), "toys", sub, int64(i), 1, t0.Add(time.Duration(i)*time.Second))
 		}
 		mustInsert(t, s, ps...)
 		i64 := func(n int64) *int64 { return &n }
-		for _, tc := range []struct {
-			min, max int64
-			want     []string
-		}{
-			{100, 2900, []string{"2900", "2899", "2898"}}, // 2801 matches
-			{100, 1000, []string{"1000", "999", "998"}},   // 901 matches
-			{1500, 1500, []string{"1500"}},
-		} {
-			page := list(t, s, catalog.Filter{MinPrice: i64(tc.min), MaxPrice: i64(tc.max), Limit: 3})
-			if got := names(page.Items); !slices.Equal(got, tc.want) {
-				t.Errorf("price %d..%d newest first: %q; want %q", tc.min, tc.max, got, tc.want)
+		for _, category := range []string{"", "toys"} {
+			for _, tc := range []struct {
+				min, max int64
+				want     []string
+			}{
+				{100, 2900, []string{"2900", "2899", "2898"}}, // 2801 matches
+				{100, 1000, []string{"1000", "999", "998"}},   // 901 matches
+				{1500, 1500, []string{"1500"}},
+			} {
+				page := list(t, s, catalog.Filter{Category: category, MinPrice: i64(tc.min), MaxPrice: i64(tc.max), Limit: 3})
+				if got := names(page.Items); !slices.Equal(got, tc.want) {
+					t.Errorf("category %q, price %d..%d newest first: %q; want %q", category, tc.min, tc.max, got, tc.want)
+				}
 			}
+		}
+		for _, f := range []catalog.Filter{{Subcategory: "bricks"}, {Category: "toys", Subcategory: "bricks"}} {
+			f.Limit = 3
+			if got := names(list(t, s, f).Items); !slices.Equal(got, []string{"2999", "2998", "2997"}) {
+				t.Errorf("%+v: %q", f, got)
+			}
+		}
+		if got := names(list(t, s, catalog.Filter{Subcategory: "bricks-x", Limit: 2}).Items); !slices.Equal(got, []string{"2996", "2992"}) {
+			t.Errorf("narrow subcategory: %q", got)
 		}
 	})
 }
+
+// TestProductsPathsFollowWrites: category pages (product_paths) follow moves, price and
+// name changes, and deletes.
+func TestProductsPathsFollowWrites(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		s := db.Products()
+		a := product("A", "electronics", "audio/headphones", 100, 1, t0)
+		b := product("B", "electronics", "audio/speakers", 200, 1, t0.Add(time.Second))
+		c := product("C", "electronics", "laptops", 300, 1, t0.Add(2*time.Second))
+		mustInsert(t, s, a, b, c)
+		byPrice := func(category, sub string) []string {
+			return names(list(t, s, catalog.Filter{Category: category, Subcategory: sub, Sort: catalog.SortPriceDesc}).Items)
+		}
+		if got := byPrice("electronics", "audio"); !slices.Equal(got, []string{"B", "A"}) {
+			t.Fatalf("electronics/audio by price: %q", got)
+		}
+		moved := a
+		moved.Name, moved.PriceCents, moved.Category, moved.Subcategory = "A2", 999, "home", "audio"
+		if _, err := s.Update(ctx, moved, 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			category, sub string
+			want          []string
+		}{
+			{"electronics", "audio", []string{"B"}},
+			{"electronics", "", []string{"C", "B"}},
+			{"home", "audio", []string{"A2"}},
+			{"home", "", []string{"A2"}},
+		} {
+			if got := byPrice(tc.category, tc.sub); !slices.Equal(got, tc.want) {
+				t.Errorf("%s/%s after the move: %q; want %q", tc.category, tc.sub, got, tc.want)
+			}
+		}
+		if got := names(list(t, s, catalog.Filter{Category: "home", Sort: catalog.SortName, MinPrice: ptr(int64(999))}).Items); !slices.Equal(got, []string{"A2"}) {
+			t.Errorf("home by name from 999: %q", got)
+		}
+		if err := s.Delete(ctx, b.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := byPrice("electronics", ""); !slices.Equal(got, []string{"C"}) {
+			t.Errorf("electronics after deleting B: %q", got)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // TestProductsPagingUnderInserts walks 1,000 products page by page in every sort while
 // other products are inserted between pages, before and after the cursor: every product
@@ -204,9 +270,18 @@ func TestProductsPagingUnderInserts(t *testing.T) {
 		}
 		mustInsert(t, s, initial...)
 
+		type walk struct {
+			sort     catalog.Sort
+			category string // set: the page walks product_paths
+		}
+		var walks []walk
 		for _, sort := range []catalog.Sort{catalog.SortNewest, catalog.SortOldest, catalog.SortPrice, catalog.SortPriceDesc, catalog.SortName} {
+			walks = append(walks, walk{sort, ""}, walk{sort, "electronics"})
+		}
+		for _, w := range walks {
+			sort := w.sort
 			seen := map[string]int{}
-			f := catalog.Filter{Sort: sort, Limit: 37}
+			f := catalog.Filter{Sort: sort, Category: w.category, Limit: 37}
 			pages := 0
 			for {
 				page := list(t, s, f)
@@ -424,10 +499,15 @@ func BenchmarkProductsList(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			if err := s.Analyze(b.Context()); err != nil {
+				b.Fatal(err)
+			}
 			yes, lo, hi, narrow := true, int64(10000), int64(50000), int64(10050)
 			for name, f := range map[string]catalog.Filter{
 				"category_by_price":       {Category: "electronics", Sort: catalog.SortPrice},
 				"subcategory_in_stock":    {Category: "electronics", Subcategory: "audio", InStock: &yes},
+				"path_in_stock_by_price":  {Category: "electronics", Subcategory: "audio", InStock: &yes, Sort: catalog.SortPriceDesc},
+				"deep_path_by_name":       {Category: "sports", Subcategory: "outdoors/camping/tents", Sort: catalog.SortName},
 				"price_range_newest":      {MinPrice: &lo, MaxPrice: &hi},
 				"narrow_price_newest":     {MinPrice: &lo, MaxPrice: &narrow},
 				"category_price_range":    {Category: "home", MinPrice: &lo, MaxPrice: &hi, Sort: catalog.SortName},
