@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +53,7 @@ type options struct {
 	timeout   time.Duration
 	pgURL     string
 	redisURL  string
+	render    string
 }
 
 func parseOptions(args []string, getenv func(string) string) (options, error) {
@@ -72,6 +74,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.StringVar(&o.pgURL, "postgres-url", getenv("PLAZA_TEST_POSTGRES_URL"), "admin URL of a throwaway PostgreSQL for a second run (default $PLAZA_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.redisURL, "redis-url", getenv("PLAZA_TEST_REDIS_URL"), "URL of a throwaway Redis for that run (default $PLAZA_TEST_REDIS_URL)")
+	fs.StringVar(&o.render, "render", "", "measure nothing: render the report and chart again from this benchmarks.json (after editing bench/findings.md)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -109,6 +112,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if o.root, err = moduleRoot(ctx, goBin); err != nil {
 			return err
 		}
+	}
+	if o.render != "" {
+		b, err := os.ReadFile(o.render)
+		if err != nil {
+			return err
+		}
+		var rep Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", o.render, err)
+		}
+		return writeReport(o, rep, stdout, logf)
 	}
 	wrkBin, err := ensureWrk(ctx, logf)
 	if err != nil {
@@ -187,24 +201,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rep.Meta.Elapsed = time.Since(began)
 	rep.Meta.LoadAfter = loadAverage()
+	if err := writeReport(o, rep, stdout, logf); err != nil {
+		return err
+	}
+	return errors.Join(failures...)
+}
 
+// writeReport prints the markdown report and, with -out, writes it, the chart and the
+// measurements (benchmarks.json, which -render reads back) into the output directory.
+// bench/findings.md, the hand-written analysis, goes in as the report's last section.
+func writeReport(o options, rep Report, stdout io.Writer, logf func(string, ...any)) error {
 	findings, _ := os.ReadFile(filepath.Join(o.root, "bench", "findings.md"))
 	md := rep.Markdown(string(findings))
 	fmt.Fprint(stdout, md)
-	if o.outDir != "" {
-		dir := filepath.Join(o.root, o.outDir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(md), 0o644); err != nil {
-			return err
-		}
-		if err := writeChart(filepath.Join(dir, "benchmarks.svg"), rep); err != nil {
-			return fmt.Errorf("chart: %w", err)
-		}
-		logf("wrote %s and %s", filepath.Join(o.outDir, "benchmarks.md"), filepath.Join(o.outDir, "benchmarks.svg"))
+	if o.outDir == "" {
+		return nil
 	}
-	return errors.Join(failures...)
+	dir := filepath.Join(o.root, o.outDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "benchmarks.json"), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := writeChart(filepath.Join(dir, "benchmarks.svg"), rep); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	logf("wrote benchmarks.md, benchmarks.svg and benchmarks.json in %s", o.outDir)
+	return nil
 }
 
 // moduleRoot is the directory of the main module's go.mod.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -203,5 +204,24 @@ func TestMedian(t *testing.T) {
 		if got := median(c.in); got != c.want {
 			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestReportJSONRoundTrip: -render re-renders a saved run exactly as it was first written.
+func TestReportJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	rep := sampleReport(t)
+	rep.Runs[0].Scenarios[0].Result.OtherCores = 0.25
+	rep.Runs[0].Profiles = []Profile{{Key: scUncached, Name: "(c) uncached product GET", Seconds: 10, Top: "flat", TopCum: "cum"}}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := back.Markdown("f"), rep.Markdown("f"); got != want {
+		t.Errorf("re-rendered report differs:\n%s\n---\n%s", got, want)
 	}
 }

@@ -41,8 +41,8 @@ type Result struct {
 	} `json:"cache"`
 	// WrkCPU is the CPU time wrk itself used; OtherCores is how many cores' worth of CPU
 	// processes other than wrk, the baseline and Plaza used during the measured pass.
-	WrkCPU     time.Duration `json:"-"`
-	OtherCores float64       `json:"-"`
+	WrkCPU     time.Duration `json:"wrk_cpu_ns,omitempty"`
+	OtherCores float64       `json:"other_cores,omitempty"`
 	LatencyUS  struct {
 		Mean float64 `json:"mean"`
 		P50  int64   `json:"p50"`
