@@ -406,7 +406,7 @@ func TestCategoriesRoute(t *testing.T) {
 	create(t, ts, withPath("electronics", "phones"))
 	res, body = call{method: "GET", path: "/api/categories"}.do(t, ts)
 	var tree []catalog.Category
-	if err := json.Unmarshal(body, &tree); err != nil || len(tree) != 1 || tree[0].Count != 2 || len(tree[0].Children) != 2 ||
+	if err := json.Unmarshal(body, &tree); err != nil || res.Header.Get("Cache-Control") != listCacheControl || len(tree) != 1 || tree[0].Count != 2 || len(tree[0].Children) != 2 ||
 		tree[0].Children[0].Children[0].Path != "electronics/laptops/gaming" {
 		t.Fatalf("tree after creates: %s", body)
 	}
