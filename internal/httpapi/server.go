@@ -116,6 +116,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	cw := &captureWriter{header: http.Header{}}
 	s.mux.ServeHTTP(cw, r)
+	if loc := cw.header.Get("Location"); loc != "" && cw.status >= 300 && cw.status < 400 {
+		// The mux's own redirect to a cleaned path: pass it on as it is.
+		http.Redirect(w, r, loc, cw.status)
+		return
+	}
 	if allow := cw.header.Get("Allow"); allow != "" {
 		w.Header().Set("Allow", allow)
 	}

@@ -190,6 +190,17 @@ func TestUnknownRouteAndWrongMethodAreProblems(t *testing.T) {
 		t.Fatalf("status %d Allow %q", res.StatusCode, res.Header.Get("Allow"))
 	}
 	decodeProblem(t, res)
+
+	// The mux's redirect to a cleaned path stays a redirect with its Location.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(ts.URL + "/api//health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 3 || res.Header.Get("Location") != "/api/health" {
+		t.Fatalf("cleaned-path redirect: %d Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
 }
 
 func TestPanicAnswers500AndServerKeepsServing(t *testing.T) {
