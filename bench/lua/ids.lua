@@ -1,7 +1,8 @@
 -- ids.lua: GET /api/products/{id}, a different id on every request.
--- Arguments: the file of ids (one a line) and the number of wrk threads. Each thread starts
--- at its own offset in the list and walks it in order, so an id comes back only after every
--- other id has been asked for: with a cache smaller than the list, every read misses.
+-- Arguments: the file of ids (one a line), the number of wrk threads and a start offset
+-- (default 0). Each thread starts at its own place in the list (offset plus its share) and
+-- walks it in order, so an id comes back only after every other id has been asked for: with
+-- a cache smaller than the list, every read misses.
 local report = require "report"
 setup, response, done = report.setup, report.response, report.done
 
@@ -15,7 +16,8 @@ function init(args)
   n = #ids
   assert(n > 0, "ids.lua: no ids in " .. tostring(args[1]))
   local threads = tonumber(args[2]) or 1
-  i = math.floor(n * thread_index / threads)
+  local offset = tonumber(args[3]) or 0
+  i = (math.floor(n * thread_index / threads) + offset) % n
 end
 
 function request()

@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,7 +21,9 @@ type cpuSample struct {
 	ours    int64
 }
 
-// sampleCPU reads /proc/stat and /proc/<pid>/stat of every pid.
+// sampleCPU reads /proc/stat and /proc/<pid>/stat of every pid. A process that has
+// exited by then (a database backend, say) is skipped: whether the servers are alive is
+// checked elsewhere.
 func sampleCPU(pids ...int) (cpuSample, error) {
 	s := cpuSample{at: time.Now()}
 	b, err := os.ReadFile("/proc/stat")
@@ -31,6 +35,9 @@ func sampleCPU(pids ...int) (cpuSample, error) {
 	}
 	for _, pid := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			continue
+		}
 		if err != nil {
 			return s, err
 		}

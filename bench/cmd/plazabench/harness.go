@@ -88,7 +88,7 @@ func (h *harness) startBaseline(ctx context.Context) error {
 
 func (h *harness) measureBaseline(ctx context.Context) (Result, error) {
 	h.logf("(a) baseline: bare net/http JSON handler")
-	r, err := h.wrk.measure(ctx, load{url: h.baselineURL, script: "get.lua"}, h.baselinePID)
+	r, err := h.wrk.measure(ctx, load{url: h.baselineURL, script: "get.lua"}, func() []int { return []int{h.baselinePID} })
 	if err != nil {
 		return r, fmt.Errorf("baseline: %w", err)
 	}
@@ -256,7 +256,9 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 		if sc.key == scCached {
 			sampler = sampleRSS(srv.p.pid(), 50*time.Millisecond)
 		}
-		out, err := h.wrk.measure(ctx, sc.load, srv.p.pid(), h.baselinePID)
+		out, err := h.wrk.measure(ctx, sc.load, func() []int {
+			return append([]int{srv.p.pid(), h.baselinePID}, servicePIDs(spec.pgAdminURL, spec.redisURL)...)
+		})
 		if sampler != nil {
 			r.LoadRSS = sampler.stop()
 		}
@@ -331,8 +333,18 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 	}
 	scs = append(scs, cached)
 
+	idsLoad := func(offset int) load {
+		l := load{url: a.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(a2), strconv.Itoa(offset)}}
+		// The measured pass goes on past where the warm-up stopped, by a cache's worth of
+		// ids, so that it does not start among the ids the warm-up left in the cache.
+		l.next = func(warm Result) load {
+			return load{url: l.url, script: l.script, args: []string{idsFile, strconv.Itoa(a2),
+				strconv.Itoa(offset + int(warm.Requests)/a2 + h.o.cacheSize)}}
+		}
+		return l
+	}
 	uncached := scenario{key: scUncached, name: "(c) uncached product GET", request: "GET /api/products/{id}, a new id each time",
-		load: load{url: a.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(a2)}},
+		load: idsLoad(0),
 		note: fmt.Sprintf("%d ids in turn; the cache holds %d entries (PLAZA_CACHE_SIZE)", len(ids), h.o.cacheSize)}
 	switch {
 	case len(ids) == 0:

@@ -172,3 +172,21 @@ func TestOtherCores(t *testing.T) {
 		t.Errorf("otherCores = %f, want 0", got)
 	}
 }
+
+func TestListeningInodes(t *testing.T) {
+	t.Parallel()
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 5001 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1538 0100007F:D352 01 00000000:00000000 00:00000000 00000000   101        0 5002 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:18EB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5003 1 0000000000000000 100 0 0 10 0
+   3: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5004 1 0000000000000000 100 0 0 10 0
+`
+	// 0x1538 = 5432 (listening and one connection), 0x18EB = 6379, 0x50 = 80 (not asked for).
+	got := listeningInodes(table, []int{5432, 6379})
+	if len(got) != 2 || got[0] != "5001" || got[1] != "5003" {
+		t.Errorf("listeningInodes = %v, want [5001 5003]", got)
+	}
+	if pp, ok := parentPID("77 (postgres: plaza db (x)) S 42 77 77 0"); !ok || pp != 42 {
+		t.Errorf("parentPID = %d, %v", pp, ok)
+	}
+}

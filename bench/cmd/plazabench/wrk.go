@@ -103,6 +103,8 @@ type load struct {
 	script  string   // file name under bench/lua
 	args    []string // passed to the script's init
 	headers []string // "Name: value"
+	// next, when set, gives the measured pass's load from the warm-up's result.
+	next func(warm Result) load
 }
 
 // wrkRunner runs wrk at a fixed shape.
@@ -117,14 +119,18 @@ type wrkRunner struct {
 }
 
 // measure warms up, then runs the measured pass, noting how much CPU processes other than
-// wrk and pids (the servers) took meanwhile.
-func (w wrkRunner) measure(ctx context.Context, l load, pids ...int) (Result, error) {
+// wrk and those of pids (the servers under test) took meanwhile.
+func (w wrkRunner) measure(ctx context.Context, l load, pids func() []int) (Result, error) {
 	if w.warmup > 0 {
-		if _, err := w.run(ctx, l, w.warmup); err != nil {
+		warm, err := w.run(ctx, l, w.warmup)
+		if err != nil {
 			return Result{}, fmt.Errorf("warm-up: %w", err)
 		}
+		if l.next != nil {
+			l = l.next(warm)
+		}
 	}
-	before, err := sampleCPU(pids...)
+	before, err := sampleCPU(pids()...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -132,7 +138,7 @@ func (w wrkRunner) measure(ctx context.Context, l load, pids ...int) (Result, er
 	if err != nil {
 		return r, err
 	}
-	after, err := sampleCPU(pids...)
+	after, err := sampleCPU(pids()...)
 	if err != nil {
 		return r, err
 	}
