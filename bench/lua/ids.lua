@@ -1,12 +1,13 @@
 -- ids.lua: GET /api/products/{id}, a different id on every request.
--- Arguments: the file of ids (one a line), the number of wrk threads and a start offset
--- (default 0). Each thread starts at its own place in the list (offset plus its share) and
--- walks it in order, so an id comes back only after every other id has been asked for: with
--- a cache smaller than the list, every read misses.
+-- Arguments: the file of ids (one a line), the number of wrk threads and a start position
+-- (default 0). The threads deal the list between them: thread t reads ids t, t+T, t+2T, …
+-- from the start position on, so no two threads read the same id and an id comes back only
+-- after every other id has been read, whatever the threads' relative speed: with a cache
+-- smaller than the list, every read misses.
 local report = require "report"
 setup, response, done = report.setup, report.response, report.done
 
-local ids, n, i
+local ids, n, threads, k
 
 function init(args)
   ids = {}
@@ -15,12 +16,12 @@ function init(args)
   end
   n = #ids
   assert(n > 0, "ids.lua: no ids in " .. tostring(args[1]))
-  local threads = tonumber(args[2]) or 1
-  local offset = tonumber(args[3]) or 0
-  i = (math.floor(n * thread_index / threads) + offset) % n
+  threads = tonumber(args[2]) or 1
+  k = tonumber(args[3]) or 0
 end
 
 function request()
-  i = i % n + 1
-  return wrk.format("GET", "/api/products/" .. ids[i])
+  local i = (thread_index + threads * k) % n
+  k = k + 1
+  return wrk.format("GET", "/api/products/" .. ids[i + 1])
 end

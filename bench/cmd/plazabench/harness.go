@@ -339,7 +339,7 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 		// ids, so that it does not start among the ids the warm-up left in the cache.
 		l.next = func(warm Result) load {
 			return load{url: l.url, script: l.script, args: []string{idsFile, strconv.Itoa(a2),
-				strconv.Itoa(offset + int(warm.Requests)/a2 + h.o.cacheSize)}}
+				strconv.Itoa(offset + (int(warm.Requests)+h.o.cacheSize)/a2)}}
 		}
 		return l
 	}

@@ -210,7 +210,7 @@ func (r Report) Markdown(findings string) string {
 	}
 	w("\n")
 	if busy := r.busyScenarios(); len(busy) > 0 {
-		w("**Warning:** other processes took more than %.2f of a core during %s (column \"others' CPU\"): they shared the cores with the measurement, so those figures understate Plaza or the baseline, and unevenly.\n\n",
+		w("**Warning:** more than %.2f of a core went to processes other than wrk, the baseline, Plaza and the PostgreSQL and Redis servers during %s (column \"others' CPU\"). Either other work shared the cores with the measurement, so those figures understate Plaza or the baseline, and unevenly; or database backends started and exited within the pass (a connection pool that closes and reopens connections), whose CPU cannot be attributed.\n\n",
 			maxOtherCores, strings.Join(busy, ", "))
 	}
 	w("![Throughput ratios and latencies](benchmarks.svg)\n\n")
