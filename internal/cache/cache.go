@@ -81,6 +81,7 @@ type Cache struct {
 	local    *ttlCache // nil without a local tier
 	localTTL time.Duration
 	timeout  time.Duration
+	inproc   bool // the backend is in-process and cannot block: no per-call timeout
 	bus      bus.Bus
 	log      *slog.Logger
 	m        metrics
@@ -103,6 +104,7 @@ func New(b Backend, opts Options) *Cache {
 		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus,
 		log: opts.Logger, m: newMetrics(opts.Registerer),
 	}
+	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
 		c.local = newTTLCache(opts.LocalSize)
 	}
@@ -145,6 +147,11 @@ func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
 // call runs one backend operation under the per-call timeout. Its failure is counted
 // and logged unless it failed because the caller gave up.
 func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) error) error {
+	if c.inproc {
+		// A timer per call is most of the cost of an in-process hit, and a map lookup
+		// cannot hang.
+		return fn(ctx)
+	}
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	err := fn(tctx)

@@ -35,7 +35,7 @@ func scanProduct(row interface{ Scan(...any) error }, p *catalog.Product, extra 
 // ByID returns the product or ENotFound.
 func (s Products) ByID(ctx context.Context, id string) (catalog.Product, error) {
 	var p catalog.Product
-	err := scanProduct(s.db.Read().QueryRowContext(ctx, `SELECT `+productColumns+` FROM products p WHERE p.id = $1`, id), &p)
+	err := scanProduct(s.db.readRow(ctx, `SELECT `+productColumns+` FROM products p WHERE p.id = $1`, id), &p)
 	return p, MapError(err)
 }
 

@@ -34,7 +34,7 @@ func (db *DB) CreateUser(ctx context.Context, u users.User, passwordHash string)
 // UserByID returns the user or ENotFound.
 func (db *DB) UserByID(ctx context.Context, id string) (users.User, error) {
 	var u users.User
-	err := scanUser(db.Read().QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id), &u)
+	err := scanUser(db.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id), &u)
 	return u, MapError(err)
 }
 
