@@ -115,6 +115,10 @@ func ratioPlot(r Report) (*plot.Plot, error) {
 			text := "n/m"
 			if ratio, ok := run.Ratio(s.key); ok {
 				text = fmt.Sprintf("%.2f", ratio)
+				// Uncached reads that hit a cache tier did not measure what the bar is for.
+				if hit, ok := run.scenario(s.key).Result.HitRatio(); ok && s.key == scUncached && hit > maxUncachedHits {
+					text += " (hits)"
+				}
 			}
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j) + offset, Y: vals[j]})
 			labels.Labels = append(labels.Labels, text)

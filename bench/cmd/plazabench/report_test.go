@@ -153,7 +153,18 @@ func TestWriteChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	svg := string(b)
-	for _, want := range []string{"<svg", "cached GET", "0.70", "n/m", "target", "p99.9"} {
+	if strings.Contains(svg, "(hits)") {
+		t.Error("uncached reads that missed are marked as cache hits")
+	}
+	rep := sampleReport(t)
+	rep.Runs[0].Scenarios[1].Result.Cache.Hit = 100_000
+	if err := writeChart(path, rep); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "0.25 (hits)") {
+		t.Error("uncached reads that hit the cache are not marked")
+	}
+	for _, want := range []string{"<svg", "cached GET", "0.70", "0.25", "n/m", "target", "p99.9"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("chart lacks %q", want)
 		}
