@@ -15,7 +15,7 @@ import (
 // instances need N×maxOpen below the server's max_connections.
 const (
 	pgMaxOpen     = 20
-	pgMaxIdle     = 10
+	pgMaxIdle     = pgMaxOpen // fewer idle than open makes the pool close and reopen connections under load, and PostgreSQL forks a backend for each
 	pgMaxLifetime = 30 * time.Minute
 	pgMaxIdleTime = 5 * time.Minute
 
