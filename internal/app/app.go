@@ -29,7 +29,7 @@ type deps struct {
 	redis    *redis.Client
 	bus      bus.Bus
 	cache    *cache.Cache // content: products, categories; bounded by PLAZA_CACHE_SIZE
-	// state holds security state (revoked token IDs, login-throttle counters, role lookups)
+	// state holds security state (revoked token IDs, login-throttle counters, user records read on every request)
 	// apart from content, so a burst of product reads can never evict a revocation.
 	state *cache.Cache
 }

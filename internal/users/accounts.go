@@ -62,7 +62,7 @@ func (s *Service) Me(ctx context.Context) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return s.store.UserByID(ctx, p.UserID)
+	return s.cachedUser(ctx, p.UserID)
 }
 
 // Get returns a user to any signed-in caller; the email only to the user themself and
@@ -149,9 +149,7 @@ func (s *Service) Update(ctx context.Context, id string, c Changes) (User, error
 	if err := s.store.UpdateUser(ctx, u, hash); err != nil {
 		return User{}, notFound(emailConflict(err))
 	}
-	if roleChanged {
-		s.forgetRole(ctx, u.ID)
-	}
+	s.forgetUser(ctx, u.ID)
 	s.publish(ctx, EventUpdated, u)
 	return u, nil
 }
@@ -169,7 +167,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := s.store.DeleteUser(ctx, id); err != nil {
 		return notFound(err)
 	}
-	s.forgetRole(ctx, id)
+	s.forgetUser(ctx, id)
 	s.publish(ctx, EventDeleted, u)
 	return nil
 }

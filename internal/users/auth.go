@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -167,7 +168,7 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 //
 // Besides the signature and claims it checks two things that can change before the token
 // expires. Logout puts the token's jti on a revocation list in the cache. And the user's
-// current role is looked up (cached for roleTTL, dropped from the cache on every role change
+// current record is looked up (cached for roleTTL, dropped from the cache on every change
 // and deletion): a deleted user's tokens fail at once, and a demoted admin loses admin
 // rights at once rather than when the token expires. A lookup was chosen over a "revoked
 // before T" marker because a marker, read through a cache that treats an outage as a miss,
@@ -188,33 +189,44 @@ func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Princip
 	return plaza.Principal{UserID: c.Subject, Role: role, TokenID: c.ID}, nil
 }
 
-// deletedRole is cached for a user that no longer exists.
-const deletedRole = "-"
+// deletedUser is cached for a user that no longer exists.
+const deletedUser = "-"
 
-func (s *Service) currentRole(ctx context.Context, userID string) (plaza.Role, error) {
-	val, _, err := s.cache.GetOrLoad(ctx, roleKey(userID), roleTTL, func(ctx context.Context) ([]byte, error) {
+// cachedUser returns the user, cached for roleTTL and dropped from the cache on every
+// change and deletion (forgetUser), so Authenticate and Me cost no query on a hit.
+func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
+	val, _, err := s.cache.GetOrLoad(ctx, userKey(userID), roleTTL, func(ctx context.Context) ([]byte, error) {
 		u, err := s.store.UserByID(ctx, userID)
 		if plaza.ErrorCodeOf(err) == plaza.ENotFound {
-			return []byte(deletedRole), nil
+			return []byte(deletedUser), nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		return []byte(u.Role), nil
+		return json.Marshal(u)
 	})
 	if err != nil {
-		return "", err
+		return User{}, err
 	}
-	if string(val) == deletedRole {
-		return "", plaza.Errorf(plaza.EUnauthenticated, "the user of this access token no longer exists")
+	var u User
+	if string(val) == deletedUser || json.Unmarshal(val, &u) != nil {
+		return User{}, plaza.Errorf(plaza.ENotFound, "no such user")
 	}
-	return plaza.Role(val), nil
+	return u, nil
 }
 
-// forgetRole drops the cached role of a user whose role changed or who was deleted.
-func (s *Service) forgetRole(ctx context.Context, userID string) {
-	if err := s.cache.Delete(ctx, roleKey(userID)); err != nil {
-		s.log.WarnContext(ctx, "users: dropping a cached role failed; it expires within a minute", "user_id", userID, "err", err)
+func (s *Service) currentRole(ctx context.Context, userID string) (plaza.Role, error) {
+	u, err := s.cachedUser(ctx, userID)
+	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
+		return "", plaza.Errorf(plaza.EUnauthenticated, "the user of this access token no longer exists")
+	}
+	return u.Role, err
+}
+
+// forgetUser drops the cached copy of a user who changed or was deleted.
+func (s *Service) forgetUser(ctx context.Context, userID string) {
+	if err := s.cache.Delete(ctx, userKey(userID)); err != nil {
+		s.log.WarnContext(ctx, "users: dropping a cached user failed; it expires within a minute", "user_id", userID, "err", err)
 	}
 }
 
@@ -310,4 +322,4 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 }
 
 func revokedKey(jti string) string { return "auth:revoked:" + jti }
-func roleKey(userID string) string { return "auth:role:" + userID }
+func userKey(userID string) string { return "auth:user:" + userID }
