@@ -22,24 +22,6 @@ const (
 	listCacheControl    = "public, max-age=5"
 )
 
-// catalogRoutes registers the product catalog. GET /api/products/{id} and
-// GET /api/products/{category}/{subcategory...} do not overlap: one segment is always an
-// ID, and a category path needs the slash ("/api/products/electronics/" lists the whole
-// category).
-func (s *Server) catalogRoutes() {
-	if s.catalog == nil { // servers built for middleware tests have no catalog
-		return
-	}
-	s.handle("GET /api/products", s.handleProductList())
-	s.handle("GET /api/products/{category}/{subcategory...}", s.handleProductList())
-	s.handle("GET /api/products/{id}", s.handleProductGet())
-	s.handle("POST /api/products", s.handleProductCreate())
-	s.handle("PUT /api/products/{id}", s.handleProductReplace())
-	s.handle("PATCH /api/products/{id}", s.handleProductPatch())
-	s.handle("DELETE /api/products/{id}", s.handleProductDelete())
-	s.handle("GET /api/categories", s.handleCategories())
-}
-
 func (s *Server) handleProductGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		enc, err := s.catalog.ProductJSON(r.Context(), r.PathValue("id"))

@@ -8,24 +8,6 @@ import (
 	"plaza/internal/users"
 )
 
-// userRoutes registers the users and auth routes. Who may do what is decided by
-// users.Service; these handlers decode, call it and encode.
-func (s *Server) userRoutes() {
-	if s.users == nil {
-		return
-	}
-	s.handle("POST /api/users", s.handleUserRegister())
-	s.handle("GET /api/users", s.handleUserList())
-	s.handle("GET /api/users/me", s.handleUserMe())
-	s.handle("GET /api/users/{id}", s.handleUserGet())
-	s.handle("PUT /api/users/{id}", s.handleUserPut())
-	s.handle("PATCH /api/users/{id}", s.handleUserPatch())
-	s.handle("DELETE /api/users/{id}", s.handleUserDelete())
-	s.handle("POST /api/auth/login", s.handleLogin())
-	s.handle("POST /api/auth/refresh", s.handleRefresh())
-	s.handle("POST /api/auth/logout", s.handleLogout())
-}
-
 // Request bodies. Only the fields a client may set exist here: anything else (id,
 // created_at, updated_at, a misspelling) is an unknown field and a 400.
 type (
