@@ -5,24 +5,31 @@ import (
 	"log/slog"
 
 	"plaza/internal/catalog"
+	"plaza/internal/catalog/cached"
 	"plaza/internal/config"
 )
 
-// newCatalog builds the catalog service over the backends. In development a database
-// that never had products gets the demo catalog, so a newcomer has something to browse.
-func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*catalog.Service, error) {
-	svc := catalog.NewService(d.db.Products(), d.cache, d.bus, d.log)
+// newCatalog builds the catalog service over the backends and the cache in front of it
+// that every transport reads and writes through. In development a database that never had
+// products gets the demo catalog, so a newcomer has something to browse.
+func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*cached.Catalog, error) {
+	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	products := cached.New(svc, d.cache, d.log)
 	if cfg.Production() {
-		return svc, nil
+		return products, nil
 	}
 	seeded, err := svc.SeedDemo(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if seeded {
+		products.CategoriesChanged(ctx)
 		d.log.Info("demo catalog seeded", "products", catalog.DemoProducts)
 	}
-	return svc, nil
+	return products, nil
 }
 
 // Seed runs `plaza seed --products n`: n generated products in transactions of
@@ -38,9 +45,13 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger, n int, progr
 			log.Error("closing backends", "err", err)
 		}
 	}()
-	svc := catalog.NewService(d.db.Products(), d.cache, d.bus, log)
+	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: log})
+	if err != nil {
+		return 0, err
+	}
 	if err := svc.Seed(ctx, n, progress); err != nil {
 		return 0, err
 	}
+	cached.New(svc, d.cache, log).CategoriesChanged(ctx)
 	return svc.Count(ctx)
 }

@@ -93,17 +93,17 @@ func CreateUser(ctx context.Context, cfg config.Config, log *slog.Logger, in use
 func ListUsers(ctx context.Context, cfg config.Config, log *slog.Logger) ([]users.User, error) {
 	var all []users.User
 	err := withUsers(ctx, cfg, log, func(ctx context.Context, svc *users.Service) error {
-		cursor := ""
+		req := plaza.PageRequest{Limit: plaza.MaxLimit}
 		for {
-			page, next, err := svc.List(ctx, 100, cursor)
+			page, err := svc.List(ctx, req)
 			if err != nil {
 				return err
 			}
-			all = append(all, page...)
-			if next == "" {
+			all = append(all, page.Items...)
+			if page.NextCursor == "" {
 				return nil
 			}
-			cursor = next
+			req.Cursor = page.NextCursor
 		}
 	})
 	return all, err

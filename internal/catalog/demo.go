@@ -110,9 +110,6 @@ func (s *Service) Seed(ctx context.Context, n int, progress func(done int)) erro
 	if err := s.store.Analyze(ctx); err != nil {
 		return fmt.Errorf("seed: analyze: %w", err)
 	}
-	if err := s.cache.Delete(context.WithoutCancel(ctx), categoriesKey); err != nil {
-		s.log.WarnContext(ctx, "catalog: cache invalidation after seeding failed", "err", err)
-	}
 	return nil
 }
 
@@ -125,14 +122,7 @@ func (s *Service) SeedDemo(ctx context.Context) (bool, error) {
 	for i := range ps {
 		ps[i] = g.Next()
 	}
-	ok, err := s.store.InsertDemo(ctx, ps)
-	if err != nil || !ok {
-		return false, err
-	}
-	if err := s.cache.Delete(context.WithoutCancel(ctx), categoriesKey); err != nil {
-		s.log.WarnContext(ctx, "catalog: cache invalidation after demo data failed", "err", err)
-	}
-	return true, nil
+	return s.store.InsertDemo(ctx, ps)
 }
 
 // Count returns how many products the catalog holds.

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"strings"
 
 	"plaza/internal/plaza"
@@ -40,21 +41,12 @@ type Filter struct {
 	MaxPrice    *int64
 	InStock     *bool // true: stock > 0; false: stock = 0
 	Sort        Sort
-	Limit       int // 1..100, 0 means the default 20
+	Limit       int // 1..plaza.MaxLimit, 0 means plaza.DefaultLimit
 	Cursor      string
 }
 
-// Page limits shared by every list (CONTRACTS.md "Lists").
-const (
-	DefaultLimit = 20
-	MaxLimit     = 100
-)
-
-// Page is one page of a list; NextCursor is empty on the last page.
-type Page struct {
-	Items      []Product
-	NextCursor string
-}
+// Page is one page of products; NextCursor is empty on the last page.
+type Page = plaza.Page[Product]
 
 // Normalize checks f and fills its defaults. Problems are bad_request errors naming the
 // query parameter, since they are about how the list was asked for.
@@ -77,12 +69,11 @@ func (f Filter) Normalize() (Filter, error) {
 	if f.MinPrice != nil && f.MaxPrice != nil && *f.MinPrice > *f.MaxPrice {
 		return f, badParam("min_price", "min_price must not exceed max_price")
 	}
-	switch {
-	case f.Limit == 0:
-		f.Limit = DefaultLimit
-	case f.Limit < 1 || f.Limit > MaxLimit:
-		return f, badParam("limit", "limit must be a whole number from 1 to 100")
+	page, err := plaza.PageRequest{Limit: f.Limit, Cursor: f.Cursor}.Normalize()
+	if err != nil {
+		return f, err
 	}
+	f.Limit = page.Limit
 	if _, err := ParseSort(string(f.Sort)); err != nil {
 		return f, err
 	}
@@ -97,7 +88,5 @@ func (f Filter) Normalize() (Filter, error) {
 }
 
 func badParam(field, format string, args ...any) *plaza.Error {
-	e := plaza.Errorf(plaza.EBadRequest, format, args...)
-	e.Fields = []plaza.FieldError{{Field: field, Message: e.Message}}
-	return e
+	return plaza.BadParam(field, fmt.Sprintf(format, args...))
 }

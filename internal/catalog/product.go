@@ -26,7 +26,7 @@ const (
 )
 
 // Product is one thing the shop sells. Version starts at 1 and grows by one on every
-// write; it makes the ETag.
+// write; conditional writes name it (plaza.Expect).
 type Product struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
@@ -39,11 +39,6 @@ type Product struct {
 	Version     int64     `json:"version"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-// ETag is the product's strong entity tag, quotes included: it changes with every write.
-func (p Product) ETag() string {
-	return `"` + p.ID + "-v" + strconv.FormatInt(p.Version, 10) + `"`
 }
 
 // Input is what a client may set on a product: the body of a create or a full replace, and

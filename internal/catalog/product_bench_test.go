@@ -11,6 +11,8 @@ import (
 	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/catalog"
+	"plaza/internal/catalog/cached"
+	"plaza/internal/plaza"
 	"plaza/internal/store"
 	"plaza/internal/store/storetest"
 )
@@ -38,17 +40,20 @@ func BenchmarkProductJSON(b *testing.B) {
 	bs := bus.NewMemory(bus.MemoryOptions{})
 	b.Cleanup(func() { bs.Close() })
 	discard := slog.New(slog.DiscardHandler)
-	newService := func(entries int) *catalog.Service {
+	seeder, err := catalog.New(catalog.Options{Store: db.Products(), Events: bs, Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	newService := func(entries int) *cached.Catalog {
 		c := cache.New(cache.NewMemory(entries), cache.Options{Logger: discard})
 		b.Cleanup(func() { c.Close() })
-		return catalog.NewService(db.Products(), c, bs, discard)
+		return cached.New(seeder, c, discard)
 	}
-	seeder := newService(10)
 	if err := seeder.Seed(ctx, 1000, nil); err != nil {
 		b.Fatal(err)
 	}
 	var ids []string
-	for f := (catalog.Filter{Limit: catalog.MaxLimit}); ; {
+	for f := (catalog.Filter{Limit: plaza.MaxLimit}); ; {
 		page, err := seeder.List(ctx, f)
 		if err != nil {
 			b.Fatal(err)

@@ -1,14 +1,11 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
 
-	"plaza/internal/bus"
-	"plaza/internal/cache"
 	"plaza/internal/plaza"
 )
 
@@ -39,6 +36,11 @@ type Store interface {
 	Analyze(ctx context.Context) error
 }
 
+// Publisher publishes domain events (bus.Bus implements it).
+type Publisher interface {
+	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
+}
+
 // Event types on plaza.StreamCatalog; the data is the product (as it was, for deleted).
 const (
 	EventCreated = "product.created"
@@ -46,99 +48,63 @@ const (
 	EventDeleted = "product.deleted"
 )
 
-// Cache keys and lifetimes. Writes delete the keys they affect on every instance; the TTL
-// only bounds how long a load that raced a write (read the old row, stored it after the
-// write's delete) can serve the old version.
 const (
-	categoriesKey = "categories"
-	productTTL    = time.Minute
-	categoriesTTL = time.Minute
-	// maxIDLen: longer IDs cannot exist; they are answered without a query or a cache key.
+	// maxIDLen: longer IDs cannot exist; they are answered without a query.
 	maxIDLen = 64
 	// updateAttempts bounds retries of an unconditional write that raced another write.
 	updateAttempts = 3
 )
 
-func productKey(id string) string { return "product:" + id }
+// Options configure New. Store and Events are required.
+type Options struct {
+	Store  Store
+	Events Publisher
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
 
-// Service is the catalog: everyone may read, admins may write.
+// Service is the catalog: everyone may read, admins may write. It speaks in products and
+// versions; caching encoded reads and entity tags belong to the transports' side (see
+// internal/catalog/cached and internal/etag).
 type Service struct {
-	store Store
-	cache *cache.Cache
-	bus   bus.Bus
-	log   *slog.Logger
-	now   func() time.Time
+	store  Store
+	events Publisher
+	log    *slog.Logger
+	now    func() time.Time
 }
 
-// NewService builds the catalog over a store, the shared cache and the event bus.
-func NewService(st Store, c *cache.Cache, b bus.Bus, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New builds the catalog service.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Events == nil {
+		return nil, errors.New("catalog: Options.Store and Options.Events are required")
 	}
-	return &Service{store: st, cache: c, bus: b, log: log, now: time.Now}
-}
-
-// Encoded is a read served from its encoded form: the JSON body (newline-terminated), the
-// ETag when the resource has one, and whether it came from the cache.
-type Encoded struct {
-	JSON []byte
-	ETag string
-	Hit  bool
-}
-
-// ProductJSON returns a product as JSON with its ETag, from the cache when it is there.
-// The cache holds the encoded bytes, so a hit costs no query and no encoding.
-func (s *Service) ProductJSON(ctx context.Context, id string) (Encoded, error) {
-	if id == "" || len(id) > maxIDLen {
-		return Encoded{}, notFound()
+	s := &Service{store: opts.Store, events: opts.Events, log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
-	val, hit, err := s.cache.GetOrLoad(ctx, productKey(id), productTTL, func(ctx context.Context) ([]byte, error) {
-		p, err := s.store.ByID(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return encodeEntry(p)
-	})
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Product returns product id to anyone.
+func (s *Service) Product(ctx context.Context, id string) (Product, error) {
+	if !validID(id) {
+		return Product{}, notFound()
+	}
+	p, err := s.store.ByID(ctx, id)
+	return p, loadError(err)
+}
+
+// Categories returns the category tree with product counts.
+func (s *Service) Categories(ctx context.Context) ([]*Category, error) {
+	counts, err := s.store.PathCounts(ctx)
 	if err != nil {
-		return Encoded{}, loadError(err)
-	}
-	etag, body, ok := bytes.Cut(val, []byte{'\n'})
-	if !ok {
-		// Not written by encodeEntry (another version of Plaza sharing the cache): drop it.
-		_ = s.cache.Delete(ctx, productKey(id))
-		return Encoded{}, plaza.Errorf(plaza.EUnavailable, "the cached product was unreadable; retry")
-	}
-	return Encoded{JSON: body, ETag: string(etag), Hit: hit}, nil
-}
-
-// encodeEntry is a product's cache entry: its ETag, a newline, then its JSON body.
-func encodeEntry(p Product) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString(p.ETag())
-	buf.WriteByte('\n')
-	if err := json.NewEncoder(&buf).Encode(p); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
-}
-
-// CategoriesJSON returns the category tree as JSON, from the cache when it is there.
-func (s *Service) CategoriesJSON(ctx context.Context) (Encoded, error) {
-	val, hit, err := s.cache.GetOrLoad(ctx, categoriesKey, categoriesTTL, func(ctx context.Context) ([]byte, error) {
-		counts, err := s.store.PathCounts(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var buf bytes.Buffer
-		if err := json.NewEncoder(&buf).Encode(buildTree(counts)); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	})
-	if err != nil {
-		return Encoded{}, err
-	}
-	return Encoded{JSON: val, Hit: hit}, nil
+	return buildTree(counts), nil
 }
 
 // List returns one page of products. Lists are not cached: filters multiply keys, and the
@@ -167,27 +133,29 @@ func (s *Service) Create(ctx context.Context, in Input) (Product, error) {
 	if err := s.store.Insert(ctx, p); err != nil {
 		return Product{}, err
 	}
-	s.after(ctx, who, EventCreated, p, categoriesKey)
+	s.publish(ctx, who, EventCreated, p)
 	return p, nil
 }
 
-// Replace sets every client field of product id to in. Admins only. ifMatch holds the
-// entity tags of an If-Match precondition (nil: none; "*": any current version).
-func (s *Service) Replace(ctx context.Context, id string, in Input, ifMatch []string) (Product, error) {
-	return s.Patch(ctx, id, ifMatch, func(Input) (Input, error) { return in, nil })
+// Replace sets every client field of product id to in. Admins only.
+func (s *Service) Replace(ctx context.Context, id string, in Input, expect plaza.Expect) (Product, error) {
+	return s.Patch(ctx, id, expect, func(Input) (Input, error) { return in, nil })
 }
 
 // Patch changes product id to what apply makes of its current fields. Admins only.
 // Without a precondition a write that raced another is retried on the new version, so no
 // change is lost; with one, the race is a precondition failure, checked in the same
 // statement that writes.
-func (s *Service) Patch(ctx context.Context, id string, ifMatch []string, apply func(Input) (Input, error)) (Product, error) {
+func (s *Service) Patch(ctx context.Context, id string, expect plaza.Expect, apply func(Input) (Input, error)) (Product, error) {
 	who, err := authorize(ctx)
 	if err != nil {
 		return Product{}, err
 	}
+	if apply == nil {
+		return Product{}, plaza.Errorf(plaza.EBadRequest, "the change to apply is missing")
+	}
 	for attempt := 1; ; attempt++ {
-		cur, err := s.current(ctx, id, ifMatch)
+		cur, err := s.current(ctx, id, expect)
 		if err != nil {
 			return Product{}, err
 		}
@@ -202,54 +170,48 @@ func (s *Service) Patch(ctx context.Context, id string, ifMatch []string, apply 
 		next := cur.with(in)
 		next.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 		updated, err := s.store.Update(ctx, next, cur.Version)
-		if retry(err, ifMatch, attempt) {
+		if retry(err, expect, attempt) {
 			continue
 		}
 		if err != nil {
-			return Product{}, lostRace(err, ifMatch)
+			return Product{}, lostRace(err, expect)
 		}
-		keys := []string{productKey(id)}
-		if updated.Category != cur.Category || updated.Subcategory != cur.Subcategory {
-			keys = append(keys, categoriesKey)
-		}
-		s.after(ctx, who, EventUpdated, updated, keys...)
+		s.publish(ctx, who, EventUpdated, updated)
 		return updated, nil
 	}
 }
 
-// Delete removes product id. Admins only; ifMatch as for Replace.
-func (s *Service) Delete(ctx context.Context, id string, ifMatch []string) error {
+// Delete removes product id. Admins only; expect as for Patch. It returns the product as
+// it was.
+func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) (Product, error) {
 	who, err := authorize(ctx)
 	if err != nil {
-		return err
+		return Product{}, err
 	}
 	for attempt := 1; ; attempt++ {
-		cur, err := s.current(ctx, id, ifMatch)
+		cur, err := s.current(ctx, id, expect)
 		if err != nil {
-			return err
+			return Product{}, err
 		}
 		err = s.store.Delete(ctx, id, cur.Version)
-		if retry(err, ifMatch, attempt) {
+		if retry(err, expect, attempt) {
 			continue
 		}
 		if err != nil {
-			return lostRace(err, ifMatch)
+			return Product{}, lostRace(err, expect)
 		}
-		s.after(ctx, who, EventDeleted, cur, productKey(id), categoriesKey)
-		return nil
+		s.publish(ctx, who, EventDeleted, cur)
+		return cur, nil
 	}
 }
 
-// current reads product id for a write and checks the client's If-Match against it.
-func (s *Service) current(ctx context.Context, id string, ifMatch []string) (Product, error) {
-	if id == "" || len(id) > maxIDLen {
-		return Product{}, notFound()
-	}
-	cur, err := s.store.ByID(ctx, id)
+// current reads product id for a write and checks the precondition against it.
+func (s *Service) current(ctx context.Context, id string, expect plaza.Expect) (Product, error) {
+	cur, err := s.Product(ctx, id)
 	if err != nil {
-		return Product{}, loadError(err)
+		return Product{}, err
 	}
-	if len(ifMatch) > 0 && !matchesAny(ifMatch, cur.ETag()) {
+	if !expect.Allows(cur.Version) {
 		return Product{}, stale()
 	}
 	return cur, nil
@@ -257,27 +219,21 @@ func (s *Service) current(ctx context.Context, id string, ifMatch []string) (Pro
 
 // retry reports whether a write that lost a race should run again: only without a
 // client precondition (with one, the client is told) and a bounded number of times.
-func retry(err error, ifMatch []string, attempt int) bool {
-	return plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && len(ifMatch) == 0 && attempt < updateAttempts
+func retry(err error, expect plaza.Expect, attempt int) bool {
+	return plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && !expect.IsSet() && attempt < updateAttempts
 }
 
-// lostRace turns a version mismatch the client did not ask to be checked (no If-Match)
-// into a conflict: it lost the race updateAttempts times and may simply retry.
-func lostRace(err error, ifMatch []string) error {
-	if plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && len(ifMatch) == 0 {
+// lostRace turns a version mismatch the client did not ask to be checked into a
+// conflict (it lost the race updateAttempts times and may simply retry), and gives a
+// checked one the catalog's wording.
+func lostRace(err error, expect plaza.Expect) error {
+	if plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+		return err
+	}
+	if !expect.IsSet() {
 		return plaza.Wrap(plaza.EConflict, err, "the product kept changing while this write was applied; retry")
 	}
-	return err
-}
-
-// matchesAny is If-Match's strong comparison: weak tags (W/"…") never match.
-func matchesAny(tags []string, etag string) bool {
-	for _, t := range tags {
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
+	return plaza.Wrap(plaza.EPreconditionFailed, err, stale().Message)
 }
 
 // with returns p with the client fields of in.
@@ -288,18 +244,13 @@ func (p Product) with(in Input) Product {
 	return p
 }
 
-// after runs once a write has committed: it drops the affected cache keys on every
-// instance and publishes the event. Neither can undo the write, so failures are logged,
-// and neither is skipped because the client went away.
-func (s *Service) after(ctx context.Context, who plaza.Principal, typ string, p Product, keys ...string) {
+// publish announces a committed write. It cannot undo the write, so a failure is logged,
+// and it is not skipped because the client went away.
+func (s *Service) publish(ctx context.Context, who plaza.Principal, typ string, p Product) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.cache.Delete(ctx, keys...); err != nil {
-		s.log.WarnContext(ctx, "catalog: cache invalidation failed; entries expire within their TTL",
-			"keys", keys, "err", err)
-	}
 	ev, err := plaza.NewEvent(typ, who.UserID, p, s.now())
 	if err == nil {
-		_, err = s.bus.Publish(ctx, plaza.StreamCatalog, ev)
+		_, err = s.events.Publish(ctx, plaza.StreamCatalog, ev)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "catalog: event not published", "type", typ, "product_id", p.ID, "err", err)
@@ -318,10 +269,13 @@ func authorize(ctx context.Context) (plaza.Principal, error) {
 	return p, nil
 }
 
+// validID reports whether id could name a product; other IDs are answered without a query.
+func validID(id string) bool { return id != "" && len(id) <= maxIDLen }
+
 func notFound() error { return plaza.Errorf(plaza.ENotFound, "no product with this ID") }
 
-func stale() error {
-	return plaza.Errorf(plaza.EPreconditionFailed, "the product has changed since the ETag you sent; fetch it again")
+func stale() *plaza.Error {
+	return plaza.Errorf(plaza.EPreconditionFailed, "the product has changed since the version you read; fetch it again")
 }
 
 // loadError gives the store's not-found a catalog message; other errors pass unchanged.

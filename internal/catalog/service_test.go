@@ -12,6 +12,8 @@ import (
 	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/catalog"
+	"plaza/internal/catalog/cached"
+	"plaza/internal/etag"
 	"plaza/internal/plaza"
 	"plaza/internal/store"
 	"plaza/internal/store/storetest"
@@ -27,7 +29,7 @@ func as(ctx context.Context, p plaza.Principal) context.Context { return plaza.W
 // instance is one Plaza's catalog: its own cache wrapper (with a local tier) over a backend
 // and bus that several instances may share, as with Redis.
 type instance struct {
-	svc   *catalog.Service
+	svc   *cached.Catalog
 	cache *cache.Cache
 }
 
@@ -44,10 +46,27 @@ func newInstance(t *testing.T, db *store.DB, backend cache.Backend, b bus.Bus) i
 		cancel()
 		<-done
 	})
-	return instance{svc: catalog.NewService(db.Products(), c, b, nil), cache: c}
+	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return instance{svc: cached.New(svc, c, nil), cache: c}
 }
 
-func newService(t *testing.T, db *store.DB) (*catalog.Service, bus.Bus) {
+// newCore is the catalog service alone, for what transports do not call (seeding).
+func newCore(t *testing.T, db *store.DB) *catalog.Service {
+	t.Helper()
+	b := bus.NewMemory(bus.MemoryOptions{})
+	t.Cleanup(func() { b.Close() })
+	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// newService is the catalog as transports see it: the service behind the cache.
+func newService(t *testing.T, db *store.DB) (*cached.Catalog, bus.Bus) {
 	t.Helper()
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
@@ -83,13 +102,13 @@ func TestWritesNeedAnAdmin(t *testing.T) {
 			if _, err := svc.Create(tc.who, laptop()); code(err) != tc.want {
 				t.Errorf("Create: %v; want %s", err, tc.want)
 			}
-			if _, err := svc.Replace(tc.who, existing.ID, laptop(), nil); code(err) != tc.want {
+			if _, err := svc.Replace(tc.who, existing.ID, laptop(), plaza.Expect{}); code(err) != tc.want {
 				t.Errorf("Replace: %v; want %s", err, tc.want)
 			}
-			if _, err := svc.Patch(tc.who, existing.ID, nil, func(in catalog.Input) (catalog.Input, error) { return in, nil }); code(err) != tc.want {
+			if _, err := svc.Patch(tc.who, existing.ID, plaza.Expect{}, func(in catalog.Input) (catalog.Input, error) { return in, nil }); code(err) != tc.want {
 				t.Errorf("Patch: %v; want %s", err, tc.want)
 			}
-			if err := svc.Delete(tc.who, existing.ID, nil); code(err) != tc.want {
+			if _, err := svc.Delete(tc.who, existing.ID, plaza.Expect{}); code(err) != tc.want {
 				t.Errorf("Delete: %v; want %s", err, tc.want)
 			}
 		}
@@ -97,7 +116,7 @@ func TestWritesNeedAnAdmin(t *testing.T) {
 		if _, err := svc.ProductJSON(ctx, existing.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := svc.Count(ctx); n != 1 {
+		if n, _ := db.Products().Count(ctx); n != 1 {
 			t.Fatalf("%d products after refused writes", n)
 		}
 	})
@@ -165,39 +184,39 @@ func TestPreconditions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v1 := p.ETag()
+		v1 := etag.Make(p.ID, p.Version)
 		in := laptop()
 		in.Stock = 9
-		p2, err := svc.Replace(ctx, p.ID, in, []string{`"other"`, v1})
-		if err != nil || p2.Version != 2 || p2.Stock != 9 || p2.ETag() == v1 {
+		p2, err := svc.Replace(ctx, p.ID, in, etag.Expect(p.ID, `"other"`, v1))
+		if err != nil || p2.Version != 2 || p2.Stock != 9 || etag.Make(p2.ID, p2.Version) == v1 {
 			t.Fatalf("Replace with the current ETag: %+v, %v", p2, err)
 		}
-		if _, err := svc.Replace(ctx, p.ID, in, []string{v1}); code(err) != plaza.EPreconditionFailed {
+		if _, err := svc.Replace(ctx, p.ID, in, etag.Expect(p.ID, v1)); code(err) != plaza.EPreconditionFailed {
 			t.Fatalf("Replace with a stale ETag: %v", err)
 		}
-		if _, err := svc.Replace(ctx, p.ID, in, []string{"W/" + p2.ETag()}); code(err) != plaza.EPreconditionFailed {
+		if _, err := svc.Replace(ctx, p.ID, in, etag.Expect(p.ID, "W/"+etag.Make(p2.ID, p2.Version))); code(err) != plaza.EPreconditionFailed {
 			t.Fatalf("If-Match with a weak tag: %v; want precondition_failed (strong comparison)", err)
 		}
-		if err := svc.Delete(ctx, p.ID, []string{v1}); code(err) != plaza.EPreconditionFailed {
+		if _, err := svc.Delete(ctx, p.ID, etag.Expect(p.ID, v1)); code(err) != plaza.EPreconditionFailed {
 			t.Fatalf("Delete with a stale ETag: %v", err)
 		}
-		if _, err := svc.Replace(ctx, p.ID, in, []string{"*"}); err != nil {
+		if _, err := svc.Replace(ctx, p.ID, in, etag.Expect(p.ID, "*")); err != nil {
 			t.Fatalf("If-Match *: %v", err)
 		}
-		if _, err := svc.Replace(ctx, "no-such-id", in, []string{"*"}); code(err) != plaza.ENotFound {
+		if _, err := svc.Replace(ctx, "no-such-id", in, etag.Expect("no-such-id", "*")); code(err) != plaza.ENotFound {
 			t.Fatalf("Replace of a missing product: %v", err)
 		}
 
 		// A write that races another between read and write: without If-Match it is
 		// applied on top of the other (nothing lost); with If-Match it fails.
-		race := func(ifMatch []string) (catalog.Product, error) {
+		race := func(expect plaza.Expect) (catalog.Product, error) {
 			raced := false
-			return svc.Patch(ctx, p.ID, ifMatch, func(in catalog.Input) (catalog.Input, error) {
+			return svc.Patch(ctx, p.ID, expect, func(in catalog.Input) (catalog.Input, error) {
 				if !raced {
 					raced = true
 					other := in
 					other.Name = "Renamed meanwhile"
-					if _, err := svc.Replace(ctx, p.ID, other, nil); err != nil {
+					if _, err := svc.Replace(ctx, p.ID, other, plaza.Expect{}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -205,16 +224,16 @@ func TestPreconditions(t *testing.T) {
 				return in, nil
 			})
 		}
-		got, err := race(nil)
+		got, err := race(plaza.Expect{})
 		if err != nil || got.Name != "Renamed meanwhile" || got.Stock != 10 {
 			t.Fatalf("racing patch without If-Match: %+v, %v; want the rename kept and stock 10", got, err)
 		}
-		if _, err := race([]string{got.ETag()}); code(err) != plaza.EPreconditionFailed {
+		if _, err := race(etag.Expect(p.ID, etag.Make(got.ID, got.Version))); code(err) != plaza.EPreconditionFailed {
 			t.Fatalf("racing patch with If-Match: %v; want precondition_failed", err)
 		}
 		// One that loses every race gives up with a conflict (it sent no precondition).
-		_, err = svc.Patch(ctx, p.ID, nil, func(in catalog.Input) (catalog.Input, error) {
-			if _, err := svc.Replace(ctx, p.ID, in, nil); err != nil {
+		_, err = svc.Patch(ctx, p.ID, plaza.Expect{}, func(in catalog.Input) (catalog.Input, error) {
+			if _, err := svc.Replace(ctx, p.ID, in, plaza.Expect{}); err != nil {
 				t.Fatal(err)
 			}
 			return in, nil
@@ -240,11 +259,11 @@ func TestEventsCarryTheProduct(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		up, err := svc.Patch(ctx, p.ID, nil, func(in catalog.Input) (catalog.Input, error) { in.Stock = 0; return in, nil })
+		up, err := svc.Patch(ctx, p.ID, plaza.Expect{}, func(in catalog.Input) (catalog.Input, error) { in.Stock = 0; return in, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := svc.Delete(ctx, p.ID, nil); err != nil {
+		if _, err := svc.Delete(ctx, p.ID, plaza.Expect{}); err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []struct {
@@ -285,8 +304,8 @@ func TestCacheAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		first, err := a.svc.ProductJSON(ctx, p.ID)
-		if err != nil || first.Hit || first.ETag != p.ETag() {
-			t.Fatalf("first read: %+v, %v; want a miss with %s", first, err, p.ETag())
+		if err != nil || first.Hit || first.ETag != etag.Make(p.ID, p.Version) {
+			t.Fatalf("first read: %+v, %v; want a miss with %s", first, err, etag.Make(p.ID, p.Version))
 		}
 		for _, in := range []instance{a, other} {
 			if got, err := in.svc.ProductJSON(ctx, p.ID); err != nil || !got.Hit || string(got.JSON) != string(first.JSON) {
@@ -298,7 +317,7 @@ func TestCacheAcrossInstances(t *testing.T) {
 			t.Fatalf("cached JSON %s decodes to %+v, %v", first.JSON, decoded, err)
 		}
 
-		updated, err := a.svc.Patch(as(ctx, admin), p.ID, nil, func(in catalog.Input) (catalog.Input, error) {
+		updated, err := a.svc.Patch(as(ctx, admin), p.ID, plaza.Expect{}, func(in catalog.Input) (catalog.Input, error) {
 			in.PriceCents = price(99)
 			return in, nil
 		})
@@ -307,14 +326,14 @@ func TestCacheAcrossInstances(t *testing.T) {
 		}
 		waitFor(t, func() bool {
 			got, err := other.svc.ProductJSON(ctx, p.ID)
-			return err == nil && got.ETag == updated.ETag()
+			return err == nil && got.ETag == etag.Make(updated.ID, updated.Version)
 		})
 		got, err := other.svc.ProductJSON(ctx, p.ID)
-		if err != nil || !got.Hit || got.ETag != updated.ETag() {
+		if err != nil || !got.Hit || got.ETag != etag.Make(updated.ID, updated.Version) {
 			t.Fatalf("after update: %+v, %v", got, err)
 		}
 
-		if err := a.svc.Delete(as(ctx, admin), p.ID, nil); err != nil {
+		if _, err := a.svc.Delete(as(ctx, admin), p.ID, plaza.Expect{}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, func() bool {
@@ -401,7 +420,7 @@ func TestSeed(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		svc, _ := newService(t, db)
+		svc := newCore(t, db)
 		ctx := t.Context()
 		var calls []int
 		if err := svc.Seed(ctx, 2500, func(done int) { calls = append(calls, done) }); err != nil {
@@ -419,7 +438,7 @@ func TestSeed(t *testing.T) {
 func TestSeedDemoOnce(t *testing.T) {
 	t.Parallel()
 	db := storetest.Open(t, store.SQLite)
-	svc, _ := newService(t, db)
+	svc := newCore(t, db)
 	ctx := t.Context()
 	ok, err := svc.SeedDemo(ctx)
 	if err != nil || !ok {
@@ -431,20 +450,16 @@ func TestSeedDemoOnce(t *testing.T) {
 	if n, _ := svc.Count(ctx); n < 200 {
 		t.Fatalf("demo catalog has %d products; want at least 200", n)
 	}
-	enc, err := svc.CategoriesJSON(ctx)
+	tree, err := svc.Categories(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tree []catalog.Category
-	if err := json.Unmarshal(enc.JSON, &tree); err != nil {
-		t.Fatal(err)
-	}
 	depth := 0
-	var walk func([]catalog.Category, int)
-	walk = func(cs []catalog.Category, d int) {
+	var walk func([]*catalog.Category, int)
+	walk = func(cs []*catalog.Category, d int) {
 		for _, c := range cs {
 			depth = max(depth, d)
-			walk(deref(c.Children), d+1)
+			walk(c.Children, d+1)
 		}
 	}
 	walk(tree, 0)
@@ -467,12 +482,4 @@ func TestSeedDemoOnce(t *testing.T) {
 	if err != nil || len(soldOut.Items) == 0 || len(soldOut.Items) > 100 || soldOut.NextCursor != "" {
 		t.Fatalf("demo stock does not vary: %d sold out, %v", len(soldOut.Items), err)
 	}
-}
-
-func deref(cs []*catalog.Category) []catalog.Category {
-	out := make([]catalog.Category, len(cs))
-	for i, c := range cs {
-		out[i] = *c
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"io"
 	"net/http"
 	"reflect"
@@ -14,14 +15,16 @@ import (
 )
 
 // encode writes v as JSON with status.
-func encode(w http.ResponseWriter, status int, v any) {
-	writeJSON(w, status, "application/json", v)
+func encode(w http.ResponseWriter, r *http.Request, status int, v any) {
+	writeJSON(w, r, status, "application/json", v)
 }
 
-func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		// Only unencodable values land here: a programming error, not a client's.
+		// Only unencodable values land here: a programming error, not a client's. The
+		// access log line of this request carries the cause.
+		infoFrom(r.Context()).err = fmt.Errorf("encoding the response: %w", err)
 		http.Error(w, `{"title":"Internal Server Error","status":500}`, http.StatusInternalServerError)
 		return
 	}
@@ -30,15 +33,22 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// Decode reads one JSON value into T strictly: unknown fields, trailing data, wrong types and
-// oversized bodies are bad_request (or too_large) errors that name the problem.
+// Decode reads the request body as one JSON value of type T strictly (see decodeJSON),
+// after checking its Content-Type.
 func Decode[T any](r *http.Request) (T, error) {
-	var v T
 	ct := r.Header.Get("Content-Type")
 	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/merge-patch+json") {
-		return v, plaza.Errorf(plaza.EBadRequest, "expected Content-Type application/json, got %q", ct)
+		var zero T
+		return zero, plaza.Errorf(plaza.EBadRequest, "expected Content-Type application/json, got %q", ct)
 	}
-	dec := json.NewDecoder(r.Body)
+	return decodeJSON[T](r.Body)
+}
+
+// decodeJSON reads one JSON value into T strictly: unknown fields, trailing data, wrong
+// types and oversized bodies are bad_request (or too_large) errors that name the problem.
+func decodeJSON[T any](body io.Reader) (T, error) {
+	var v T
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeError(err)
@@ -50,6 +60,38 @@ func Decode[T any](r *http.Request) (T, error) {
 		return v, plaza.Errorf(plaza.EBadRequest, "the body has data after the JSON value")
 	}
 	return v, nil
+}
+
+// mergePatch applies the JSON merge patch (RFC 7396) patch to cur's JSON document and
+// decodes the result strictly into T: a patch naming an unknown or read-only field is a
+// bad_request, and null removes a field (so a required one then fails validation).
+func mergePatch[T any](cur any, patch []byte) (T, error) {
+	var zero T
+	doc, err := json.Marshal(cur)
+	if err != nil {
+		return zero, err
+	}
+	merged, err := jsonpatch.MergePatch(doc, patch)
+	if err != nil {
+		return zero, plaza.Wrap(plaza.EBadRequest, err, "the merge patch could not be applied")
+	}
+	return decodeJSON[T](bytes.NewReader(merged))
+}
+
+// readMergePatch reads a merge patch body: a JSON object, sent as
+// application/merge-patch+json (or application/json, or without a Content-Type).
+func readMergePatch(r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/merge-patch+json") && !strings.HasPrefix(ct, "application/json") {
+		return nil, plaza.Errorf(plaza.EBadRequest, "expected Content-Type application/merge-patch+json, got %q", ct)
+	}
+	patch, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	if !json.Valid(patch) || !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
+		return nil, plaza.Errorf(plaza.EBadRequest, "the body must be a JSON merge patch: a JSON object")
+	}
+	return patch, nil
 }
 
 func decodeError(err error) error {

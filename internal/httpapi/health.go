@@ -66,7 +66,7 @@ func (s *Server) health(ctx context.Context) healthReport {
 func (s *Server) handleLiveness() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+		encode(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	})
 }
 
@@ -80,6 +80,6 @@ func (s *Server) handleHealth() http.Handler {
 		if rep.Status == "down" {
 			status = http.StatusServiceUnavailable
 		}
-		encode(w, status, rep)
+		encode(w, r, status, rep)
 	})
 }

@@ -23,6 +23,7 @@ type reqInfo struct {
 	ip      string
 	pattern string
 	userID  string
+	err     error // what went wrong after the handler chose its response (encoding it)
 }
 
 type reqInfoKey struct{}
@@ -94,10 +95,10 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 			d := time.Since(start)
 			m.observe(r.Method, ri.pattern, sw.code(), d)
 			level := slog.LevelInfo
-			if sw.code() >= 500 {
+			if sw.code() >= 500 || ri.err != nil {
 				level = slog.LevelError
 			}
-			log.LogAttrs(r.Context(), level, "request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("route", routeLabel(ri.pattern)),
 				slog.String("path", r.URL.Path),
@@ -107,7 +108,11 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 				slog.String("request_id", ri.id),
 				slog.String("user_id", ri.userID),
 				slog.String("client_ip", ri.ip),
-			)
+			}
+			if ri.err != nil {
+				attrs = append(attrs, slog.String("err", ri.err.Error()))
+			}
+			log.LogAttrs(r.Context(), level, "request", attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -7,29 +7,27 @@ import (
 	"plaza/internal/plaza"
 )
 
-// Page limits shared by every list (CONTRACTS.md "Lists").
-const (
-	DefaultLimit = 20
-	MaxLimit     = 100
-)
-
 // list is the shape of every list response.
 type list[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// pageParams reads limit and cursor from the query; a bad limit is a bad_request naming it.
-func pageParams(r *http.Request) (limit int, cursor string, err error) {
+// listOf is the response for a page.
+func listOf[T any](p plaza.Page[T]) list[T] { return list[T]{Items: p.Items, NextCursor: p.NextCursor} }
+
+// pageParams reads limit and cursor from the query. Only the syntax is checked here (a
+// limit is a positive whole number: an explicit 0 is a mistake, not a request for the
+// default); the bounds and the default are the services' (plaza.PageRequest).
+func pageParams(r *http.Request) (plaza.PageRequest, error) {
 	q := r.URL.Query()
-	limit = DefaultLimit
+	req := plaza.PageRequest{Cursor: q.Get("cursor")}
 	if s := q.Get("limit"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		if convErr != nil || n < 1 || n > MaxLimit {
-			return 0, "", &plaza.Error{Code: plaza.EBadRequest, Message: "limit must be a whole number from 1 to 100",
-				Fields: []plaza.FieldError{{Field: "limit", Message: "must be 1..100"}}}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return req, plaza.BadParam("limit", "limit must be a whole number from 1 to 100")
 		}
-		limit = n
+		req.Limit = n
 	}
-	return limit, q.Get("cursor"), nil
+	return req, nil
 }

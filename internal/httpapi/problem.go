@@ -88,7 +88,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, code plaza
 	h.Del("Content-Length")
 	h.Del("ETag")
 	h.Set("Cache-Control", "no-store")
-	writeJSON(w, status, "application/problem+json", p)
+	writeJSON(w, r, status, "application/problem+json", p)
 }
 
 // codeForStatus is used where only a status is known (the mux's own 404/405).

@@ -1,16 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
-
 	"plaza/internal/catalog"
+	"plaza/internal/etag"
 	"plaza/internal/plaza"
 )
 
@@ -68,7 +64,7 @@ func (s *Server) handleProductList() http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", listCacheControl)
-		encode(w, http.StatusOK, list[catalog.Product]{Items: page.Items, NextCursor: page.NextCursor})
+		encode(w, r, http.StatusOK, listOf(page))
 	})
 }
 
@@ -77,18 +73,18 @@ func (s *Server) handleProductList() http.Handler {
 // rest.
 func listFilter(r *http.Request) (catalog.Filter, error) {
 	q := r.URL.Query()
-	limit, cursor, err := pageParams(r)
+	page, err := pageParams(r)
 	if err != nil {
 		return catalog.Filter{}, err
 	}
 	f := catalog.Filter{
 		Category: q.Get("category"), Subcategory: q.Get("subcategory"), Q: q.Get("q"),
-		Sort: catalog.Sort(q.Get("sort")), Limit: limit, Cursor: cursor,
+		Sort: catalog.Sort(q.Get("sort")), Limit: page.Limit, Cursor: page.Cursor,
 	}
 	if category := r.PathValue("category"); category != "" {
 		for _, name := range []string{"category", "subcategory"} {
 			if q.Has(name) {
-				return f, badQuery(name, name+" is given by the path on this route; leave the query parameter out")
+				return f, plaza.BadParam(name, name+" is given by the path on this route; leave the query parameter out")
 			}
 		}
 		f.Category, f.Subcategory = category, r.PathValue("subcategory")
@@ -100,7 +96,7 @@ func listFilter(r *http.Request) (catalog.Filter, error) {
 		if v := q.Get(p.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return f, badQuery(p.name, p.name+" must be a whole number of cents")
+				return f, plaza.BadParam(p.name, p.name+" must be a whole number of cents")
 			}
 			*p.dst = &n
 		}
@@ -108,15 +104,11 @@ func listFilter(r *http.Request) (catalog.Filter, error) {
 	if v := q.Get("in_stock"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return f, badQuery("in_stock", "in_stock must be true or false")
+			return f, plaza.BadParam("in_stock", "in_stock must be true or false")
 		}
 		f.InStock = &b
 	}
 	return f, nil
-}
-
-func badQuery(field, msg string) error {
-	return &plaza.Error{Code: plaza.EBadRequest, Message: msg, Fields: []plaza.FieldError{{Field: field, Message: msg}}}
 }
 
 func (s *Server) handleProductCreate() http.Handler {
@@ -132,7 +124,7 @@ func (s *Server) handleProductCreate() http.Handler {
 			return
 		}
 		w.Header().Set("Location", "/api/products/"+p.ID)
-		writeProduct(w, http.StatusCreated, p)
+		writeProduct(w, r, http.StatusCreated, p)
 	})
 }
 
@@ -143,56 +135,41 @@ func (s *Server) handleProductReplace() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		p, err := s.catalog.Replace(r.Context(), r.PathValue("id"), in, ifMatch(r))
+		id := r.PathValue("id")
+		p, err := s.catalog.Replace(r.Context(), id, in, ifMatch(r, id))
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeProduct(w, http.StatusOK, p)
+		writeProduct(w, r, http.StatusOK, p)
 	})
 }
 
 // handleProductPatch applies a JSON merge patch (RFC 7396) to the product's client fields
-// and decodes the result as strictly as a PUT body: a patch naming an unknown or read-only
-// field (id, version, …) is a bad_request; null removes a field, so "price_cents": null
-// fails validation.
+// and decodes the result as strictly as a PUT body (see mergePatch).
 func (s *Server) handleProductPatch() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/merge-patch+json") && !strings.HasPrefix(ct, "application/json") {
-			writeError(w, r, s.log, plaza.Errorf(plaza.EBadRequest, "expected Content-Type application/merge-patch+json, got %q", ct))
-			return
-		}
-		patch, err := io.ReadAll(r.Body)
+		patch, err := readMergePatch(r)
 		if err != nil {
-			writeError(w, r, s.log, decodeError(err))
+			writeError(w, r, s.log, err)
 			return
 		}
-		if !json.Valid(patch) || !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
-			writeError(w, r, s.log, plaza.Errorf(plaza.EBadRequest, "the body must be a JSON merge patch: a JSON object"))
-			return
-		}
-		p, err := s.catalog.Patch(r.Context(), r.PathValue("id"), ifMatch(r), func(cur catalog.Input) (catalog.Input, error) {
-			doc, err := json.Marshal(cur)
-			if err != nil {
-				return cur, err
-			}
-			merged, err := jsonpatch.MergePatch(doc, patch)
-			if err != nil {
-				return cur, plaza.Wrap(plaza.EBadRequest, err, "the merge patch could not be applied")
-			}
-			return decodeStrict[catalog.Input](merged)
+		id := r.PathValue("id")
+		p, err := s.catalog.Patch(r.Context(), id, ifMatch(r, id), func(cur catalog.Input) (catalog.Input, error) {
+			return mergePatch[catalog.Input](cur, patch)
 		})
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeProduct(w, http.StatusOK, p)
+		writeProduct(w, r, http.StatusOK, p)
 	})
 }
 
 func (s *Server) handleProductDelete() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.catalog.Delete(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
+		id := r.PathValue("id")
+		if _, err := s.catalog.Delete(r.Context(), id, ifMatch(r, id)); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -201,10 +178,10 @@ func (s *Server) handleProductDelete() http.Handler {
 }
 
 // writeProduct answers a write with the product and its new ETag.
-func writeProduct(w http.ResponseWriter, status int, p catalog.Product) {
-	w.Header().Set("ETag", p.ETag())
+func writeProduct(w http.ResponseWriter, r *http.Request, status int, p catalog.Product) {
+	w.Header().Set("ETag", etag.Make(p.ID, p.Version))
 	w.Header().Set("Cache-Control", "no-store")
-	encode(w, status, p)
+	encode(w, r, status, p)
 }
 
 // writeRaw writes an already encoded JSON body.
@@ -223,24 +200,17 @@ func cacheStatus(hit bool) string {
 	return "MISS"
 }
 
-// decodeStrict is Decode for bytes already read.
-func decodeStrict[T any](b []byte) (T, error) {
-	var v T
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, decodeError(err)
-	}
-	return v, nil
-}
-
-// ifMatch returns the entity tags of the If-Match header fields, nil without one.
-func ifMatch(r *http.Request) []string {
+// ifMatch is the precondition the If-Match header fields place on resource id.
+func ifMatch(r *http.Request, id string) plaza.Expect {
 	var tags []string
 	for _, v := range r.Header.Values("If-Match") {
 		tags = append(tags, entityTags(v)...)
 	}
-	return tags
+	if len(tags) == 0 && len(r.Header.Values("If-Match")) > 0 {
+		// A header that holds no entity tag at all can match nothing.
+		return plaza.ExpectVersion()
+	}
+	return etag.Expect(id, tags...)
 }
 
 // noneMatch reports whether If-None-Match matches etag, by weak comparison (RFC 9110

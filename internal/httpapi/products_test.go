@@ -13,6 +13,8 @@ import (
 	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/catalog"
+	"plaza/internal/catalog/cached"
+	"plaza/internal/etag"
 	"plaza/internal/plaza"
 	"plaza/internal/store"
 	"plaza/internal/store/storetest"
@@ -31,8 +33,12 @@ func newCatalogServer(t *testing.T, db *store.DB) *httptest.Server {
 	t.Helper()
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
-	svc := catalog.NewService(db.Products(), cache.New(cache.NewMemory(1000), cache.Options{Bus: b}), b, nil)
-	ts, _, _ := newTestServer(t, Options{Auth: catalogAuth, Catalog: svc})
+	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	products := cached.New(svc, cache.New(cache.NewMemory(1000), cache.Options{Bus: b}), nil)
+	ts, _, _ := newTestServer(t, Options{Auth: catalogAuth, Catalog: products})
 	return ts
 }
 
@@ -136,7 +142,7 @@ func TestCatalogRoutesByRole(t *testing.T) {
 					case 201:
 						var created catalog.Product
 						json.Unmarshal(body, &created)
-						if res.Header.Get("Location") != "/api/products/"+created.ID || res.Header.Get("ETag") != created.ETag() {
+						if res.Header.Get("Location") != "/api/products/"+created.ID || res.Header.Get("ETag") != etag.Make(created.ID, created.Version) {
 							t.Errorf("201 Location %q ETag %q for %s", res.Header.Get("Location"), res.Header.Get("ETag"), created.ID)
 						}
 					}
@@ -162,8 +168,8 @@ func TestProductETagAndCache(t *testing.T) {
 		item := "/api/products/" + p.ID
 
 		res, body := call{method: "GET", path: item}.do(t, ts)
-		etag := res.Header.Get("ETag")
-		if res.StatusCode != 200 || etag != p.ETag() || res.Header.Get("X-Cache") != "MISS" ||
+		tag := res.Header.Get("ETag")
+		if res.StatusCode != 200 || tag != etag.Make(p.ID, p.Version) || res.Header.Get("X-Cache") != "MISS" ||
 			res.Header.Get("Cache-Control") != productCacheControl || res.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("first GET: %d %v", res.StatusCode, res.Header)
 		}
@@ -175,9 +181,9 @@ func TestProductETagAndCache(t *testing.T) {
 		if res.Header.Get("X-Cache") != "HIT" || string(body2) != string(body) {
 			t.Fatalf("second GET: X-Cache %q", res.Header.Get("X-Cache"))
 		}
-		for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
+		for _, inm := range []string{tag, "W/" + tag, `"other", ` + tag, "*"} {
 			res, b := call{method: "GET", path: item, header: map[string]string{"If-None-Match": inm}}.do(t, ts)
-			if res.StatusCode != 304 || len(b) != 0 || res.Header.Get("ETag") != etag {
+			if res.StatusCode != 304 || len(b) != 0 || res.Header.Get("ETag") != tag {
 				t.Fatalf("If-None-Match %s: %d, %d bytes, ETag %q", inm, res.StatusCode, len(b), res.Header.Get("ETag"))
 			}
 		}
@@ -185,9 +191,9 @@ func TestProductETagAndCache(t *testing.T) {
 			t.Fatalf("If-None-Match with another tag: %d", res.StatusCode)
 		}
 
-		res, body = call{method: "PUT", path: item, token: "admin-token", body: laptopJSON, header: map[string]string{"If-Match": etag}}.do(t, ts)
+		res, body = call{method: "PUT", path: item, token: "admin-token", body: laptopJSON, header: map[string]string{"If-Match": tag}}.do(t, ts)
 		newTag := res.Header.Get("ETag")
-		if res.StatusCode != 200 || newTag == etag || newTag == "" {
+		if res.StatusCode != 200 || newTag == tag || newTag == "" {
 			t.Fatalf("PUT with If-Match current: %d %s", res.StatusCode, body)
 		}
 		for _, c := range []call{
@@ -195,7 +201,7 @@ func TestProductETagAndCache(t *testing.T) {
 			{method: "PATCH", path: item, body: `{"stock":2}`},
 			{method: "DELETE", path: item},
 		} {
-			c.token, c.header = "admin-token", map[string]string{"If-Match": etag}
+			c.token, c.header = "admin-token", map[string]string{"If-Match": tag}
 			res, _ := c.do(t, ts)
 			if res.StatusCode != 412 {
 				t.Fatalf("%s with a stale If-Match: %d; want 412", c.method, res.StatusCode)
@@ -208,7 +214,7 @@ func TestProductETagAndCache(t *testing.T) {
 		if res.Header.Get("X-Cache") != "MISS" || res.Header.Get("ETag") != newTag {
 			t.Fatalf("GET after update: X-Cache %q ETag %q; want MISS %s", res.Header.Get("X-Cache"), res.Header.Get("ETag"), newTag)
 		}
-		if res, _ := (call{method: "GET", path: item, header: map[string]string{"If-None-Match": etag}}).do(t, ts); res.StatusCode != 200 {
+		if res, _ := (call{method: "GET", path: item, header: map[string]string{"If-None-Match": tag}}).do(t, ts); res.StatusCode != 200 {
 			t.Fatalf("If-None-Match with the old ETag after an update: %d; want 200", res.StatusCode)
 		}
 		res, _ = call{method: "DELETE", path: item, token: "admin-token", header: map[string]string{"If-Match": newTag}}.do(t, ts)

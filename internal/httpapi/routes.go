@@ -13,31 +13,27 @@ func (s *Server) routes() {
 	s.handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 
 	// Users and auth. Who may do what is decided by users.Service; handlers decode, call
-	// it and encode. (Servers built for middleware tests have no services.)
-	if s.users != nil {
-		s.handle("POST /api/users", s.handleUserRegister())
-		s.handle("GET /api/users", s.handleUserList())
-		s.handle("GET /api/users/me", s.handleUserMe())
-		s.handle("GET /api/users/{id}", s.handleUserGet())
-		s.handle("PUT /api/users/{id}", s.handleUserPut())
-		s.handle("PATCH /api/users/{id}", s.handleUserPatch())
-		s.handle("DELETE /api/users/{id}", s.handleUserDelete())
-		s.handle("POST /api/auth/login", s.handleLogin())
-		s.handle("POST /api/auth/refresh", s.handleRefresh())
-		s.handle("POST /api/auth/logout", s.handleLogout())
-	}
+	// it and encode.
+	s.handle("POST /api/users", s.handleUserRegister())
+	s.handle("GET /api/users", s.handleUserList())
+	s.handle("GET /api/users/me", s.handleUserMe())
+	s.handle("GET /api/users/{id}", s.handleUserGet())
+	s.handle("PUT /api/users/{id}", s.handleUserPut())
+	s.handle("PATCH /api/users/{id}", s.handleUserPatch())
+	s.handle("DELETE /api/users/{id}", s.handleUserDelete())
+	s.handle("POST /api/auth/login", s.handleLogin())
+	s.handle("POST /api/auth/refresh", s.handleRefresh())
+	s.handle("POST /api/auth/logout", s.handleLogout())
 
 	// Product catalog. GET /api/products/{id} and GET /api/products/{category}/{subcategory...}
 	// do not overlap: one segment is always an ID, and a category path needs the slash
 	// ("/api/products/electronics/" lists the whole category).
-	if s.catalog != nil {
-		s.handle("GET /api/products", s.handleProductList())
-		s.handle("GET /api/products/{category}/{subcategory...}", s.handleProductList())
-		s.handle("GET /api/products/{id}", s.handleProductGet())
-		s.handle("POST /api/products", s.handleProductCreate())
-		s.handle("PUT /api/products/{id}", s.handleProductReplace())
-		s.handle("PATCH /api/products/{id}", s.handleProductPatch())
-		s.handle("DELETE /api/products/{id}", s.handleProductDelete())
-		s.handle("GET /api/categories", s.handleCategories())
-	}
+	s.handle("GET /api/products", s.handleProductList())
+	s.handle("GET /api/products/{category}/{subcategory...}", s.handleProductList())
+	s.handle("GET /api/products/{id}", s.handleProductGet())
+	s.handle("POST /api/products", s.handleProductCreate())
+	s.handle("PUT /api/products/{id}", s.handleProductReplace())
+	s.handle("PATCH /api/products/{id}", s.handleProductPatch())
+	s.handle("DELETE /api/products/{id}", s.handleProductDelete())
+	s.handle("GET /api/categories", s.handleCategories())
 }

@@ -10,9 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"plaza/internal/catalog"
-	"plaza/internal/users"
 )
 
 // Options configures the transport.
@@ -26,8 +23,8 @@ type Options struct {
 	MaxBodyBytes   int64
 	Auth           Authenticator
 	Checks         []Check
-	Users          *users.Service
-	Catalog        *catalog.Service
+	Users          Users
+	Catalog        Catalog
 }
 
 // Server is the REST API as an http.Handler.
@@ -36,8 +33,8 @@ type Server struct {
 	registry *prometheus.Registry
 	auth     Authenticator
 	checks   []Check
-	users    *users.Service
-	catalog  *catalog.Service
+	users    Users
+	catalog  Catalog
 	limiter  *rateLimiter
 	mux      *http.ServeMux
 	handler  http.Handler

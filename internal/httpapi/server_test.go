@@ -70,7 +70,7 @@ func newTestServer(t *testing.T, opts Options) (*httptest.Server, *Server, *logB
 			writeError(w, r, s.log, err)
 			return
 		}
-		encode(w, http.StatusOK, v)
+		encode(w, r, http.StatusOK, v)
 	}))
 	s.handle("GET /test/stream", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -99,7 +99,7 @@ func newTestServer(t *testing.T, opts Options) (*httptest.Server, *Server, *logB
 	}))
 	s.handle("GET /test/whoami", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := plaza.PrincipalFrom(r.Context())
-		encode(w, http.StatusOK, map[string]string{"user": p.UserID})
+		encode(w, r, http.StatusOK, map[string]string{"user": p.UserID})
 	}))
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"plaza/internal/plaza"
@@ -26,14 +25,14 @@ type (
 		Password *string     `json:"password"`
 		Role     *plaza.Role `json:"role"`
 	}
-	// patchUserRequest is a JSON merge patch (RFC 7396) of the user. The user is a flat
-	// object, so a member replaces that field and an absent member leaves it. Every field
-	// is required, so removing one (null) sets it empty, which validation then refuses.
-	patchUserRequest struct {
-		Name     optional[string]     `json:"name"`
-		Email    optional[string]     `json:"email"`
-		Password optional[string]     `json:"password"`
-		Role     optional[plaza.Role] `json:"role"`
+	// patchedUser is the user after a JSON merge patch (RFC 7396) of their current fields:
+	// a field the patch removed (null) is empty, which validation refuses (a role change
+	// needs an admin first). The password is write-only, so only a patch can add it.
+	patchedUser struct {
+		Name     string     `json:"name"`
+		Email    string     `json:"email"`
+		Password *string    `json:"password"`
+		Role     plaza.Role `json:"role"`
 	}
 	loginRequest struct {
 		Email    string `json:"email"`
@@ -44,26 +43,9 @@ type (
 	}
 )
 
-// optional is a merge patch member: absent, null, or a value.
-type optional[T any] struct {
-	set bool
-	v   T // the zero value for null
-}
-
-func (o *optional[T]) UnmarshalJSON(b []byte) error {
-	o.set = true
-	if string(b) == "null" {
-		return nil
-	}
-	return json.Unmarshal(b, &o.v)
-}
-
-// ptr returns nil when the member is absent, else its value.
-func (o optional[T]) ptr() *T {
-	if !o.set {
-		return nil
-	}
-	return &o.v
+// changes is the update a full user document asks for.
+func (in putUserRequest) changes() users.Changes {
+	return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: in.Role}
 }
 
 // noStore marks a response as never to be cached: user data and tokens are personal.
@@ -83,24 +65,24 @@ func (s *Server) handleUserRegister() http.Handler {
 		}
 		noStore(w)
 		w.Header().Set("Location", "/api/users/"+u.ID)
-		encode(w, http.StatusCreated, u)
+		encode(w, r, http.StatusCreated, u)
 	})
 }
 
 func (s *Server) handleUserList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, cursor, err := pageParams(r)
+		req, err := pageParams(r)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		items, next, err := s.users.List(r.Context(), limit, cursor)
+		page, err := s.users.List(r.Context(), req)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
 		noStore(w)
-		encode(w, http.StatusOK, list[users.User]{Items: items, NextCursor: next})
+		encode(w, r, http.StatusOK, listOf(page))
 	})
 }
 
@@ -125,21 +107,22 @@ func (s *Server) handleUserPut() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		u, err := s.users.Update(r.Context(), r.PathValue("id"),
-			users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: in.Role})
+		u, err := s.users.Update(r.Context(), r.PathValue("id"), in.changes())
 		s.writeUser(w, r, u, err)
 	})
 }
 
 func (s *Server) handleUserPatch() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := Decode[patchUserRequest](r)
+		patch, err := readMergePatch(r)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		u, err := s.users.Update(r.Context(), r.PathValue("id"),
-			users.Changes{Name: in.Name.ptr(), Email: in.Email.ptr(), Password: in.Password.ptr(), Role: in.Role.ptr()})
+		u, err := s.users.Patch(r.Context(), r.PathValue("id"), func(cur users.Editable) (users.Changes, error) {
+			in, err := mergePatch[patchedUser](cur, patch)
+			return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: &in.Role}, err
+		})
 		s.writeUser(w, r, u, err)
 	})
 }
@@ -160,7 +143,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u users.User,
 		return
 	}
 	noStore(w)
-	encode(w, http.StatusOK, u)
+	encode(w, r, http.StatusOK, u)
 }
 
 func (s *Server) handleLogin() http.Handler {
@@ -211,5 +194,5 @@ func (s *Server) writeTokens(w http.ResponseWriter, r *http.Request, t users.Tok
 		return
 	}
 	noStore(w)
-	encode(w, http.StatusOK, t)
+	encode(w, r, http.StatusOK, t)
 }

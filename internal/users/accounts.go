@@ -79,31 +79,30 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 	return u.visibleTo(p), nil
 }
 
-// List returns a page of users in creation order, for admins only. cursor is "" for the
-// first page; next is "" on the last.
-func (s *Service) List(ctx context.Context, limit int, cursor string) (items []User, next string, err error) {
+// List returns a page of users in creation order, for admins only.
+func (s *Service) List(ctx context.Context, req plaza.PageRequest) (plaza.Page[User], error) {
 	p, err := principal(ctx)
 	if err != nil {
-		return nil, "", err
+		return plaza.Page[User]{}, err
+	}
+	// The page is checked before the role: how a list is asked for is no secret.
+	if req, err = req.Normalize(); err != nil {
+		return plaza.Page[User]{}, err
 	}
 	if !p.IsAdmin() {
-		return nil, "", plaza.Errorf(plaza.EForbidden, "only admins may list users")
+		return plaza.Page[User]{}, plaza.Errorf(plaza.EForbidden, "only admins may list users")
 	}
 	var after pageKey
-	if cursor != "" {
-		if err := plaza.DecodeCursor(cursor, &after); err != nil {
-			return nil, "", err
+	if req.Cursor != "" {
+		if err := plaza.DecodeCursor(req.Cursor, &after); err != nil {
+			return plaza.Page[User]{}, err
 		}
 	}
-	items, err = s.store.ListUsers(ctx, limit+1, after.ID)
+	items, err := s.store.ListUsers(ctx, req.Limit+1, after.ID)
 	if err != nil {
-		return nil, "", err
+		return plaza.Page[User]{}, err
 	}
-	if len(items) > limit {
-		items = items[:limit]
-		next = plaza.EncodeCursor(pageKey{ID: items[limit-1].ID})
-	}
-	return items, next, nil
+	return plaza.PageOf(items, req.Limit, func(last User) string { return plaza.EncodeCursor(pageKey{ID: last.ID}) }), nil
 }
 
 // pageKey is what a users cursor holds: the last ID of the page (IDs sort by creation).
@@ -111,17 +110,37 @@ type pageKey struct {
 	ID string `json:"id"`
 }
 
+// Editable is what a client may read back and change of a user: the document a merge
+// patch applies to (the password is write-only, so it is never in it).
+type Editable struct {
+	Name  string     `json:"name"`
+	Email string     `json:"email"`
+	Role  plaza.Role `json:"role"`
+}
+
 // Update changes a user. The user themself or an admin may; only an admin may change a
 // role. A role change or deletion takes effect on existing access tokens at once (see
 // Authenticate).
 func (s *Service) Update(ctx context.Context, id string, c Changes) (User, error) {
+	return s.Patch(ctx, id, func(Editable) (Changes, error) { return c, nil })
+}
+
+// Patch changes a user to what apply makes of their current fields, with Update's rules.
+func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Changes, error)) (User, error) {
 	p, err := selfOrAdmin(ctx, id)
 	if err != nil {
 		return User{}, err
 	}
+	if apply == nil {
+		return User{}, plaza.Errorf(plaza.EBadRequest, "the change to apply is missing")
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return User{}, notFound(err)
+	}
+	c, err := apply(Editable{Name: u.Name, Email: u.Email, Role: u.Role})
+	if err != nil {
+		return User{}, err
 	}
 	roleChanged := c.Role != nil && *c.Role != u.Role
 	if roleChanged && !p.IsAdmin() {

@@ -195,7 +195,7 @@ const deletedUser = "-"
 // cachedUser returns the user, cached for roleTTL and dropped from the cache on every
 // change and deletion (forgetUser), so Authenticate and Me cost no query on a hit.
 func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
-	val, _, err := s.cache.GetOrLoad(ctx, userKey(userID), roleTTL, func(ctx context.Context) ([]byte, error) {
+	load := func(ctx context.Context) ([]byte, error) {
 		u, err := s.store.UserByID(ctx, userID)
 		if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 			return []byte(deletedUser), nil
@@ -204,15 +204,40 @@ func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
 			return nil, err
 		}
 		return json.Marshal(u)
-	})
+	}
+	val, _, err := s.cache.GetOrLoad(ctx, userKey(userID), roleTTL, load)
 	if err != nil {
 		return User{}, err
 	}
-	var u User
-	if string(val) == deletedUser || json.Unmarshal(val, &u) != nil {
+	u, ok, err := decodeCachedUser(val)
+	if err != nil {
+		// Not written by this code (another version of Plaza sharing the cache): a miss,
+		// as the catalog treats an unreadable entry, never a verdict on the user.
+		s.log.WarnContext(ctx, "users: unreadable cached user dropped", "user_id", userID, "err", err)
+		s.forgetUser(ctx, userID)
+		if val, err = load(ctx); err != nil {
+			return User{}, err
+		}
+		if u, ok, err = decodeCachedUser(val); err != nil {
+			return User{}, err
+		}
+	}
+	if !ok {
 		return User{}, plaza.Errorf(plaza.ENotFound, "no such user")
 	}
 	return u, nil
+}
+
+// decodeCachedUser reads an entry written by cachedUser's load: ok is false for a user
+// known to be deleted.
+func decodeCachedUser(val []byte) (u User, ok bool, err error) {
+	if string(val) == deletedUser {
+		return User{}, false, nil
+	}
+	if err := json.Unmarshal(val, &u); err != nil {
+		return User{}, false, err
+	}
+	return u, true, nil
 }
 
 func (s *Service) currentRole(ctx context.Context, userID string) (plaza.Role, error) {
