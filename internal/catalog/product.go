@@ -75,16 +75,16 @@ func (in Input) normalize() Input {
 func (in Input) Validate() error {
 	var p plaza.Problems
 	switch n := utf8.RuneCountInString(in.Name); {
-	case !utf8.ValidString(in.Name):
-		p.Add("name", "must be valid UTF-8")
+	case plaza.TextProblem(in.Name, false) != "":
+		p.Add("name", "%s", plaza.TextProblem(in.Name, false))
 	case strings.TrimSpace(in.Name) == "":
 		p.Add("name", "must not be empty")
 	case n > MaxNameLen:
 		p.Add("name", "must be at most %d characters, got %d", MaxNameLen, n)
 	}
 	switch n := utf8.RuneCountInString(in.Description); {
-	case !utf8.ValidString(in.Description):
-		p.Add("description", "must be valid UTF-8")
+	case plaza.TextProblem(in.Description, true) != "":
+		p.Add("description", "%s", plaza.TextProblem(in.Description, true))
 	case n > MaxDescriptionLen:
 		p.Add("description", "must be at most %d characters, got %d", MaxDescriptionLen, n)
 	}

@@ -39,7 +39,8 @@ func infoFrom(ctx context.Context) *reqInfo {
 func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
 
 // identify accepts a well-formed incoming X-Request-ID or generates one, echoes it, and
-// carries it in the context together with the client's IP.
+// carries it in the context together with the client's IP (also as plaza.ClientIPFrom, for
+// the services' per-client throttles).
 func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
@@ -48,7 +49,8 @@ func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		ri := &reqInfo{id: id, ip: clientIP(r, trusted)}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
+		ctx := plaza.WithClientIP(context.WithValue(r.Context(), reqInfoKey{}, ri), ri.ip)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

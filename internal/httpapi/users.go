@@ -20,19 +20,21 @@ type (
 	// service refuses (after deciding whether the caller may edit this user at all).
 	// Password and role are optional: the password is write-only, the role admin-only.
 	putUserRequest struct {
-		Name     string      `json:"name"`
-		Email    string      `json:"email"`
-		Password *string     `json:"password"`
-		Role     *plaza.Role `json:"role"`
+		Name            string      `json:"name"`
+		Email           string      `json:"email"`
+		Password        *string     `json:"password"`
+		Role            *plaza.Role `json:"role"`
+		CurrentPassword *string     `json:"current_password"`
 	}
 	// patchedUser is the user after a JSON merge patch (RFC 7396) of their current fields:
 	// a field the patch removed (null) is empty, which validation refuses (a role change
 	// needs an admin first). The password is write-only, so only a patch can add it.
 	patchedUser struct {
-		Name     string     `json:"name"`
-		Email    string     `json:"email"`
-		Password *string    `json:"password"`
-		Role     plaza.Role `json:"role"`
+		Name            string     `json:"name"`
+		Email           string     `json:"email"`
+		Password        *string    `json:"password"`
+		Role            plaza.Role `json:"role"`
+		CurrentPassword *string    `json:"current_password"`
 	}
 	loginRequest struct {
 		Email    string `json:"email"`
@@ -45,7 +47,7 @@ type (
 
 // changes is the update a full user document asks for.
 func (in putUserRequest) changes() users.Changes {
-	return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: in.Role}
+	return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: in.Role, CurrentPassword: in.CurrentPassword}
 }
 
 // noStore marks a response as never to be cached: user data and tokens are personal.
@@ -121,7 +123,7 @@ func (s *Server) handleUserPatch() http.Handler {
 		}
 		u, err := s.users.Patch(r.Context(), r.PathValue("id"), func(cur users.Editable) (users.Changes, error) {
 			in, err := mergePatch[patchedUser](cur, patch)
-			return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: &in.Role}, err
+			return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: &in.Role, CurrentPassword: in.CurrentPassword}, err
 		})
 		s.writeUser(w, r, u, err)
 	})
@@ -153,9 +155,7 @@ func (s *Server) handleLogin() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		// Login throttling counts failures per client IP as well as per email.
-		ctx := plaza.WithClientIP(r.Context(), infoFrom(r.Context()).ip)
-		tokens, err := s.users.Login(ctx, in.Email, in.Password)
+		tokens, err := s.users.Login(r.Context(), in.Email, in.Password)
 		s.writeTokens(w, r, tokens, err)
 	})
 }

@@ -21,6 +21,9 @@ type Changes struct {
 	Email    *string
 	Password *string
 	Role     *plaza.Role
+	// CurrentPassword confirms a change of one's own email or password: a stolen access
+	// token alone must not be enough to take the account over.
+	CurrentPassword *string
 }
 
 // Register creates a user. Anyone may register; the new user's role is RoleUser unless
@@ -32,6 +35,13 @@ func (s *Service) Register(ctx context.Context, in NewUser) (User, error) {
 	}
 	if in.Role != plaza.RoleUser && !p.IsAdmin() {
 		return User{}, plaza.Errorf(plaza.EForbidden, "only an admin may create a user with role %q", in.Role)
+	}
+	if !p.IsAdmin() && s.registrationsPerIP > 0 {
+		counters := s.registerCounters(ctx)
+		if err := s.throttled(ctx, counters); err != nil {
+			return User{}, err
+		}
+		s.loginFailed(ctx, counters) // every attempt counts: a 409 is what enumerates
 	}
 	now := s.now().UTC().Truncate(time.Microsecond) // what the store keeps
 	u := User{
@@ -142,6 +152,7 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 	if err != nil {
 		return User{}, err
 	}
+	before := u
 	roleChanged := c.Role != nil && *c.Role != u.Role
 	if roleChanged && !p.IsAdmin() {
 		return User{}, plaza.Errorf(plaza.EForbidden, "only an admin may change a role")
@@ -157,6 +168,16 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 	}
 	if err := validate(u, c.Password); err != nil {
 		return User{}, err
+	}
+	emailChanged := EmailKey(u.Email) != EmailKey(before.Email)
+	switch {
+	case (emailChanged || c.Password != nil) && p.UserID == id:
+		if err := s.confirmPassword(ctx, before, c.CurrentPassword); err != nil {
+			return User{}, err
+		}
+	case emailChanged || c.Password != nil:
+		s.log.WarnContext(ctx, "users: an admin changed another user's credentials",
+			"admin_id", p.UserID, "user_id", id, "email_changed", emailChanged, "password_changed", c.Password != nil)
 	}
 	var hash string
 	if c.Password != nil {
@@ -188,6 +209,33 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	}
 	s.forgetUser(ctx, id)
 	s.publish(ctx, EventDeleted, u)
+	return nil
+}
+
+// confirmPassword checks the current password a user gives to change their own email or
+// password. A wrong one counts as a failed login (same counters, same throttle), so this
+// is no way around login throttling.
+func (s *Service) confirmPassword(ctx context.Context, u User, current *string) error {
+	if current == nil || *current == "" {
+		return plaza.Invalid(plaza.FieldError{Field: "current_password", Message: "is required to change your email or password"})
+	}
+	counters := s.loginCounters(ctx, u.Email)
+	if err := s.throttled(ctx, counters); err != nil {
+		return err
+	}
+	_, hash, err := s.store.UserByEmail(ctx, u.Email)
+	if err != nil {
+		return notFound(err)
+	}
+	ok, err := s.hasher.verify(ctx, *current, hash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.loginFailed(ctx, counters)
+		return &plaza.Error{Code: plaza.EForbidden, Message: "the current password is wrong",
+			Fields: []plaza.FieldError{{Field: "current_password", Message: "is wrong"}}}
+	}
 	return nil
 }
 

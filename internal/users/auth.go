@@ -19,6 +19,10 @@ const (
 	ThrottleWindow      = 15 * time.Minute
 	MaxFailuresPerEmail = 5
 	MaxFailuresPerIP    = 20
+	// MaxRegistrationsPerIP is the default bound on registrations (successful or not) per
+	// client IP and window: enough for an office behind one address, too few to map which
+	// emails have accounts.
+	MaxRegistrationsPerIP = 30
 )
 
 // roleTTL bounds how long Authenticate trusts a cached role (see currentRole).
@@ -104,6 +108,9 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 		return Tokens{}, err
 	}
 	refresh, next := s.newRefresh(u.ID, t.Family, now)
+	// Rotation never extends a session: every token of a family expires when the first
+	// did, SessionLifetime after the login, so a stolen session ends then at the latest.
+	next.ExpiresAt = t.ExpiresAt
 	switch err := s.store.RotateRefreshToken(ctx, hash, next); plaza.ErrorCodeOf(err) {
 	case "":
 	case plaza.EConflict: // spent by a concurrent refresh since we read it
@@ -130,7 +137,8 @@ func (s *Service) reused(ctx context.Context, t RefreshToken) error {
 // Logout ends the caller's session: the access token that authenticated the call is
 // revoked until it would have expired (in the shared cache, so every instance honours it),
 // and the refresh token's whole family is deleted. Logging out with a refresh token that
-// is already gone is not an error.
+// is already gone, or is not the caller's, is not an error and still revokes the caller's
+// access token.
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 	p, err := principal(ctx)
 	if err != nil {
@@ -143,7 +151,9 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		t, err := s.store.RefreshTokenByHash(ctx, hash)
 		switch {
 		case err == nil && t.UserID != p.UserID:
-			return plaza.Errorf(plaza.EForbidden, "the refresh token belongs to another user")
+			// Answered as for an unknown token: saying it belongs to someone else would
+			// confirm that it is live. The caller is still signed out below.
+			s.log.WarnContext(ctx, "users: logout presented another user's refresh token", "user_id", p.UserID)
 		case err == nil:
 			if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
 				return err
@@ -268,7 +278,7 @@ func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
 // newRefresh makes a refresh token in family and the record under which it is stored.
 func (s *Service) newRefresh(userID, family string, now time.Time) (string, RefreshToken) {
 	token, hash := newRefreshToken()
-	return token, RefreshToken{Hash: hash, Family: family, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(RefreshTTL)}
+	return token, RefreshToken{Hash: hash, Family: family, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(s.sessionLifetime)}
 }
 
 // tokens signs an access token for u and pairs it with refresh.
@@ -296,7 +306,10 @@ type counter struct {
 	count, blocked string
 	limit          int64
 	ends           time.Time
+	message        string // the client's explanation once the limit is reached
 }
+
+const tooManyLogins = "too many failed logins; retry after the time in Retry-After"
 
 // loginCounters returns the email's counter first, then the client IP's when the
 // transport put one in ctx. Windows are aligned to multiples of ThrottleWindow, so every
@@ -309,11 +322,27 @@ func (s *Service) loginCounters(ctx context.Context, email string) []counter {
 	win := ":" + strconv.FormatInt(w, 10)
 	sum := sha256.Sum256([]byte(EmailKey(email)))
 	email = hex.EncodeToString(sum[:16])
-	cs := []counter{{count: "auth:fail:email:" + email + win, blocked: "auth:block:email:" + email + win, limit: MaxFailuresPerEmail, ends: ends}}
+	cs := []counter{{count: "auth:fail:email:" + email + win, blocked: "auth:block:email:" + email + win,
+		limit: MaxFailuresPerEmail, ends: ends, message: tooManyLogins}}
 	if ip := plaza.ClientIPFrom(ctx); ip != "" {
-		cs = append(cs, counter{count: "auth:fail:ip:" + ip + win, blocked: "auth:block:ip:" + ip + win, limit: MaxFailuresPerIP, ends: ends})
+		cs = append(cs, counter{count: "auth:fail:ip:" + ip + win, blocked: "auth:block:ip:" + ip + win,
+			limit: MaxFailuresPerIP, ends: ends, message: tooManyLogins})
 	}
 	return cs
+}
+
+// registerCounters counts registrations per client IP in the same aligned windows: a 409
+// tells whether an email has an account, so registration is limited like login.
+func (s *Service) registerCounters(ctx context.Context) []counter {
+	ip := plaza.ClientIPFrom(ctx)
+	if ip == "" {
+		return nil
+	}
+	w := s.now().Unix() / int64(ThrottleWindow/time.Second)
+	ends := time.Unix((w+1)*int64(ThrottleWindow/time.Second), 0)
+	win := ":" + strconv.FormatInt(w, 10)
+	return []counter{{count: "auth:register:ip:" + ip + win, blocked: "auth:register-block:ip:" + ip + win,
+		limit: int64(s.registrationsPerIP), ends: ends, message: "too many registrations from this address; retry after the time in Retry-After"}}
 }
 
 // throttled answers ERateLimited when a counter has reached its limit. It reads the
@@ -322,16 +351,15 @@ func (s *Service) loginCounters(ctx context.Context, email string) []counter {
 func (s *Service) throttled(ctx context.Context, cs []counter) error {
 	for _, c := range cs {
 		if _, ok := s.cache.Get(ctx, c.blocked); ok {
-			return &plaza.Error{Code: plaza.ERateLimited, RetryAfter: c.ends.Sub(s.now()),
-				Message: "too many failed logins; retry after the time in Retry-After"}
+			return &plaza.Error{Code: plaza.ERateLimited, RetryAfter: c.ends.Sub(s.now()), Message: c.message}
 		}
 	}
 	return nil
 }
 
-// loginFailed counts a failure. When the cache cannot count, logins are not blocked: the
-// limit protects against guessing, and refusing every login while Redis is down would
-// turn a cache outage into an outage of the whole site.
+// loginFailed counts an attempt against each counter. When the cache cannot count, nothing
+// is blocked: the limit protects against guessing, and refusing every login while Redis is
+// down would turn a cache outage into an outage of the whole site.
 func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 	for _, c := range cs {
 		left := c.ends.Sub(s.now())

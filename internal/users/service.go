@@ -84,6 +84,12 @@ type Options struct {
 	// PasswordParams are argon2id's costs for new hashes (default DefaultParams). Tests
 	// use cheaper ones; existing hashes verify with the parameters they carry.
 	PasswordParams Params
+	// SessionLifetime is how long a login's refresh tokens last in all (default
+	// RefreshTTL): rotation never extends it.
+	SessionLifetime time.Duration
+	// RegistrationsPerIP bounds self-registrations per client IP in each ThrottleWindow
+	// (0: MaxRegistrationsPerIP; negative: no bound, for tests that register many users).
+	RegistrationsPerIP int
 }
 
 // Service is the users and auth service. It is safe for concurrent use.
@@ -95,6 +101,9 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	hasher *hasher
+
+	sessionLifetime    time.Duration
+	registrationsPerIP int
 }
 
 // New builds the service.
@@ -109,6 +118,14 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.registrationsPerIP = opts.RegistrationsPerIP
+	if s.registrationsPerIP == 0 {
+		s.registrationsPerIP = MaxRegistrationsPerIP
+	}
+	s.sessionLifetime = opts.SessionLifetime
+	if s.sessionLifetime <= 0 {
+		s.sessionLifetime = RefreshTTL
 	}
 	params := opts.PasswordParams
 	if params == (Params{}) {

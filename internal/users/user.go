@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"plaza/internal/plaza"
 )
 
@@ -56,8 +58,8 @@ func validateName(p *plaza.Problems, name string) {
 		p.Add("name", "must not be empty")
 	case n > MaxNameLen:
 		p.Add("name", "must be at most %d characters, got %d", MaxNameLen, n)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		p.Add("name", "must not contain control characters")
+	case plaza.TextProblem(name, false) != "":
+		p.Add("name", "%s", plaza.TextProblem(name, false))
 	}
 }
 
@@ -75,7 +77,47 @@ func validateEmail(p *plaza.Problems, email string) {
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || a.Name != "" {
 		p.Add("email", "must be an email address like name@example.com")
+		return
 	}
+	local, _, _ := strings.Cut(email, "@")
+	if mixedScripts(local) {
+		p.Add("email", "must not mix writing systems (such as Latin and Cyrillic) in the part before @")
+	}
+}
+
+// scripts are the writing systems a mixed-script check tells apart: those whose letters
+// are commonly confused with Latin ones, plus the largest others.
+var scripts = []*unicode.RangeTable{
+	unicode.Latin, unicode.Cyrillic, unicode.Greek, unicode.Armenian, unicode.Cherokee,
+	unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul, unicode.Arabic,
+	unicode.Hebrew, unicode.Devanagari, unicode.Thai,
+}
+
+// mixedScripts reports whether s has letters of more than one script, the shape of a
+// look-alike address ("аnn" with a Cyrillic а) registered beside an existing one. Digits,
+// punctuation and combining marks belong to no script here. Han, Hiragana and Katakana
+// mix in ordinary Japanese, so they count as one.
+func mixedScripts(s string) bool {
+	seen := -1
+	for _, r := range s {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		for i, t := range scripts {
+			if !unicode.Is(t, r) {
+				continue
+			}
+			if i == 6 || i == 7 || i == 8 { // Han, Hiragana, Katakana
+				i = 6
+			}
+			if seen >= 0 && seen != i {
+				return true
+			}
+			seen = i
+			break
+		}
+	}
+	return false
 }
 
 func validateRole(p *plaza.Problems, r plaza.Role) {
@@ -87,9 +129,16 @@ func validateRole(p *plaza.Problems, r plaza.Role) {
 // NormalizeName trims surrounding white space, which is never part of a name.
 func NormalizeName(name string) string { return strings.TrimSpace(name) }
 
-// NormalizeEmail trims white space. Emails keep the case they were given in for display;
-// EmailKey is what identifies them.
-func NormalizeEmail(email string) string { return strings.TrimSpace(email) }
+// NormalizeEmail trims white space, folds compatibility characters (NFKC: a fullwidth
+// "ａ" is "a") and lower-cases the domain, which is case-insensitive everywhere. The local
+// part keeps the case it was given in for display; EmailKey is what identifies it.
+func NormalizeEmail(email string) string {
+	email = norm.NFKC.String(strings.TrimSpace(email))
+	if at := strings.LastIndexByte(email, '@'); at >= 0 {
+		email = email[:at] + strings.ToLower(email[at:])
+	}
+	return email
+}
 
 // EmailKey is the case-insensitive identity of an email address: it is what the store keeps
 // unique and looks logins up by. It is computed here, not in SQL, so that SQLite (whose
