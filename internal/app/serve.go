@@ -1,6 +1,8 @@
 package app
 
 import (
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +81,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Catalog:        products,
+		Metrics:        metricsAccess(cfg),
+		MetricsBearer:  cfg.MetricsToken,
 		Users:          accounts,
 		Auth:           accounts,
 		Checks: []httpapi.Check{
@@ -113,6 +117,19 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		defer stop()
 	}
+	switch {
+	case cfg.MetricsAddr != "":
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
+		stop, err := serveSide(cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	case metricsAccess(cfg) == httpapi.MetricsElsewhere:
+		log.Warn("metrics are not served: in production set PLAZA_METRICS_ADDR (a listener of their own) or PLAZA_METRICS_TOKEN (a bearer token for /metrics)")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -136,6 +153,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
+// metricsAccess is how the public listener serves /metrics: not at all when they have a
+// listener of their own, behind the token when one is set, and in production never openly.
+func metricsAccess(cfg config.Config) httpapi.MetricsAccess {
+	switch {
+	case cfg.MetricsAddr != "":
+		return httpapi.MetricsElsewhere
+	case cfg.MetricsToken != "":
+		return httpapi.MetricsToken
+	case cfg.Production():
+		return httpapi.MetricsElsewhere
+	}
+	return httpapi.MetricsPublic
+}
+
 // serveDebug serves pprof on its own listener, never on the public one.
 func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
@@ -144,16 +175,21 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return serveSide(addr, "PLAZA_DEBUG_ADDR", "pprof", mux, log)
+}
+
+// serveSide serves h on a listener of its own at addr (named by the variable that set it).
+func serveSide(addr, variable, what string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, &config.Error{Var: "PLAZA_DEBUG_ADDR", Msg: err.Error()}
+		return nil, &config.Error{Var: variable, Msg: err.Error()}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server", "err", err)
+			log.Error(what+" server", "err", err)
 		}
 	}()
-	log.Info("pprof listening", "addr", ln.Addr().String())
+	log.Info(what+" listening", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }

@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"plaza/internal/plaza"
 )
@@ -77,7 +79,11 @@ func (f Filter) Normalize() (Filter, error) {
 	if _, err := ParseSort(string(f.Sort)); err != nil {
 		return f, err
 	}
-	f.Q = strings.TrimSpace(f.Q)
+	q, err := normalizeQuery(f.Q)
+	if err != nil {
+		return f, err
+	}
+	f.Q = q
 	if f.Sort == "" {
 		f.Sort = SortNewest
 		if f.Q != "" {
@@ -89,4 +95,42 @@ func (f Filter) Normalize() (Filter, error) {
 
 func badParam(field, format string, args ...any) *plaza.Error {
 	return plaza.BadParam(field, fmt.Sprintf(format, args...))
+}
+
+// Bounds of a search query: what one anonymous request may ask the full-text index to do.
+// A query is its words (runs of letters and digits; everything else, FTS operators
+// included, separates them), each counted once.
+const (
+	MaxQueryBytes = 256
+	MaxQueryTerms = 8
+	MaxTermLen    = 40 // characters
+)
+
+// normalizeQuery reduces q to its distinct words, in their first order, joined by single
+// spaces, and refuses a query over the bounds: a thousand repetitions of one word cost the
+// index a thousand lookups, the same word once costs one.
+func normalizeQuery(q string) (string, error) {
+	if len(q) > MaxQueryBytes {
+		return "", badParam("q", "q must be at most %d bytes, got %d", MaxQueryBytes, len(q))
+	}
+	words := strings.FieldsFunc(q, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if len(words) == 0 {
+		// Only punctuation: kept as given, it matches nothing.
+		return strings.TrimSpace(q), nil
+	}
+	seen := make(map[string]bool, len(words))
+	distinct := words[:0]
+	for _, w := range words {
+		if n := utf8.RuneCountInString(w); n > MaxTermLen {
+			return "", badParam("q", "each word of q must be at most %d characters, got one of %d", MaxTermLen, n)
+		}
+		if k := strings.ToLower(w); !seen[k] {
+			seen[k] = true
+			distinct = append(distinct, w)
+		}
+	}
+	if len(distinct) > MaxQueryTerms {
+		return "", badParam("q", "q must have at most %d different words, got %d", MaxQueryTerms, len(distinct))
+	}
+	return strings.Join(distinct, " "), nil
 }

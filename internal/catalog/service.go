@@ -62,7 +62,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// QueryTimeout bounds the database time of one list or search (default
+	// DefaultQueryTimeout).
+	QueryTimeout time.Duration
 }
+
+// DefaultQueryTimeout: a page over 100k products takes about a millisecond, a broad search
+// tens; a quarter second is far above what a fair request needs.
+const DefaultQueryTimeout = 250 * time.Millisecond
 
 // Service is the catalog: everyone may read, admins may write. It speaks in products and
 // versions; caching encoded reads and entity tags belong to the transports' side (see
@@ -72,6 +79,8 @@ type Service struct {
 	events Publisher
 	log    *slog.Logger
 	now    func() time.Time
+
+	queryTimeout time.Duration
 }
 
 // New builds the catalog service.
@@ -79,7 +88,10 @@ func New(opts Options) (*Service, error) {
 	if opts.Store == nil || opts.Events == nil {
 		return nil, errors.New("catalog: Options.Store and Options.Events are required")
 	}
-	s := &Service{store: opts.Store, events: opts.Events, log: opts.Logger, now: opts.Now}
+	s := &Service{store: opts.Store, events: opts.Events, log: opts.Logger, now: opts.Now, queryTimeout: opts.QueryTimeout}
+	if s.queryTimeout <= 0 {
+		s.queryTimeout = DefaultQueryTimeout
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,13 +120,23 @@ func (s *Service) Categories(ctx context.Context) ([]*Category, error) {
 }
 
 // List returns one page of products. Lists are not cached: filters multiply keys, and the
-// indexes answer a page in about a millisecond.
+// indexes answer a page in about a millisecond. A page that takes longer than the query
+// timeout is stopped in the database (the drivers interrupt SQLite and cancel the
+// PostgreSQL statement when the context ends) and answered unavailable with a retry hint:
+// no client chooses how long the database works for it.
 func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	f, err := f.Normalize()
 	if err != nil {
 		return Page{}, err
 	}
-	return s.store.List(ctx, f)
+	qctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	defer cancel()
+	page, err := s.store.List(qctx, f)
+	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return Page{}, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second, Err: err,
+			Message: "the list took longer than the server allows; narrow the search or retry"}
+	}
+	return page, err
 }
 
 // Create adds a product. Admins only.

@@ -33,6 +33,8 @@ type Config struct {
 	AdminEmail      string
 	AdminPassword   string
 	DebugAddr       string
+	MetricsAddr     string // when set, /metrics is served there and not on the public listener
+	MetricsToken    string // when set, /metrics on the public listener needs it as a bearer token
 	TrustedProxies  []netip.Prefix
 	MaxBodyBytes    int64
 	CacheSize       int // entries in the in-process cache (the local tier when Redis is used)
@@ -159,6 +161,17 @@ var options = []option{
 			return nil
 		}
 		return addr(v)
+	}},
+	{"PLAZA_METRICS_ADDR", "metrics-addr", "", "serve /metrics on this address instead of the public listener (off when empty)", false, func(c *Config, v string) error {
+		c.MetricsAddr = v
+		if v == "" {
+			return nil
+		}
+		return addr(v)
+	}},
+	{"PLAZA_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics on the public listener requires; in production without it or PLAZA_METRICS_ADDR, /metrics is not public", true, func(c *Config, v string) error {
+		c.MetricsToken = v
+		return nil
 	}},
 	{"PLAZA_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", false, func(c *Config, v string) error {
 		c.TrustedProxies = nil

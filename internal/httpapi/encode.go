@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"plaza/internal/plaza"
 )
@@ -48,7 +51,14 @@ func Decode[T any](r *http.Request) (T, error) {
 // types and oversized bodies are bad_request (or too_large) errors that name the problem.
 func decodeJSON[T any](body io.Reader) (T, error) {
 	var v T
-	dec := json.NewDecoder(body)
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return v, decodeError(err)
+	}
+	if err := checkText(b); err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeError(err)
@@ -60,6 +70,58 @@ func decodeJSON[T any](body io.Reader) (T, error) {
 		return v, plaza.Errorf(plaza.EBadRequest, "the body has data after the JSON value")
 	}
 	return v, nil
+}
+
+// checkText refuses JSON text that encoding/json would silently repair: invalid UTF-8 and
+// \u escapes of lone surrogates both decode to U+FFFD, so two different byte strings (two
+// passwords, two emails) would become the same value.
+func checkText(b []byte) error {
+	if !utf8.Valid(b) {
+		return plaza.Errorf(plaza.EBadRequest, "the body is not valid UTF-8")
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		i++ // the escaped character
+		if b[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(b[i+1:])
+		if !ok || !utf16.IsSurrogate(r) {
+			continue
+		}
+		lo, ok := rune(0), false
+		if r < 0xDC00 && i+10 < len(b) && b[i+5] == '\\' && b[i+6] == 'u' {
+			lo, ok = hex4(b[i+7:])
+		}
+		if !ok || utf16.DecodeRune(r, lo) == unicode.ReplacementChar {
+			return plaza.Errorf(plaza.EBadRequest, "the body holds a \\u escape of a lone UTF-16 surrogate, which is no character")
+		}
+		i += 10 // past both escapes
+	}
+	return nil
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // mergePatch applies the JSON merge patch (RFC 7396) patch to cur's JSON document and
@@ -87,6 +149,9 @@ func readMergePatch(r *http.Request) ([]byte, error) {
 	patch, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, decodeError(err)
+	}
+	if err := checkText(patch); err != nil {
+		return nil, err
 	}
 	if !json.Valid(patch) || !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
 		return nil, plaza.Errorf(plaza.EBadRequest, "the body must be a JSON merge patch: a JSON object")

@@ -66,7 +66,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	switch e.Code {
 	case plaza.EUnauthenticated:
 		h.Set("WWW-Authenticate", `Bearer realm="plaza"`)
-	case plaza.ERateLimited:
+	case plaza.ERateLimited, plaza.EUnavailable:
 		if e.RetryAfter > 0 {
 			h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 		}

@@ -10,7 +10,7 @@ func (s *Server) routes() {
 	s.handle("GET /healthz", s.handleLiveness())
 	s.handle("GET /readyz", s.handleHealth())
 	s.handle("GET /api/health", s.handleHealth())
-	s.handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	s.handle("GET /metrics", s.handleMetrics(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})))
 
 	// Users and auth. Who may do what is decided by users.Service; handlers decode, call
 	// it and encode.

@@ -25,7 +25,27 @@ type Options struct {
 	Checks         []Check
 	Users          Users
 	Catalog        Catalog
+	// Metrics says how /metrics is served on this handler: MetricsPublic (the zero value),
+	// MetricsToken (with MetricsBearer as the token) or MetricsElsewhere (a 404 naming how
+	// to get them; internal/app then serves them on their own listener or not at all).
+	Metrics       MetricsAccess
+	MetricsBearer string
 }
+
+// MetricsAccess is how the public listener serves /metrics.
+type MetricsAccess int
+
+const (
+	MetricsPublic MetricsAccess = iota
+	MetricsToken
+	MetricsElsewhere
+)
+
+// Failed authentications allowed per client IP: a burst, then one a second.
+const (
+	authFailureRate  = 1.0
+	authFailureBurst = 10
+)
 
 // Server is the REST API as an http.Handler.
 type Server struct {
@@ -36,9 +56,16 @@ type Server struct {
 	users    Users
 	catalog  Catalog
 	limiter  *rateLimiter
-	mux      *http.ServeMux
-	handler  http.Handler
-	draining atomic.Bool
+	// authFailures limits failed authentications per client IP, far below the request
+	// limit: a valid client fails rarely, a token guesser constantly.
+	authFailures *rateLimiter
+	mux          *http.ServeMux
+	handler      http.Handler
+	draining     atomic.Bool
+	healthCache  healthCache
+
+	metrics       MetricsAccess
+	metricsBearer string
 }
 
 // New builds the server with every route and the middleware chain.
@@ -51,6 +78,9 @@ func New(opts Options) *Server {
 		users:    opts.Users,
 		catalog:  opts.Catalog,
 		mux:      http.NewServeMux(),
+
+		metrics:       opts.Metrics,
+		metricsBearer: opts.MetricsBearer,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -60,6 +90,7 @@ func New(opts Options) *Server {
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newRateLimiter(opts.RateLimit, max(opts.RateBurst, 1))
+		s.authFailures = newRateLimiter(min(opts.RateLimit, authFailureRate), authFailureBurst)
 	}
 	maxBody := opts.MaxBodyBytes
 	if maxBody <= 0 {

@@ -1,6 +1,7 @@
 package plaza
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 )
@@ -16,15 +17,31 @@ func EncodeCursor(v any) string {
 }
 
 // DecodeCursor reads a cursor made by EncodeCursor into v; anything else is a bad_request
-// naming the cursor parameter.
+// naming the cursor parameter. It is strict, because a cursor is client input that reaches
+// a query: it must be no longer than any cursor this server issues, hold exactly the fields
+// of v, and be byte for byte what EncodeCursor makes of the value it decodes to (so no
+// padding, reordered or duplicate keys, or extra white space), and IDs in it are checked by
+// the caller (ValidID).
 func DecodeCursor(s string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, v)
+	if len(s) > maxCursorLen {
+		return badCursor()
 	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
-		return &Error{Code: EBadRequest, Message: "cursor is not a cursor this server issued",
-			Fields: []FieldError{{Field: "cursor", Message: "does not decode"}}}
+		return badCursor()
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return badCursor()
+	}
+	if again, err := json.Marshal(v); err != nil || !bytes.Equal(again, b) {
+		return badCursor()
 	}
 	return nil
+}
+
+func badCursor() *Error {
+	return &Error{Code: EBadRequest, Message: "cursor is not a cursor this server issued",
+		Fields: []FieldError{{Field: "cursor", Message: "does not decode"}}}
 }

@@ -37,7 +37,7 @@ type Error struct {
 	Code       ErrorCode
 	Message    string
 	Fields     []FieldError
-	RetryAfter time.Duration // for ERateLimited
+	RetryAfter time.Duration // for ERateLimited and EUnavailable: when a retry may succeed
 	Err        error
 }
 

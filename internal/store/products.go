@@ -460,7 +460,7 @@ func (s Products) keyset(f catalog.Filter, t string, arg func(any) string) (stri
 	if err := plaza.DecodeCursor(f.Cursor, &c); err != nil {
 		return "", err
 	}
-	if c.Sort != f.Sort || c.ID == "" {
+	if c.Sort != f.Sort || !plaza.ValidID(c.ID) {
 		return "", badCursor()
 	}
 	var v any

@@ -107,6 +107,9 @@ func (s *Service) List(ctx context.Context, req plaza.PageRequest) (plaza.Page[U
 		if err := plaza.DecodeCursor(req.Cursor, &after); err != nil {
 			return plaza.Page[User]{}, err
 		}
+		if !plaza.ValidID(after.ID) {
+			return plaza.Page[User]{}, plaza.BadParam("cursor", "cursor is not a cursor this server issued")
+		}
 	}
 	items, err := s.store.ListUsers(ctx, req.Limit+1, after.ID)
 	if err != nil {
