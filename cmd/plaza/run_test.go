@@ -130,20 +130,23 @@ func TestVersion(t *testing.T) {
 
 func TestConfigErrorsStopStartWithExitCode2(t *testing.T) {
 	t.Parallel()
-	cases := map[string]string{
-		"PLAZA_HTTP_ADDR":        "no-port",
-		"PLAZA_SHUTDOWN_TIMEOUT": "-5s",
-		"PLAZA_ENV":              "prod",
-		"DATABASE_URL":           "mysql://root:hunter2@db/plaza",
-		"REDIS_URL":              "memcached://u:hunter2@cache:11211",
+	cases := []struct{ name, val string }{
+		{"PLAZA_HTTP_ADDR", "no-port"},
+		{"PLAZA_SHUTDOWN_TIMEOUT", "-5s"},
+		{"PLAZA_ENV", "prod"},
+		{"DATABASE_URL", "mysql://root:hunter2@db/plaza"},
+		{"REDIS_URL", "memcached://u:hunter2@cache:11211"},
+		// A scheme the settings accept but go-redis refuses is caught when the backends
+		// open, and still named once: "REDIS_URL: host …", not "REDIS_URL: REDIS_URL …".
+		{"REDIS_URL", "redis://u:hunter2@cache:6379/notadb"},
 	}
-	for name, val := range cases {
-		t.Run(name, func(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{name: val, "PLAZA_DATA_DIR": t.TempDir()}
+			env := map[string]string{c.name: c.val, "PLAZA_DATA_DIR": t.TempDir()}
 			err := run(context.Background(), []string{"plaza", "serve"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
-			if err == nil || !strings.HasPrefix(err.Error(), name+": ") || exitCode(err) != 2 {
-				t.Fatalf("got %v (exit %d), want a one-line error naming %s with exit 2", err, exitCode(err), name)
+			if err == nil || !strings.HasPrefix(err.Error(), c.name+": ") || strings.Count(err.Error(), c.name) != 1 || exitCode(err) != 2 {
+				t.Fatalf("got %v (exit %d), want a one-line error naming %s once with exit 2", err, exitCode(err), c.name)
 			}
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Fatalf("password leaked: %v", err)

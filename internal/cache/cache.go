@@ -22,6 +22,7 @@ import (
 
 	"plaza/internal/bus"
 	"plaza/internal/plaza"
+	"plaza/internal/prom"
 )
 
 // Backend stores bytes under string keys with a TTL. A ttl <= 0 means no expiry.
@@ -119,7 +120,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 		c.m.hit(tier)
 		return val, true
 	}
-	inc(c.m.misses)
+	prom.Inc(c.m.misses)
 	return nil, false
 }
 
@@ -232,10 +233,10 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 		if val, _, ok := c.get(fctx, key); ok {
 			return loaded{val: val, hit: true}, nil
 		}
-		inc(c.m.loads)
+		prom.Inc(c.m.loads)
 		val, err := c.load(fctx, key, load)
 		if err != nil {
-			inc(c.m.loadErrors)
+			prom.Inc(c.m.loadErrors)
 			return nil, err
 		}
 		c.Set(fctx, key, val, ttl)
@@ -335,7 +336,7 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 	for _, k := range inv.Keys {
 		c.local.c.Delete(k)
 	}
-	inc(c.m.invalidations)
+	prom.Inc(c.m.invalidations)
 }
 
 // Close stops the local tier and closes the backend (a Redis backend leaves its client
@@ -373,22 +374,22 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		return metrics{}
 	}
 	return metrics{
-		hits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		hits: prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plaza_cache_hits_total", Help: "Cache hits by tier (local, backend).",
 		}, []string{"tier"})),
-		misses: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		misses: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_misses_total", Help: "Cache misses, backend errors included.",
 		})),
-		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plaza_cache_errors_total", Help: "Failed cache backend and bus calls by operation.",
 		}, []string{"op"})),
-		loads: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		loads: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_loads_total", Help: "Loads from the source of truth after a miss (GetOrLoad).",
 		})),
-		loadErrors: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		loadErrors: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_load_errors_total", Help: "Loads that failed (not cached).",
 		})),
-		invalidations: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		invalidations: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_invalidations_total", Help: "Invalidations received from the bus.",
 		})),
 	}
@@ -404,24 +405,4 @@ func (m metrics) error(op string) {
 	if m.errors != nil {
 		m.errors.WithLabelValues(op).Inc()
 	}
-}
-
-func inc(c prometheus.Counter) {
-	if c != nil {
-		c.Inc()
-	}
-}
-
-// register registers col, or returns the collector already registered under its name so
-// that two caches can share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
-	if err := reg.Register(col); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("cache: register metric: %v", err))
-	}
-	return col
 }
