@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,46 @@ func TestServeHelpListsSettings(t *testing.T) {
 	for _, v := range []string{"PLAZA_HTTP_ADDR", "DATABASE_URL", "REDIS_URL", "PLAZA_JWT_SECRET", "PLAZA_SHUTDOWN_TIMEOUT", "PLAZA_DEBUG_ADDR"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("help lacks %s", v)
+		}
+	}
+}
+
+// TestHelpPrintsAndStops: every command's --help prints its usage once, to stdout, and
+// does nothing else: no server starts, no data dir is created, no password is asked for,
+// and the exit status is 0.
+func TestHelpPrintsAndStops(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"},
+		{"serve", "--help"}, {"--http-addr", "127.0.0.1:0", "--help"},
+		{"migrate", "--help"}, {"migrate", "up", "--help"},
+		{"seed", "--help"}, {"seed", "--products", "10", "-h"},
+		{"user", "--help"}, {"user", "create", "--help"}, {"user", "list", "--help"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir() + "/data"
+			env := map[string]string{"PLAZA_DATA_DIR": dir}
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"plaza"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+			if err != nil || exitCode(err) == 2 {
+				t.Fatalf("err %v", err)
+			}
+			if !strings.HasPrefix(out.String(), "Usage:") || strings.Count(out.String(), "Usage:") != 1 || errOut.Len() != 0 {
+				t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("--help touched the data dir: %v", err)
+			}
+		})
+	}
+	var out bytes.Buffer
+	run(context.Background(), []string{"plaza", "--help"}, func(string) string { return "" }, nil, &out, io.Discard)
+	for _, cmd := range []string{"serve", "migrate", "seed", "user", "version"} {
+		if !strings.Contains(out.String(), "\n  "+cmd+" ") {
+			t.Errorf("plaza --help does not list %s:\n%s", cmd, out.String())
 		}
 	}
 }

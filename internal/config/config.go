@@ -44,7 +44,8 @@ func (c Config) Production() bool { return c.Env == "production" }
 // MinJWTSecretLen is the shortest signing key accepted in production.
 const MinJWTSecretLen = 32
 
-// ErrHelp is returned when --help was asked for; the usage has been printed.
+// ErrHelp is returned when -h or --help was asked for; the usage has been printed and the
+// command stops there (successfully).
 var ErrHelp = flag.ErrHelp
 
 // Error is an invalid setting. Its message is one line naming the variable.
@@ -193,18 +194,27 @@ var options = []option{
 	}},
 }
 
-// Load parses args (flags after the subcommand) and the environment through getenv.
-// On --help it prints the usage to out and returns ErrHelp.
-func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// Load reads the configuration of the command whose flag set is fs: it adds a flag for
+// every setting to fs, which may already hold flags of the command's own, and parses args
+// (what follows the command's name) with it. A setting given as a flag takes that value,
+// else its variable through getenv, else its default. A command takes no positional
+// arguments. On -h or --help it prints doc (a usage line and what the command does), the
+// command's own flags and every setting to out, and returns ErrHelp: the command is to
+// stop there.
+func Load(fs *flag.FlagSet, doc string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var own []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { own = append(own, f) })
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	vals := make([]*string, len(options))
 	for i, o := range options {
 		vals[i] = fs.String(o.flag, o.def, o.usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			Usage(out, name)
+			fmt.Fprint(out, doc)
+			printFlags(out, own)
+			Usage(out)
 			return Config{}, ErrHelp
 		}
 		return Config{}, &Error{Var: "flags", Msg: err.Error()}
@@ -228,6 +238,23 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		}
 	}
 	return c, c.validate()
+}
+
+// printFlags lists a command's own flags, before the settings every command shares.
+func printFlags(out io.Writer, flags []*flag.Flag) {
+	if len(flags) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nFlags:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, f := range flags {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, name, usage)
+	}
+	tw.Flush()
 }
 
 func lookup(getenv func(string) string, key string) (string, bool) {
@@ -256,8 +283,8 @@ func (c Config) validate() error {
 }
 
 // Usage prints every setting with its variable, flag and default.
-func Usage(out io.Writer, name string) {
-	fmt.Fprintf(out, "Usage: plaza %s [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.\n\n", name)
+func Usage(out io.Writer) {
+	fmt.Fprint(out, "\nSettings (every flag can also be set by its environment variable; a flag wins):\n\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tMEANING")
 	for _, o := range options {
