@@ -269,6 +269,9 @@ func TestForcedShutdownIsAnError(t *testing.T) {
 	if errors.Is(err, context.Canceled) {
 		t.Fatal("forced shutdown reported as plain cancellation")
 	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("forced shutdown lost Shutdown's own error: %v", err)
+	}
 }
 
 // TestMigrateCommand drives `plaza migrate status | up | down` against a fresh data dir.

@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"plaza/internal/cache"
 	"plaza/internal/config"
 	"plaza/internal/httpapi"
@@ -34,21 +36,27 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC) and
+	// background loops. Every goroutine that uses a backend runs in background, which is
+	// joined before the backends close: none may outlive them.
+	streams, stopStreams := context.WithCancel(context.Background())
+	var background errgroup.Group
 	defer func() {
+		stopStreams()
+		if err := background.Wait(); err != nil {
+			log.Error("background task failed", "err", err)
+		}
 		if err := d.close(); err != nil {
 			log.Error("closing backends", "err", err)
 		}
 	}()
-
-	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC).
-	streams, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
 	for _, c := range []*cache.Cache{d.cache, d.state} {
-		go func() {
+		background.Go(func() error {
 			if err := c.Run(streams); err != nil {
-				log.Error("cache invalidation listener stopped", "err", err)
+				return fmt.Errorf("cache invalidation listener: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	products, err := newCatalog(ctx, cfg, d)
@@ -106,12 +114,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
 
 	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
+		if err := serveDebug(streams, cfg.DebugAddr, log, &background); err != nil {
 			ln.Close()
 			return err
 		}
-		defer stop()
 	}
 
 	serveErr := make(chan error, 1)
@@ -129,15 +135,16 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed", cfg.ShutdownTimeout)
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed: %w", cfg.ShutdownTimeout, err)
 	}
 	<-serveErr
 	log.Info("shutdown complete")
 	return nil
 }
 
-// serveDebug serves pprof on its own listener, never on the public one.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveDebug serves pprof on its own listener, never on the public one, in g until ctx
+// ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger, g *errgroup.Group) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -146,14 +153,17 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, &config.Error{Var: "PLAZA_DEBUG_ADDR", Msg: err.Error()}
+		return &config.Error{Var: "PLAZA_DEBUG_ADDR", Msg: err.Error()}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server", "err", err)
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	g.Go(func() error {
+		defer stop()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("debug server: %w", err)
 		}
-	}()
+		return nil
+	})
 	log.Info("pprof listening", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,9 @@ type Cache struct {
 	m        metrics
 	flights  singleflight.Group
 	lastLog  atomic.Int64 // unix nanos of the last logged backend error
+
+	ready     chan struct{} // closed once Run listens; see Ready
+	readyOnce sync.Once
 }
 
 // New wraps b. Call Close when done; with a Bus, run Run for the life of the instance.
@@ -103,7 +107,7 @@ func New(b Backend, opts Options) *Cache {
 	}
 	c := &Cache{
 		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus,
-		log: opts.Logger, m: newMetrics(opts.Registerer),
+		log: opts.Logger, m: newMetrics(opts.Registerer), ready: make(chan struct{}),
 	}
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
@@ -282,8 +286,10 @@ func (c *Cache) Check(ctx context.Context) error {
 // returns nil. When the subscription fails or ends (bus down, fell behind), it
 // resubscribes with backoff and empties the local tier, since invalidations may have
 // been missed. Without a Bus or a local tier there is nothing to do and it returns nil.
+// Ready tells when it listens.
 func (c *Cache) Run(ctx context.Context) error {
 	if c.bus == nil || c.local == nil {
+		c.markReady()
 		return nil
 	}
 	backoff := time.Duration(0)
@@ -310,6 +316,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		if !first {
 			c.local.c.DeleteAll()
 		}
+		c.markReady()
 		for ev := range sub.Events() {
 			backoff = 0
 			c.applyInvalidation(ev)
@@ -323,6 +330,13 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Ready is closed once Run first listens for invalidations (at once when it has none to
+// listen for): from then on a Delete on any instance reaches this one's local tier.
+// Waiting on it replaces guessing how long a subscription takes to start.
+func (c *Cache) Ready() <-chan struct{} { return c.ready }
+
+func (c *Cache) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
 
 func (c *Cache) applyInvalidation(ev plaza.Event) {
 	if ev.Type != invalidateType {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,10 @@ type backend struct {
 	open func(t *testing.T) (b cache.Backend, peer func() cache.Backend)
 	// openBus returns a bus for one instance, shared with the other instances of the test.
 	openBus func(t *testing.T) func() bus.Bus
+	// timed runs a test that waits for entries to expire: in a synctest bubble, where
+	// sleeping is instant and exact, for backends whose clock is this process's; on the
+	// real clock for Redis, whose expiry runs in the server.
+	timed func(t *testing.T, f func(t *testing.T))
 }
 
 func TestMemory(t *testing.T) {
@@ -45,6 +50,7 @@ func TestMemory(t *testing.T) {
 			t.Cleanup(func() { b.Close() })
 			return func() bus.Bus { return b }
 		},
+		timed: synctest.Test,
 	})
 }
 
@@ -65,6 +71,7 @@ func TestRedis(t *testing.T) {
 				return b
 			}
 		},
+		timed: func(t *testing.T, f func(t *testing.T)) { f(t) },
 	})
 }
 
@@ -88,15 +95,19 @@ func contract(t *testing.T, be backend) {
 		expectValue(t, b, "empty", "")
 	})
 
+	// The windows are seconds long so that Redis, on the real clock, has a second of
+	// margin on a loaded machine; in the memory backend's bubble they take no time.
 	t.Run("entries expire after their ttl", func(t *testing.T) {
 		t.Parallel()
-		b, _ := be.open(t)
-		must(t, b.Set(t.Context(), "short", []byte("v"), 200*time.Millisecond))
-		must(t, b.Set(t.Context(), "long", []byte("v"), time.Minute))
-		expectValue(t, b, "short", "v")
-		time.Sleep(400 * time.Millisecond)
-		expectMissing(t, b, "short")
-		expectValue(t, b, "long", "v")
+		be.timed(t, func(t *testing.T) {
+			b, _ := be.open(t)
+			must(t, b.Set(t.Context(), "short", []byte("v"), 2*time.Second))
+			must(t, b.Set(t.Context(), "long", []byte("v"), time.Minute))
+			expectValue(t, b, "short", "v")
+			time.Sleep(2100 * time.Millisecond)
+			expectMissing(t, b, "short")
+			expectValue(t, b, "long", "v")
+		})
 	})
 
 	t.Run("delete removes several keys", func(t *testing.T) {
@@ -114,23 +125,26 @@ func contract(t *testing.T, be backend) {
 
 	t.Run("incr counts within a fixed window", func(t *testing.T) {
 		t.Parallel()
-		b, _ := be.open(t)
-		ctx := t.Context()
-		for want := int64(1); want <= 3; want++ {
-			if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != want {
-				t.Fatalf("Incr = %d, %v; want %d", got, err, want)
+		be.timed(t, func(t *testing.T) {
+			b, _ := be.open(t)
+			ctx := t.Context()
+			const window = 2 * time.Second
+			for want := int64(1); want <= 3; want++ {
+				if got, err := b.Incr(ctx, "n", window); err != nil || got != want {
+					t.Fatalf("Incr = %d, %v; want %d", got, err, want)
+				}
 			}
-		}
-		expectValue(t, b, "n", "3") // counters are decimal text on both backends
-		time.Sleep(250 * time.Millisecond)
-		// A later Incr does not extend the window.
-		if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != 4 {
-			t.Fatalf("Incr = %d, %v; want 4", got, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-		if got, err := b.Incr(ctx, "n", 400*time.Millisecond); err != nil || got != 1 {
-			t.Fatalf("Incr in a new window = %d, %v; want 1", got, err)
-		}
+			expectValue(t, b, "n", "3") // counters are decimal text on both backends
+			time.Sleep(window / 2)
+			// A later Incr does not extend the window.
+			if got, err := b.Incr(ctx, "n", window); err != nil || got != 4 {
+				t.Fatalf("Incr = %d, %v; want 4", got, err)
+			}
+			time.Sleep(window/2 + 100*time.Millisecond)
+			if got, err := b.Incr(ctx, "n", window); err != nil || got != 1 {
+				t.Fatalf("Incr in a new window = %d, %v; want 1", got, err)
+			}
+		})
 	})
 
 	t.Run("incr is atomic", func(t *testing.T) {
@@ -316,17 +330,24 @@ func contract(t *testing.T, be backend) {
 		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v1" {
 			t.Fatalf("instance B: Get = %q, %v; want v1 from the local tier", val, ok)
 		}
-		// Run subscribes in the background; delete until B has heard of it.
+		// Once B listens, one Delete on A reaches it; the bus delivers it asynchronously.
+		for _, r := range []*cache.Cache{a, c} {
+			select {
+			case <-r.Ready():
+			case <-time.After(waitFor):
+				t.Fatal("Run never became ready")
+			}
+		}
+		must(t, a.Delete(t.Context(), "k"))
 		deadline := time.Now().Add(waitFor)
 		for {
-			must(t, a.Delete(t.Context(), "k"))
-			time.Sleep(50 * time.Millisecond)
 			if _, ok := c.Get(t.Context(), "k"); !ok {
 				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatal("instance B still has the key after A deleted it")
 			}
+			time.Sleep(time.Millisecond)
 		}
 		if _, ok := a.Get(t.Context(), "k"); ok {
 			t.Fatal("instance A still has the key after deleting it")
@@ -370,22 +391,25 @@ func TestMemoryEvictsLeastRecentlyUsedPastItsBound(t *testing.T) {
 
 func TestLocalTierServesWithinLocalTTL(t *testing.T) {
 	t.Parallel()
-	b := cache.NewMemory(100)
-	reg := prometheus.NewRegistry()
-	c := cache.New(b, cache.Options{LocalSize: 10, LocalTTL: 200 * time.Millisecond, Registerer: reg})
-	defer c.Close()
-	c.Set(t.Context(), "k", []byte("v1"), time.Minute)
-	must(t, b.Set(t.Context(), "k", []byte("v2"), time.Minute)) // behind the local tier's back
-	if val, _ := c.Get(t.Context(), "k"); string(val) != "v1" {
-		t.Fatalf("Get = %q, want v1 from the local tier", val)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if val, _ := c.Get(t.Context(), "k"); string(val) != "v2" {
-		t.Fatalf("Get after LocalTTL = %q, want v2 from the backend", val)
-	}
-	if got := counter(t, reg, "plaza_cache_hits_total"); got != 2 {
-		t.Fatalf("hits = %v, want 2", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := cache.NewMemory(100)
+		reg := prometheus.NewRegistry()
+		c := cache.New(b, cache.Options{LocalSize: 10, LocalTTL: 200 * time.Millisecond, Registerer: reg})
+		defer c.Close()
+		c.Set(t.Context(), "k", []byte("v1"), time.Minute)
+		must(t, b.Set(t.Context(), "k", []byte("v2"), time.Minute)) // behind the local tier's back
+		time.Sleep(199 * time.Millisecond)
+		if val, _ := c.Get(t.Context(), "k"); string(val) != "v1" {
+			t.Fatalf("Get = %q, want v1 from the local tier", val)
+		}
+		time.Sleep(2 * time.Millisecond)
+		if val, _ := c.Get(t.Context(), "k"); string(val) != "v2" {
+			t.Fatalf("Get after LocalTTL = %q, want v2 from the backend", val)
+		}
+		if got := counter(t, reg, "plaza_cache_hits_total"); got != 2 {
+			t.Fatalf("hits = %v, want 2", got)
+		}
+	})
 }
 
 // TestRedisOutageIsAMissAndRecovers kills the cache's own Redis server: reads become
