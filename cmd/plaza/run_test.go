@@ -249,6 +249,10 @@ func TestServesProbesAndProblems(t *testing.T) {
 	if !strings.Contains(string(body), "go_goroutines") || !strings.Contains(string(body), "plaza_http_requests_total") {
 		t.Fatal("metrics lack runtime or request metrics")
 	}
+	// PLAZA_GRPC_ADDR is accepted, and start-up says nothing listens on it yet.
+	if strings.Count(in.logs.String(), "grpc is not served yet") != 1 {
+		t.Fatalf("start-up does not say once that gRPC is not served:\n%s", in.logs)
+	}
 }
 
 // TestForcedShutdownIsAnError: a request that outlives the shutdown timeout makes run fail.

@@ -112,6 +112,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
 	}
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
+	// PLAZA_GRPC_ADDR is validated so that a deployment can set it now; say plainly that
+	// nothing listens there yet rather than let a client's connection refusal say it.
+	log.Info("grpc is not served yet; PLAZA_GRPC_ADDR is not listened on", "addr", cfg.GRPCAddr)
 
 	if cfg.DebugAddr != "" {
 		if err := serveDebug(streams, cfg.DebugAddr, log, &background); err != nil {

@@ -58,45 +58,44 @@ func (e *Error) Error() string { return e.Var + ": " + e.Msg }
 
 type option struct {
 	env, flag, def, usage string
-	secret                bool
 	set                   func(c *Config, v string) error
 }
 
 var options = []option{
-	{"PLAZA_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", false, func(c *Config, v string) error {
+	{"PLAZA_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", func(c *Config, v string) error {
 		c.HTTPAddr = v
 		return addr(v)
 	}},
-	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address", false, func(c *Config, v string) error {
+	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address (validated; nothing listens until the gRPC transport lands)", func(c *Config, v string) error {
 		c.GRPCAddr = v
 		return addr(v)
 	}},
-	{"PLAZA_DATA_DIR", "data-dir", "./data", "directory for the SQLite file and generated keys", false, func(c *Config, v string) error {
+	{"PLAZA_DATA_DIR", "data-dir", "./data", "directory for the SQLite file and generated keys", func(c *Config, v string) error {
 		if v == "" {
 			return errors.New("expected a directory path, got an empty value")
 		}
 		c.DataDir = v
 		return nil
 	}},
-	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db); empty uses SQLite in the data dir", true, func(c *Config, v string) error {
+	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db); empty uses SQLite in the data dir", func(c *Config, v string) error {
 		c.DatabaseURL = v
 		if v == "" {
 			return nil
 		}
 		return serviceURL(v, "a postgres:// or postgresql:// URL", "postgres", "postgresql")
 	}},
-	{"REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty uses the in-process cache and bus", true, func(c *Config, v string) error {
+	{"REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty uses the in-process cache and bus", func(c *Config, v string) error {
 		c.RedisURL = v
 		if v == "" {
 			return nil
 		}
 		return serviceURL(v, "a redis:// or rediss:// URL", "redis", "rediss")
 	}},
-	{"PLAZA_JWT_SECRET", "jwt-secret", "", "comma-separated JWT signing keys: the first signs, all verify (generated in development when empty)", true, func(c *Config, v string) error {
+	{"PLAZA_JWT_SECRET", "jwt-secret", "", "comma-separated JWT signing keys: the first signs, all verify (generated in development when empty)", func(c *Config, v string) error {
 		c.JWTSecrets = list(v)
 		return nil
 	}},
-	{"PLAZA_CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed by CORS (https://shop.example)", false, func(c *Config, v string) error {
+	{"PLAZA_CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed by CORS (https://shop.example)", func(c *Config, v string) error {
 		c.CORSOrigins = list(v)
 		for _, o := range c.CORSOrigins {
 			if o == "*" {
@@ -109,20 +108,20 @@ var options = []option{
 		}
 		return nil
 	}},
-	{"PLAZA_ENV", "env", "development", "development | production", false, func(c *Config, v string) error {
+	{"PLAZA_ENV", "env", "development", "development | production", func(c *Config, v string) error {
 		if v != "development" && v != "production" {
 			return fmt.Errorf("expected development or production, got %q", v)
 		}
 		c.Env = v
 		return nil
 	}},
-	{"PLAZA_LOG_LEVEL", "log-level", "info", "debug | info | warn | error", false, func(c *Config, v string) error {
+	{"PLAZA_LOG_LEVEL", "log-level", "info", "debug | info | warn | error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return fmt.Errorf("expected debug, info, warn or error, got %q", v)
 		}
 		return nil
 	}},
-	{"PLAZA_RATE_LIMIT", "rate-limit", "20", "requests per second per client (0 turns rate limiting off)", false, func(c *Config, v string) error {
+	{"PLAZA_RATE_LIMIT", "rate-limit", "20", "requests per second per client (0 turns rate limiting off)", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 {
 			return fmt.Errorf("expected a number of requests per second >= 0, got %q", v)
@@ -130,7 +129,7 @@ var options = []option{
 		c.RateLimit = f
 		return nil
 	}},
-	{"PLAZA_RATE_BURST", "rate-burst", "40", "requests a client may make at once before the rate applies", false, func(c *Config, v string) error {
+	{"PLAZA_RATE_BURST", "rate-burst", "40", "requests a client may make at once before the rate applies", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return fmt.Errorf("expected a whole number >= 1, got %q", v)
@@ -138,7 +137,7 @@ var options = []option{
 		c.RateBurst = n
 		return nil
 	}},
-	{"PLAZA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long in-flight requests may take to finish on shutdown", false, func(c *Config, v string) error {
+	{"PLAZA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long in-flight requests may take to finish on shutdown", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("expected a positive duration like 30s, got %q", v)
@@ -146,22 +145,22 @@ var options = []option{
 		c.ShutdownTimeout = d
 		return nil
 	}},
-	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", false, func(c *Config, v string) error {
+	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", func(c *Config, v string) error {
 		c.AdminEmail = v
 		return nil
 	}},
-	{"PLAZA_ADMIN_PASSWORD", "admin-password", "", "password of that admin", true, func(c *Config, v string) error {
+	{"PLAZA_ADMIN_PASSWORD", "admin-password", "", "password of that admin", func(c *Config, v string) error {
 		c.AdminPassword = v
 		return nil
 	}},
-	{"PLAZA_DEBUG_ADDR", "debug-addr", "", "pprof listen address (off when empty; keep it on loopback)", false, func(c *Config, v string) error {
+	{"PLAZA_DEBUG_ADDR", "debug-addr", "", "pprof listen address (off when empty; keep it on loopback)", func(c *Config, v string) error {
 		c.DebugAddr = v
 		if v == "" {
 			return nil
 		}
 		return addr(v)
 	}},
-	{"PLAZA_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", false, func(c *Config, v string) error {
+	{"PLAZA_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", func(c *Config, v string) error {
 		c.TrustedProxies = nil
 		for _, s := range list(v) {
 			p, err := netip.ParsePrefix(s)
@@ -176,7 +175,7 @@ var options = []option{
 		}
 		return nil
 	}},
-	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", false, func(c *Config, v string) error {
+	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return fmt.Errorf("expected a whole number of entries >= 1, got %q", v)
@@ -184,7 +183,7 @@ var options = []option{
 		c.CacheSize = n
 		return nil
 	}},
-	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", false, func(c *Config, v string) error {
+	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
 			return fmt.Errorf("expected a whole number of bytes >= 1, got %q", v)
