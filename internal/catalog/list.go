@@ -44,7 +44,7 @@ type Filter struct {
 	Cursor      string
 }
 
-// Page limits shared by every list (CONTRACTS.md "Lists").
+// Page limits shared by every list (docs/contracts.md, "Shapes": lists).
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100

@@ -7,7 +7,7 @@ import (
 	"plaza/internal/plaza"
 )
 
-// Page limits shared by every list (CONTRACTS.md "Lists").
+// Page limits shared by every list (docs/contracts.md, "Shapes": lists).
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100
