@@ -130,12 +130,7 @@ var options = []option{
 		return nil
 	}},
 	{"PLAZA_RATE_BURST", "rate-burst", "40", "requests a client may make at once before the rate applies", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number >= 1, got %q", v)
-		}
-		c.RateBurst = n
-		return nil
+		return wholeNumber(&c.RateBurst, v, "")
 	}},
 	{"PLAZA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long in-flight requests may take to finish on shutdown", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -176,20 +171,10 @@ var options = []option{
 		return nil
 	}},
 	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number of entries >= 1, got %q", v)
-		}
-		c.CacheSize = n
-		return nil
+		return wholeNumber(&c.CacheSize, v, " of entries")
 	}},
 	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number of bytes >= 1, got %q", v)
-		}
-		c.MaxBodyBytes = n
-		return nil
+		return wholeNumber(&c.MaxBodyBytes, v, " of bytes")
 	}},
 }
 
@@ -294,6 +279,17 @@ func Usage(out io.Writer) {
 		fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", o.env, o.flag, def, o.usage)
 	}
 	tw.Flush()
+}
+
+// wholeNumber parses v, a count of what unit names (" of bytes"), into *dst: at least 1
+// and within T's range.
+func wholeNumber[T int | int64](dst *T, v, unit string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || int64(T(n)) != n {
+		return fmt.Errorf("expected a whole number%s >= 1, got %q", unit, v)
+	}
+	*dst = T(n)
+	return nil
 }
 
 func addr(v string) error {
