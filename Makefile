@@ -1,28 +1,44 @@
-# make test is the single entry point for the whole suite: vet, then every package under
-# -race with a throwaway PostgreSQL and Redis started (and stopped) by scripts/with-services.sh.
+# make test is the single entry point for the whole suite: vet, the generated-files check,
+# then every package under -race with a throwaway PostgreSQL and Redis started (and
+# stopped) by scripts/with-services.sh, and the bench module's own tests.
 GO ?= go
-COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -X main.commit=$(COMMIT)
+# VERSION is the nearest tag (v1.2.3, or v1.2.3-4-gabc1234 past it), else the commit;
+# -dirty marks a build from uncommitted changes. `plaza version` prints both.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test vet build run bench
+.PHONY: test vet check-generated tools build run bench
 
-test: vet
+test: vet check-generated tools
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
+	cd bench && $(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+# check-generated fails when go mod tidy or go generate ./... would change anything
+# (later: GraphQL and protobuf generation, through go generate).
+check-generated:
+	GO=$(GO) bash scripts/check-generated.sh
+
+# tools installs what the tests drive from outside Go: curl and jq run the README tour.
+tools:
+	bash scripts/ensure-tools.sh curl jq
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/plaza ./cmd/plaza
 
 run:
-	$(GO) run ./cmd/plaza
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/plaza
 
-# make bench measures Plaza against a bare net/http baseline with wrk (bench/, written to
-# docs/benchmarks.md, .svg and .json); with PostgreSQL installed it measures a second
-# run on PostgreSQL + Redis under scripts/with-services.sh. Not part of make test or CI.
+# make bench measures Plaza against a bare net/http baseline with wrk (bench/, its own Go
+# module so that its charting libraries are no dependency of the product; written to
+# docs/benchmarks.md, .svg and .json); with PostgreSQL installed it measures a second run
+# on PostgreSQL + Redis under scripts/with-services.sh. Not part of make test or CI.
 bench:
-	$(GO) build -o bin/plazabench ./bench/cmd/plazabench
+	cd bench && $(GO) build -o ../bin/plazabench ./cmd/plazabench
 	@if ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1; then \
 		bash scripts/with-services.sh bin/plazabench; \
 	else \

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,17 @@ Commands:
 Run 'plaza <command> --help' for the settings a command reads.
 `
 
+const serveUsage = `Usage: plaza [serve] [flags]
+
+Serves the API until SIGINT or SIGTERM, then drains in-flight requests.
+`
+
+const migrateUsage = `Usage: plaza migrate up | down | status [flags]
+
+Applies every pending migration (up), rolls the last one back (down), or lists them
+(status), on the configured database.
+`
+
 // errUsage marks a command-line mistake; main exits 2 for it, as for a bad setting.
 var errUsage = errors.New("usage")
 
@@ -39,7 +51,8 @@ var errUsage = errors.New("usage")
 // environment and streams, so tests can run Plaza in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	err := runCommand(ctx, args, getenv, stdin, stdout, stderr)
-	if errors.Is(err, errHelpShown) {
+	if errors.Is(err, config.ErrHelp) {
+		// Help was printed; asking for it is not a failure.
 		return nil
 	}
 	return err
@@ -47,22 +60,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 func runCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+	if len(rest) > 0 && (!strings.HasPrefix(rest[0], "-") || isHelp(rest[0])) {
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := loadConfig("serve", rest, getenv, stdout)
+		cfg, err := config.Load(flag.NewFlagSet("serve", flag.ContinueOnError), serveUsage, rest, getenv, stdout)
 		if err != nil {
 			return err
 		}
 		return app.Serve(ctx, cfg, newLogger(cfg, stderr))
 	case "migrate":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			fmt.Fprint(stdout, migrateUsage)
+			return nil
+		}
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			fmt.Fprint(stderr, migrateUsage)
 			return fmt.Errorf("%w: plaza migrate up | down | status", errUsage)
 		}
 		sub := rest[0]
-		cfg, err := loadConfig("migrate "+sub, rest[1:], getenv, stdout)
+		cfg, err := config.Load(flag.NewFlagSet("migrate "+sub, flag.ContinueOnError), migrateUsage, rest[1:], getenv, stdout)
 		if err != nil {
 			return err
 		}
@@ -74,7 +92,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	case "version":
 		fmt.Fprintf(stdout, "plaza %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
@@ -83,16 +101,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 }
 
-func loadConfig(name string, args []string, getenv func(string) string, stdout io.Writer) (config.Config, error) {
-	cfg, err := config.Load(name, args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		return cfg, errHelpShown
-	}
-	return cfg, err
-}
-
-// errHelpShown ends a command after --help printed its usage; it is not a failure.
-var errHelpShown = errors.New("help shown")
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))

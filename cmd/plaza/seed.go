@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"plaza/internal/app"
+	"plaza/internal/config"
 )
 
 const seedUsage = `Usage: plaza seed --products N [flags]
@@ -23,62 +23,27 @@ Adds N generated products (in transactions of 1000) to the configured database.
 // runSeed is `plaza seed --products N`: --products is the command's own flag; the rest
 // are the usual settings (DATABASE_URL, PLAZA_DATA_DIR, …).
 func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	n, rest, err := productsFlag(args)
-	if err != nil {
-		fmt.Fprint(stderr, seedUsage)
-		return err
-	}
-	for _, a := range rest {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fmt.Fprint(stdout, seedUsage)
-		}
-	}
-	cfg, err := loadConfig("seed", rest, getenv, stdout)
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	n := fs.Int("products", 0, "how many products to add (`N` > 0)")
+	cfg, err := config.Load(fs, seedUsage, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	if n <= 0 {
+	if *n <= 0 {
 		fmt.Fprint(stderr, seedUsage)
 		return fmt.Errorf("%w: plaza seed needs --products N with N > 0", errUsage)
 	}
 	start := time.Now()
-	p := newProgress(stdout, n)
-	total, err := app.Seed(ctx, cfg, newLogger(cfg, stderr), n, p.update)
+	p := newProgress(stdout, *n)
+	total, err := app.Seed(ctx, cfg, newLogger(cfg, stderr), *n, p.update)
 	p.finish()
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "seeded %d products in %s (%.0f products/s); the catalog holds %d\n",
-		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), total)
+		*n, elapsed.Round(time.Millisecond), float64(*n)/elapsed.Seconds(), total)
 	return nil
-}
-
-// productsFlag takes --products N (or --products=N, one dash or two) out of args.
-func productsFlag(args []string) (int, []string, error) {
-	n := 0
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || name != "products" {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasVal {
-			if i+1 == len(args) {
-				return 0, nil, fmt.Errorf("%w: --products needs a number", errUsage)
-			}
-			i++
-			val = args[i]
-		}
-		v, err := strconv.Atoi(val)
-		if err != nil || v <= 0 {
-			return 0, nil, fmt.Errorf("%w: --products must be a whole number above 0, got %q", errUsage, val)
-		}
-		n = v
-	}
-	return n, rest, nil
 }
 
 // progress shows how far seeding got: a bar on a terminal, a line per tenth otherwise

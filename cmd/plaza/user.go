@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"plaza/internal/app"
+	"plaza/internal/config"
 	"plaza/internal/plaza"
 	"plaza/internal/users"
 )
@@ -42,12 +44,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	case "create":
 		return runUserCreate(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "list":
-		for _, a := range args[1:] {
-			if isHelp(a) {
-				fmt.Fprint(stdout, userUsage)
-			}
-		}
-		cfg, err := loadConfig("user list", args[1:], getenv, stdout)
+		cfg, err := config.Load(flag.NewFlagSet("user list", flag.ContinueOnError), userUsage, args[1:], getenv, stdout)
 		if err != nil {
 			return err
 		}
@@ -68,32 +65,25 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func runUserCreate(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var email, name string
-	var admin, fromStdin bool
-	rest, err := takeFlags(args, map[string]*string{"email": &email, "name": &name}, map[string]*bool{"admin": &admin, "password-stdin": &fromStdin})
-	if err != nil {
-		fmt.Fprint(stderr, userUsage)
-		return err
-	}
-	for _, a := range rest {
-		if isHelp(a) {
-			fmt.Fprint(stdout, userUsage)
-		}
-	}
-	cfg, err := loadConfig("user create", rest, getenv, stdout)
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	email := fs.String("email", "", "the new user's `EMAIL` (required)")
+	name := fs.String("name", "", "the new user's `NAME` (required)")
+	admin := fs.Bool("admin", false, "make the user an admin")
+	fromStdin := fs.Bool("password-stdin", false, "read the password as one line from standard input")
+	cfg, err := config.Load(fs, userUsage, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	if email == "" || name == "" {
+	if *email == "" || *name == "" {
 		fmt.Fprint(stderr, userUsage)
 		return fmt.Errorf("%w: plaza user create needs --email and --name", errUsage)
 	}
-	password, err := readPassword(stdin, stderr, fromStdin)
+	password, err := readPassword(stdin, stderr, *fromStdin)
 	if err != nil {
 		return err
 	}
-	in := users.NewUser{Name: name, Email: email, Password: password, Role: plaza.RoleUser}
-	if admin {
+	in := users.NewUser{Name: *name, Email: *email, Password: password, Role: plaza.RoleUser}
+	if *admin {
 		in.Role = plaza.RoleAdmin
 	}
 	u, err := app.CreateUser(ctx, cfg, newLogger(cfg, stderr), in)
@@ -158,40 +148,3 @@ func describe(err error) error {
 	}
 	return err
 }
-
-// takeFlags takes the command's own flags (--name value, --name=value, one dash or two)
-// out of args and returns the rest for the shared settings.
-func takeFlags(args []string, values map[string]*string, bools map[string]*bool) ([]string, error) {
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || a == "--" {
-			rest = append(rest, a)
-			continue
-		}
-		if b, ok := bools[name]; ok {
-			if hasVal && val != "true" && val != "false" {
-				return nil, fmt.Errorf("%w: --%s takes no value or true/false, got %q", errUsage, name, val)
-			}
-			*b = !hasVal || val == "true"
-			continue
-		}
-		v, ok := values[name]
-		if !ok {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasVal {
-			if i+1 == len(args) {
-				return nil, fmt.Errorf("%w: --%s needs a value", errUsage, name)
-			}
-			i++
-			val = args[i]
-		}
-		*v = val
-	}
-	return rest, nil
-}
-
-func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }

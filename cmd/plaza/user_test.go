@@ -102,7 +102,7 @@ func TestUserCommands(t *testing.T) {
 			{"no name", strongPassword + "\n", []string{"--email", "c@example.com", "--password-stdin"}, 2, "--email and --name"},
 			{"empty password", "\n", []string{"--email", "c@example.com", "--name", "C", "--password-stdin"}, 2, "empty password"},
 			{"no terminal", strongPassword + "\n", []string{"--email", "c@example.com", "--name", "C"}, 2, "--password-stdin"},
-			{"bad bool", "", []string{"--email", "c@example.com", "--name", "C", "--admin=yes"}, 2, "--admin"},
+			{"bad bool", "", []string{"--email", "c@example.com", "--name", "C", "--admin=yes"}, 2, "invalid boolean value \"yes\" for -admin"},
 			{"unknown setting", "", []string{"--email", "c@example.com", "--name", "C", "--colour", "red"}, 2, "colour"},
 		} {
 			_, _, err := plazaCmd(env, c.stdin, append([]string{"user", "create"}, c.args...)...)

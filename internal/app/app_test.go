@@ -46,14 +46,27 @@ func TestTwoInstancesActAsOne(t *testing.T) {
 		t.Fatal("event published on A never reached B")
 	}
 
-	// B's cache listens for invalidations the way Serve runs it.
-	go b.cache.Run(ctx)
+	// B's cache listens for invalidations the way Serve runs it, and is joined before
+	// its backends close.
+	runCtx, stopRun := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.cache.Run(runCtx) }()
+	t.Cleanup(func() {
+		stopRun()
+		if err := <-ran; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 	key := "product:" + plaza.NewID()
 	b.cache.Set(ctx, key, []byte("v1"), time.Minute)
 	if v, ok := b.cache.Get(ctx, key); !ok || string(v) != "v1" {
 		t.Fatalf("B's own entry: %q %v", v, ok)
 	}
-	time.Sleep(100 * time.Millisecond) // let B's invalidation subscription settle
+	select {
+	case <-b.cache.Ready():
+	case <-ctx.Done():
+		t.Fatal("B's invalidation listener never became ready")
+	}
 	if err := a.cache.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +78,7 @@ func TestTwoInstancesActAsOne(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("entry deleted on A still served by B after 5s")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 

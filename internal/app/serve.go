@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"plaza/internal/cache"
 	"plaza/internal/config"
 	"plaza/internal/httpapi"
@@ -36,21 +38,27 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC) and
+	// background loops. Every goroutine that uses a backend runs in background, which is
+	// joined before the backends close: none may outlive them.
+	streams, stopStreams := context.WithCancel(context.Background())
+	var background errgroup.Group
 	defer func() {
+		stopStreams()
+		if err := background.Wait(); err != nil {
+			log.Error("background task failed", "err", err)
+		}
 		if err := d.close(); err != nil {
 			log.Error("closing backends", "err", err)
 		}
 	}()
-
-	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC).
-	streams, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
 	for _, c := range []*cache.Cache{d.cache, d.state} {
-		go func() {
+		background.Go(func() error {
 			if err := c.Run(streams); err != nil {
-				log.Error("cache invalidation listener stopped", "err", err)
+				return fmt.Errorf("cache invalidation listener: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	products, err := newCatalog(ctx, cfg, d)
@@ -108,25 +116,24 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
 	}
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
+	// PLAZA_GRPC_ADDR is validated so that a deployment can set it now; say plainly that
+	// nothing listens there yet rather than let a client's connection refusal say it.
+	log.Info("grpc is not served yet; PLAZA_GRPC_ADDR is not listened on", "addr", cfg.GRPCAddr)
 
 	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
+		if err := serveDebug(streams, cfg.DebugAddr, log, &background); err != nil {
 			ln.Close()
 			return err
 		}
-		defer stop()
 	}
 	switch {
 	case cfg.MetricsAddr != "":
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
-		stop, err := serveSide(cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log)
-		if err != nil {
+		if err := serveSide(streams, cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log, &background); err != nil {
 			ln.Close()
 			return err
 		}
-		defer stop()
 	case metricsAccess(cfg) == httpapi.MetricsElsewhere:
 		log.Warn("metrics are not served: in production set PLAZA_METRICS_ADDR (a listener of their own) or PLAZA_METRICS_TOKEN (a bearer token for /metrics)")
 	}
@@ -146,7 +153,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed", cfg.ShutdownTimeout)
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed: %w", cfg.ShutdownTimeout, err)
 	}
 	<-serveErr
 	log.Info("shutdown complete")
@@ -167,29 +174,34 @@ func metricsAccess(cfg config.Config) httpapi.MetricsAccess {
 	return httpapi.MetricsPublic
 }
 
-// serveDebug serves pprof on its own listener, never on the public one.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveDebug serves pprof on its own listener, never on the public one, in g until ctx
+// ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger, g *errgroup.Group) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return serveSide(addr, "PLAZA_DEBUG_ADDR", "pprof", mux, log)
+	return serveSide(ctx, addr, "PLAZA_DEBUG_ADDR", "pprof", mux, log, g)
 }
 
-// serveSide serves h on a listener of its own at addr (named by the variable that set it).
-func serveSide(addr, variable, what string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+// serveSide serves h on a listener of its own at addr (named by the variable that set it),
+// in g until ctx ends.
+func serveSide(ctx context.Context, addr, variable, what string, h http.Handler, log *slog.Logger, g *errgroup.Group) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, &config.Error{Var: variable, Msg: err.Error()}
+		return &config.Error{Var: variable, Msg: err.Error()}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(what+" server", "err", err)
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	g.Go(func() error {
+		defer stop()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s server: %w", what, err)
 		}
-	}()
+		return nil
+	})
 	log.Info(what+" listening", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	return nil
 }

@@ -14,14 +14,13 @@ package bus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"plaza/internal/plaza"
+	"plaza/internal/prom"
 )
 
 // Bus publishes events to streams and delivers them to subscribers.
@@ -104,43 +103,14 @@ func newMetrics(reg prometheus.Registerer, backend string) metrics {
 	}
 	labels := prometheus.Labels{"backend": backend}
 	return metrics{
-		published: registerCounter(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		published: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_bus_published_total", Help: "Events published to the bus.", ConstLabels: labels,
 		})),
-		delivered: registerCounter(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		delivered: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_bus_delivered_total", Help: "Events handed to subscribers.", ConstLabels: labels,
 		})),
-		slow: registerCounter(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		slow: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_bus_slow_subscribers_total", Help: "Subscriptions cut off because they fell behind.", ConstLabels: labels,
 		})),
 	}
-}
-
-// registerCounter registers c, or returns the counter already registered under its name
-// so that two buses (or a bus re-created in tests) can share one registry.
-func registerCounter(reg prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("bus: register metric: %v", err))
-	}
-	return c
-}
-
-func inc(c prometheus.Counter) {
-	if c != nil {
-		c.Inc()
-	}
-}
-
-// unavailable classifies an error from Redis: a reply error (wrong type, syntax) is our
-// bug; anything else (connection refused, timeout) means Redis is unavailable.
-func unavailable(err error, msg string) error {
-	if _, ok := errors.AsType[redis.Error](err); ok {
-		return plaza.Wrap(plaza.EInternal, err, msg)
-	}
-	return plaza.Wrap(plaza.EUnavailable, err, msg)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"plaza/internal/redistest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"plaza/internal/bus"
 	"plaza/internal/plaza"
+	"plaza/internal/redistest"
 )
 
 // waitFor bounds every wait in these tests; reaching it means something hangs.
@@ -50,7 +50,7 @@ func TestRedis(t *testing.T) {
 	contract(t, backend{isRedis: true, newBus: func(t *testing.T, o options) (bus.Bus, func() bus.Bus) {
 		prefix := "test:bus:" + randomName() + ":"
 		open := func() bus.Bus {
-			b := bus.NewRedis(newClient(t, url), bus.RedisOptions{Prefix: prefix, BufferSize: o.BufferSize, Block: 200 * time.Millisecond})
+			b := bus.NewRedis(redistest.Client(t, url), bus.RedisOptions{Prefix: prefix, BufferSize: o.BufferSize, Block: 200 * time.Millisecond})
 			t.Cleanup(func() { b.Close() })
 			return b
 		}
@@ -483,14 +483,3 @@ func idLess(a, b string) bool {
 }
 
 func randomName() string { return strings.ToLower(rand.Text()) }
-
-func newClient(t *testing.T, url string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("PLAZA_TEST_REDIS_URL: %v", err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { client.Close() })
-	return client
-}

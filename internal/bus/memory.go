@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"plaza/internal/plaza"
+	"plaza/internal/prom"
 )
 
 // MemoryOptions configure NewMemory. The zero value works.
@@ -100,13 +101,13 @@ func (b *memoryBus) Publish(ctx context.Context, stream string, ev plaza.Event) 
 		s.ring[s.start] = ev
 		s.start = (s.start + 1) % len(s.ring)
 	}
-	inc(b.m.published)
+	prom.Inc(b.m.published)
 	for sub := range s.subs {
 		select {
 		case sub.ch <- ev:
-			inc(b.m.delivered)
+			prom.Inc(b.m.delivered)
 		default:
-			inc(b.m.slow)
+			prom.Inc(b.m.slow)
 			s.endLocked(sub, ErrSlowConsumer)
 		}
 	}
@@ -158,7 +159,7 @@ func (b *memoryBus) Subscribe(ctx context.Context, stream string, after string) 
 	sub := &memorySub{stream: s, ch: make(chan plaza.Event, len(replay)+b.opts.BufferSize)}
 	for _, ev := range replay {
 		sub.ch <- ev
-		inc(b.m.delivered)
+		prom.Inc(b.m.delivered)
 	}
 	s.subs[sub] = struct{}{}
 	sub.stop = context.AfterFunc(ctx, sub.Close)

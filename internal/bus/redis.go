@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"plaza/internal/plaza"
+	"plaza/internal/prom"
+	"plaza/internal/redisx"
 )
 
 // RedisOptions configure NewRedis. The zero value works.
@@ -92,9 +94,9 @@ func (b *redisBus) Publish(ctx context.Context, stream string, ev plaza.Event) (
 		Values: []any{eventField, payload},
 	}).Result()
 	if err != nil {
-		return plaza.Event{}, redisErr(err, "event bus unavailable")
+		return plaza.Event{}, redisx.Err(err, "event bus")
 	}
-	inc(b.m.published)
+	prom.Inc(b.m.published)
 	ev.ID = id
 	return ev, nil
 }
@@ -116,7 +118,7 @@ func (b *redisBus) Subscribe(ctx context.Context, stream string, after string) (
 		// would be with "$".
 		msgs, err := b.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
 		if err != nil {
-			return nil, redisErr(err, "event bus unavailable")
+			return nil, redisx.Err(err, "event bus")
 		}
 		after = "0-0"
 		if len(msgs) == 1 {
@@ -127,7 +129,7 @@ func (b *redisBus) Subscribe(ctx context.Context, stream string, after string) (
 		// its own in the channel; whatever Retain's "~" left beyond it the reader picks up.
 		msgs, err := b.client.XRangeN(ctx, key, "("+after, "+", int64(b.opts.Retain)).Result()
 		if err != nil {
-			return nil, redisErr(err, "event bus unavailable")
+			return nil, redisx.Err(err, "event bus")
 		}
 		for _, msg := range msgs {
 			if ev, ok := b.decode(stream, msg); ok {
@@ -143,7 +145,7 @@ func (b *redisBus) Subscribe(ctx context.Context, stream string, after string) (
 	sub := &redisSub{bus: b, cancel: cancel, ch: make(chan plaza.Event, len(replay)+b.opts.BufferSize)}
 	for _, ev := range replay {
 		sub.ch <- ev
-		inc(b.m.delivered)
+		prom.Inc(b.m.delivered)
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -231,7 +233,7 @@ func (b *redisBus) Ping(ctx context.Context) error {
 		return ErrClosed
 	}
 	if err := b.client.Ping(ctx).Err(); err != nil {
-		return redisErr(err, "event bus unavailable")
+		return redisx.Err(err, "event bus")
 	}
 	return nil
 }
@@ -285,11 +287,11 @@ func (s *redisSub) deliver(ev plaza.Event) bool {
 	select {
 	case s.ch <- ev:
 		s.mu.Unlock()
-		inc(s.bus.m.delivered)
+		prom.Inc(s.bus.m.delivered)
 		return true
 	default:
 		s.mu.Unlock()
-		inc(s.bus.m.slow)
+		prom.Inc(s.bus.m.slow)
 		s.end(ErrSlowConsumer)
 		return false
 	}
@@ -325,11 +327,3 @@ func (s *redisSub) Err() error {
 }
 
 func (s *redisSub) Close() { s.end(nil) }
-
-// redisErr keeps a cancellation as it is and classifies the rest.
-func redisErr(err error, msg string) error {
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	return unavailable(err, msg)
-}

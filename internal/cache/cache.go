@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"plaza/internal/bus"
 	"plaza/internal/plaza"
+	"plaza/internal/prom"
 )
 
 // Backend stores bytes under string keys with a TTL. A ttl <= 0 means no expiry.
@@ -87,6 +89,9 @@ type Cache struct {
 	m        metrics
 	flights  singleflight.Group
 	lastLog  atomic.Int64 // unix nanos of the last logged backend error
+
+	ready     chan struct{} // closed once Run listens; see Ready
+	readyOnce sync.Once
 }
 
 // New wraps b. Call Close when done; with a Bus, run Run for the life of the instance.
@@ -102,7 +107,7 @@ func New(b Backend, opts Options) *Cache {
 	}
 	c := &Cache{
 		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus,
-		log: opts.Logger, m: newMetrics(opts.Registerer),
+		log: opts.Logger, m: newMetrics(opts.Registerer), ready: make(chan struct{}),
 	}
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
@@ -119,7 +124,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 		c.m.hit(tier)
 		return val, true
 	}
-	inc(c.m.misses)
+	prom.Inc(c.m.misses)
 	return nil, false
 }
 
@@ -232,10 +237,10 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 		if val, _, ok := c.get(fctx, key); ok {
 			return loaded{val: val, hit: true}, nil
 		}
-		inc(c.m.loads)
+		prom.Inc(c.m.loads)
 		val, err := c.load(fctx, key, load)
 		if err != nil {
-			inc(c.m.loadErrors)
+			prom.Inc(c.m.loadErrors)
 			return nil, err
 		}
 		c.Set(fctx, key, val, ttl)
@@ -281,8 +286,10 @@ func (c *Cache) Check(ctx context.Context) error {
 // returns nil. When the subscription fails or ends (bus down, fell behind), it
 // resubscribes with backoff and empties the local tier, since invalidations may have
 // been missed. Without a Bus or a local tier there is nothing to do and it returns nil.
+// Ready tells when it listens.
 func (c *Cache) Run(ctx context.Context) error {
 	if c.bus == nil || c.local == nil {
+		c.markReady()
 		return nil
 	}
 	backoff := time.Duration(0)
@@ -309,6 +316,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		if !first {
 			c.local.c.DeleteAll()
 		}
+		c.markReady()
 		for ev := range sub.Events() {
 			backoff = 0
 			c.applyInvalidation(ev)
@@ -323,6 +331,13 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
+// Ready is closed once Run first listens for invalidations (at once when it has none to
+// listen for): from then on a Delete on any instance reaches this one's local tier.
+// Waiting on it replaces guessing how long a subscription takes to start.
+func (c *Cache) Ready() <-chan struct{} { return c.ready }
+
+func (c *Cache) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+
 func (c *Cache) applyInvalidation(ev plaza.Event) {
 	if ev.Type != invalidateType {
 		return
@@ -335,7 +350,7 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 	for _, k := range inv.Keys {
 		c.local.c.Delete(k)
 	}
-	inc(c.m.invalidations)
+	prom.Inc(c.m.invalidations)
 }
 
 // Close stops the local tier and closes the backend (a Redis backend leaves its client
@@ -373,22 +388,22 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		return metrics{}
 	}
 	return metrics{
-		hits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		hits: prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plaza_cache_hits_total", Help: "Cache hits by tier (local, backend).",
 		}, []string{"tier"})),
-		misses: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		misses: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_misses_total", Help: "Cache misses, backend errors included.",
 		})),
-		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plaza_cache_errors_total", Help: "Failed cache backend and bus calls by operation.",
 		}, []string{"op"})),
-		loads: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		loads: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_loads_total", Help: "Loads from the source of truth after a miss (GetOrLoad).",
 		})),
-		loadErrors: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		loadErrors: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_load_errors_total", Help: "Loads that failed (not cached).",
 		})),
-		invalidations: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		invalidations: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plaza_cache_invalidations_total", Help: "Invalidations received from the bus.",
 		})),
 	}
@@ -404,24 +419,4 @@ func (m metrics) error(op string) {
 	if m.errors != nil {
 		m.errors.WithLabelValues(op).Inc()
 	}
-}
-
-func inc(c prometheus.Counter) {
-	if c != nil {
-		c.Inc()
-	}
-}
-
-// register registers col, or returns the collector already registered under its name so
-// that two caches can share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
-	if err := reg.Register(col); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("cache: register metric: %v", err))
-	}
-	return col
 }

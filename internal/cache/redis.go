@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"plaza/internal/plaza"
+	"plaza/internal/redisx"
 )
 
 // NewRedis returns a backend on Redis, every key put behind prefix (e.g. "plaza:cache:").
@@ -30,7 +30,7 @@ func (r *redisBackend) Get(ctx context.Context, key string) ([]byte, bool, error
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, redisErr(err, "cache get")
+		return nil, false, redisx.Err(err, "cache")
 	}
 	return val, true, nil
 }
@@ -40,7 +40,7 @@ func (r *redisBackend) Set(ctx context.Context, key string, val []byte, ttl time
 		ttl = 0 // no expiry; go-redis reads -1 as KEEPTTL
 	}
 	if err := r.client.Set(ctx, r.prefix+key, val, ttl).Err(); err != nil {
-		return redisErr(err, "cache set")
+		return redisx.Err(err, "cache")
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func (r *redisBackend) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	})
 	if err != nil {
-		return redisErr(err, "cache delete")
+		return redisx.Err(err, "cache")
 	}
 	return nil
 }
@@ -77,48 +77,37 @@ func (r *redisBackend) Incr(ctx context.Context, key string, ttl time.Duration) 
 		return nil
 	})
 	if err != nil {
-		return 0, redisErr(err, "cache incr")
+		return 0, redisx.Err(err, "cache")
 	}
 	return incr.Val(), nil
 }
 
 func (r *redisBackend) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {
-		return redisErr(err, "cache ping")
+		return redisx.Err(err, "cache")
 	}
 	return nil
 }
 
 func (r *redisBackend) Close() error { return nil }
 
-// redisErr keeps a cancellation as it is; otherwise a reply error (wrong type, not an
-// integer) is our bug and anything else, a deadline included, means Redis is unavailable.
-func redisErr(err error, op string) error {
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	if _, ok := errors.AsType[redis.Error](err); ok {
-		return plaza.Wrap(plaza.EInternal, err, op+" failed")
-	}
-	return plaza.Wrap(plaza.EUnavailable, err, "cache unavailable")
-}
-
 const redisURLForm = "redis://[[user]:password@]host[:port][/db] or rediss://… for TLS"
 
-// ParseRedisURL parses REDIS_URL into client options. Its errors name REDIS_URL and the
-// expected form but never repeat the password. The options enable ContextTimeoutEnabled,
+// ParseRedisURL parses a Redis URL into client options. Its errors say what is wrong and
+// the expected form but never repeat the password; the caller names where the URL came
+// from (REDIS_URL, a test's variable). The options enable ContextTimeoutEnabled,
 // so a caller's deadline (the cache's per-call timeout) bounds a hung Redis.
 func ParseRedisURL(raw string) (*redis.Options, error) {
 	if strings.TrimSpace(raw) == "" {
-		return nil, fmt.Errorf("REDIS_URL is empty; expected %s", redisURLForm)
+		return nil, fmt.Errorf("empty; expected %s", redisURLForm)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes the whole input, password included: say only what is wrong.
-		return nil, fmt.Errorf("REDIS_URL is not a valid URL; expected %s", redisURLForm)
+		return nil, fmt.Errorf("not a valid URL; expected %s", redisURLForm)
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("REDIS_URL has scheme %q; expected %s", u.Scheme, redisURLForm)
+		return nil, fmt.Errorf("scheme %q; expected %s", u.Scheme, redisURLForm)
 	}
 	opts, err := redis.ParseURL(raw)
 	if err != nil {
@@ -128,7 +117,7 @@ func ParseRedisURL(raw string) (*redis.Options, error) {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
 		}
-		return nil, fmt.Errorf("REDIS_URL (host %q) is invalid: %s; expected %s", u.Host, msg, redisURLForm)
+		return nil, fmt.Errorf("host %q: %s; expected %s", u.Host, msg, redisURLForm)
 	}
 	opts.ContextTimeoutEnabled = true
 	return opts, nil

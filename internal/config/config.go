@@ -46,7 +46,8 @@ func (c Config) Production() bool { return c.Env == "production" }
 // MinJWTSecretLen is the shortest signing key accepted in production.
 const MinJWTSecretLen = 32
 
-// ErrHelp is returned when --help was asked for; the usage has been printed.
+// ErrHelp is returned when -h or --help was asked for; the usage has been printed and the
+// command stops there (successfully).
 var ErrHelp = flag.ErrHelp
 
 // Error is an invalid setting. Its message is one line naming the variable.
@@ -59,45 +60,44 @@ func (e *Error) Error() string { return e.Var + ": " + e.Msg }
 
 type option struct {
 	env, flag, def, usage string
-	secret                bool
 	set                   func(c *Config, v string) error
 }
 
 var options = []option{
-	{"PLAZA_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", false, func(c *Config, v string) error {
+	{"PLAZA_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", func(c *Config, v string) error {
 		c.HTTPAddr = v
 		return addr(v)
 	}},
-	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address", false, func(c *Config, v string) error {
+	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address (validated; nothing listens until the gRPC transport lands)", func(c *Config, v string) error {
 		c.GRPCAddr = v
 		return addr(v)
 	}},
-	{"PLAZA_DATA_DIR", "data-dir", "./data", "directory for the SQLite file and generated keys", false, func(c *Config, v string) error {
+	{"PLAZA_DATA_DIR", "data-dir", "./data", "directory for the SQLite file and generated keys", func(c *Config, v string) error {
 		if v == "" {
 			return errors.New("expected a directory path, got an empty value")
 		}
 		c.DataDir = v
 		return nil
 	}},
-	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db); empty uses SQLite in the data dir", true, func(c *Config, v string) error {
+	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db); empty uses SQLite in the data dir", func(c *Config, v string) error {
 		c.DatabaseURL = v
 		if v == "" {
 			return nil
 		}
 		return serviceURL(v, "a postgres:// or postgresql:// URL", "postgres", "postgresql")
 	}},
-	{"REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty uses the in-process cache and bus", true, func(c *Config, v string) error {
+	{"REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty uses the in-process cache and bus", func(c *Config, v string) error {
 		c.RedisURL = v
 		if v == "" {
 			return nil
 		}
 		return serviceURL(v, "a redis:// or rediss:// URL", "redis", "rediss")
 	}},
-	{"PLAZA_JWT_SECRET", "jwt-secret", "", "comma-separated JWT signing keys: the first signs, all verify (generated in development when empty)", true, func(c *Config, v string) error {
+	{"PLAZA_JWT_SECRET", "jwt-secret", "", "comma-separated JWT signing keys: the first signs, all verify (generated in development when empty)", func(c *Config, v string) error {
 		c.JWTSecrets = list(v)
 		return nil
 	}},
-	{"PLAZA_CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed by CORS (https://shop.example)", false, func(c *Config, v string) error {
+	{"PLAZA_CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed by CORS (https://shop.example)", func(c *Config, v string) error {
 		c.CORSOrigins = list(v)
 		for _, o := range c.CORSOrigins {
 			if o == "*" {
@@ -110,20 +110,20 @@ var options = []option{
 		}
 		return nil
 	}},
-	{"PLAZA_ENV", "env", "development", "development | production", false, func(c *Config, v string) error {
+	{"PLAZA_ENV", "env", "development", "development | production", func(c *Config, v string) error {
 		if v != "development" && v != "production" {
 			return fmt.Errorf("expected development or production, got %q", v)
 		}
 		c.Env = v
 		return nil
 	}},
-	{"PLAZA_LOG_LEVEL", "log-level", "info", "debug | info | warn | error", false, func(c *Config, v string) error {
+	{"PLAZA_LOG_LEVEL", "log-level", "info", "debug | info | warn | error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return fmt.Errorf("expected debug, info, warn or error, got %q", v)
 		}
 		return nil
 	}},
-	{"PLAZA_RATE_LIMIT", "rate-limit", "20", "requests per second per client (0 turns rate limiting off)", false, func(c *Config, v string) error {
+	{"PLAZA_RATE_LIMIT", "rate-limit", "20", "requests per second per client (0 turns rate limiting off)", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 {
 			return fmt.Errorf("expected a number of requests per second >= 0, got %q", v)
@@ -131,15 +131,10 @@ var options = []option{
 		c.RateLimit = f
 		return nil
 	}},
-	{"PLAZA_RATE_BURST", "rate-burst", "40", "requests a client may make at once before the rate applies", false, func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number >= 1, got %q", v)
-		}
-		c.RateBurst = n
-		return nil
+	{"PLAZA_RATE_BURST", "rate-burst", "40", "requests a client may make at once before the rate applies", func(c *Config, v string) error {
+		return wholeNumber(&c.RateBurst, v, "")
 	}},
-	{"PLAZA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long in-flight requests may take to finish on shutdown", false, func(c *Config, v string) error {
+	{"PLAZA_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long in-flight requests may take to finish on shutdown", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("expected a positive duration like 30s, got %q", v)
@@ -147,33 +142,33 @@ var options = []option{
 		c.ShutdownTimeout = d
 		return nil
 	}},
-	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", false, func(c *Config, v string) error {
+	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", func(c *Config, v string) error {
 		c.AdminEmail = v
 		return nil
 	}},
-	{"PLAZA_ADMIN_PASSWORD", "admin-password", "", "password of that admin", true, func(c *Config, v string) error {
+	{"PLAZA_ADMIN_PASSWORD", "admin-password", "", "password of that admin", func(c *Config, v string) error {
 		c.AdminPassword = v
 		return nil
 	}},
-	{"PLAZA_DEBUG_ADDR", "debug-addr", "", "pprof listen address (off when empty; keep it on loopback)", false, func(c *Config, v string) error {
+	{"PLAZA_DEBUG_ADDR", "debug-addr", "", "pprof listen address (off when empty; keep it on loopback)", func(c *Config, v string) error {
 		c.DebugAddr = v
 		if v == "" {
 			return nil
 		}
 		return addr(v)
 	}},
-	{"PLAZA_METRICS_ADDR", "metrics-addr", "", "serve /metrics on this address instead of the public listener (off when empty)", false, func(c *Config, v string) error {
+	{"PLAZA_METRICS_ADDR", "metrics-addr", "", "serve /metrics on this address instead of the public listener (off when empty)", func(c *Config, v string) error {
 		c.MetricsAddr = v
 		if v == "" {
 			return nil
 		}
 		return addr(v)
 	}},
-	{"PLAZA_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics on the public listener requires; in production without it or PLAZA_METRICS_ADDR, /metrics is not public", true, func(c *Config, v string) error {
+	{"PLAZA_METRICS_TOKEN", "metrics-token", "", "bearer token /metrics on the public listener requires; in production without it or PLAZA_METRICS_ADDR, /metrics is not public", func(c *Config, v string) error {
 		c.MetricsToken = v
 		return nil
 	}},
-	{"PLAZA_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", false, func(c *Config, v string) error {
+	{"PLAZA_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", func(c *Config, v string) error {
 		c.TrustedProxies = nil
 		for _, s := range list(v) {
 			p, err := netip.ParsePrefix(s)
@@ -188,36 +183,35 @@ var options = []option{
 		}
 		return nil
 	}},
-	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", false, func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number of entries >= 1, got %q", v)
-		}
-		c.CacheSize = n
-		return nil
+	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", func(c *Config, v string) error {
+		return wholeNumber(&c.CacheSize, v, " of entries")
 	}},
-	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", false, func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return fmt.Errorf("expected a whole number of bytes >= 1, got %q", v)
-		}
-		c.MaxBodyBytes = n
-		return nil
+	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
+		return wholeNumber(&c.MaxBodyBytes, v, " of bytes")
 	}},
 }
 
-// Load parses args (flags after the subcommand) and the environment through getenv.
-// On --help it prints the usage to out and returns ErrHelp.
-func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// Load reads the configuration of the command whose flag set is fs: it adds a flag for
+// every setting to fs, which may already hold flags of the command's own, and parses args
+// (what follows the command's name) with it. A setting given as a flag takes that value,
+// else its variable through getenv, else its default. A command takes no positional
+// arguments. On -h or --help it prints doc (a usage line and what the command does), the
+// command's own flags and every setting to out, and returns ErrHelp: the command is to
+// stop there.
+func Load(fs *flag.FlagSet, doc string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var own []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { own = append(own, f) })
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	vals := make([]*string, len(options))
 	for i, o := range options {
 		vals[i] = fs.String(o.flag, o.def, o.usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			Usage(out, name)
+			fmt.Fprint(out, doc)
+			printFlags(out, own)
+			Usage(out)
 			return Config{}, ErrHelp
 		}
 		return Config{}, &Error{Var: "flags", Msg: err.Error()}
@@ -241,6 +235,23 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		}
 	}
 	return c, c.validate()
+}
+
+// printFlags lists a command's own flags, before the settings every command shares.
+func printFlags(out io.Writer, flags []*flag.Flag) {
+	if len(flags) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nFlags:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, f := range flags {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, name, usage)
+	}
+	tw.Flush()
 }
 
 func lookup(getenv func(string) string, key string) (string, bool) {
@@ -269,8 +280,8 @@ func (c Config) validate() error {
 }
 
 // Usage prints every setting with its variable, flag and default.
-func Usage(out io.Writer, name string) {
-	fmt.Fprintf(out, "Usage: plaza %s [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.\n\n", name)
+func Usage(out io.Writer) {
+	fmt.Fprint(out, "\nSettings (every flag can also be set by its environment variable; a flag wins):\n\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tMEANING")
 	for _, o := range options {
@@ -281,6 +292,17 @@ func Usage(out io.Writer, name string) {
 		fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", o.env, o.flag, def, o.usage)
 	}
 	tw.Flush()
+}
+
+// wholeNumber parses v, a count of what unit names (" of bytes"), into *dst: at least 1
+// and within T's range.
+func wholeNumber[T int | int64](dst *T, v, unit string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || int64(T(n)) != n {
+		return fmt.Errorf("expected a whole number%s >= 1, got %q", unit, v)
+	}
+	*dst = T(n)
+	return nil
 }
 
 func addr(v string) error {

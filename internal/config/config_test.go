@@ -3,16 +3,23 @@ package config
 import (
 	"bytes"
 	"errors"
+	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
 )
 
+// load reads the settings as `plaza serve` does.
+func load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	return Load(flag.NewFlagSet("serve", flag.ContinueOnError), "Usage: plaza serve [flags]\n", args, getenv, out)
+}
+
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := Load("serve", nil, env(nil), nil)
+	c, err := load(nil, env(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +32,7 @@ func TestDefaults(t *testing.T) {
 func TestFlagWinsOverEnvWinsOverDefault(t *testing.T) {
 	t.Parallel()
 	e := env(map[string]string{"PLAZA_HTTP_ADDR": "127.0.0.1:9000", "PLAZA_RATE_BURST": "7", "PLAZA_CORS_ORIGINS": "https://a.example, https://b.example"})
-	c, err := Load("serve", []string{"--http-addr", "127.0.0.1:9100"}, e, nil)
+	c, err := load([]string{"--http-addr", "127.0.0.1:9100"}, e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +67,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": strings.Repeat("k", 32), "PLAZA_CORS_ORIGINS": "*"}, "PLAZA_CORS_ORIGINS"},
 	}
 	for _, c := range cases {
-		_, err := Load("serve", nil, env(c.vars), nil)
+		_, err := load(nil, env(c.vars), nil)
 		var cerr *Error
 		if !errors.As(err, &cerr) || cerr.Var != c.want {
 			t.Errorf("%v: got %v, want an error naming %s", c.vars, err, c.want)
@@ -77,7 +84,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 
 func TestProductionAcceptsGoodSettings(t *testing.T) {
 	t.Parallel()
-	_, err := Load("serve", nil, env(map[string]string{"PLAZA_ENV": "production",
+	_, err := load(nil, env(map[string]string{"PLAZA_ENV": "production",
 		"PLAZA_JWT_SECRET": strings.Repeat("a", 32) + "," + strings.Repeat("b", 40), "PLAZA_CORS_ORIGINS": "https://shop.example"}), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +94,7 @@ func TestProductionAcceptsGoodSettings(t *testing.T) {
 func TestHelpListsEveryVariableWithDefault(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	_, err := Load("serve", []string{"--help"}, env(nil), &out)
+	_, err := load([]string{"--help"}, env(nil), &out)
 	if !errors.Is(err, ErrHelp) {
 		t.Fatalf("err %v", err)
 	}
@@ -98,5 +105,29 @@ func TestHelpListsEveryVariableWithDefault(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), ":8080") || !strings.Contains(out.String(), "30s") {
 		t.Error("help lacks defaults")
+	}
+}
+
+// TestHelpListsTheCommandsOwnFlags: a command's flags are parsed by the same flag set as
+// the settings and listed in its help.
+func TestHelpListsTheCommandsOwnFlags(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	n := fs.Int("products", 0, "how many `N` products to add")
+	var out bytes.Buffer
+	if _, err := Load(fs, "Usage: plaza seed\n", []string{"--products", "5", "-h"}, env(nil), &out); !errors.Is(err, ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(out.String(), "--products N") || !strings.Contains(out.String(), "PLAZA_DATA_DIR") {
+		t.Fatalf("help:\n%s", out.String())
+	}
+	fs = flag.NewFlagSet("seed", flag.ContinueOnError)
+	n = fs.Int("products", 0, "how many products to add")
+	c, err := Load(fs, "", []string{"--products=7", "--data-dir", "/tmp/x"}, env(nil), nil)
+	if err != nil || *n != 7 || c.DataDir != "/tmp/x" {
+		t.Fatalf("Load = %+v, %v; products %d", c, err, *n)
+	}
+	if _, err := Load(flag.NewFlagSet("seed", flag.ContinueOnError), "", []string{"--products=7"}, env(nil), nil); err == nil {
+		t.Fatal("an unknown flag was accepted")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// ErrorCode is one word of the error vocabulary in CONTRACTS.md. Each transport maps it once.
+// ErrorCode is one word of the error vocabulary in docs/contracts.md. Each transport maps it once.
 type ErrorCode string
 
 const (

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Event is a domain event as it rides on the bus (CONTRACTS.md "Domain events on the bus").
+// Event is a domain event as it rides on the bus (docs/contracts.md, "Domain events on the bus").
 // ID is assigned by the bus on publish and is ordered within a stream, so a subscriber can
 // resume after the last ID it saw.
 type Event struct {

@@ -1,6 +1,6 @@
 package plaza
 
-// Page limits shared by every list, whatever the transport (docs/contracts.md "Lists").
+// Page limits shared by every list, whatever the transport (docs/contracts.md, "Shapes": lists).
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100

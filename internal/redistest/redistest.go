@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // EnvURL names the variable scripts/with-services.sh exports.
@@ -33,6 +35,18 @@ func SkipOrFail(t testing.TB, why string) {
 		t.Fatal(why + " (required when CI=true)")
 	}
 	t.Skip(why)
+}
+
+// Client connects to the Redis at url; the client is closed when the test ends.
+func Client(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvURL, err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 // Server is a throwaway redis-server owned by one test.

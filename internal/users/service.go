@@ -149,7 +149,7 @@ const (
 	EventDeleted = "user.deleted"
 )
 
-// eventData is all a user event carries: no email, no hash (CONTRACTS.md).
+// eventData is all a user event carries: no email, no hash (docs/contracts.md, "Domain events on the bus").
 type eventData struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`

@@ -238,17 +238,15 @@ func writeReport(o options, rep Report, stdout io.Writer, logf func(string, ...a
 	return nil
 }
 
-// moduleRoot is the directory of the main module's go.mod.
+// moduleRoot is the directory of the plaza module, from the repository root or from the
+// bench module (which replaces plaza with that directory).
 func moduleRoot(ctx context.Context, goBin string) (string, error) {
-	out, err := exec.CommandContext(ctx, goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+	out, err := exec.CommandContext(ctx, goBin, "list", "-m", "-f", "{{.Dir}}", "plaza").Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		return "", errors.New("not inside the plaza repository; run from it or pass -root")
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the plaza module; run from the repository or pass -root")
-	}
-	return filepath.Dir(mod), nil
+	return dir, nil
 }
 
 // ensureWrk finds wrk, installing Debian's package when it is missing and we are root.
@@ -283,17 +281,21 @@ func ensureWrk(ctx context.Context, logf func(string, ...any)) (string, error) {
 
 type binaries struct{ plaza, baseline string }
 
-// build compiles plaza (with the commit stamped in, as `make build` does) and the baseline.
+// build compiles plaza (with the commit stamped in, as `make build` does) in the product's
+// module and the baseline in the bench module.
 func build(ctx context.Context, goBin, root, dir, commit string) (binaries, error) {
 	b := binaries{plaza: filepath.Join(dir, "plaza"), baseline: filepath.Join(dir, "baseline")}
-	for _, c := range [][]string{
-		{"build", "-ldflags", "-X main.commit=" + commit, "-o", b.plaza, "./cmd/plaza"},
-		{"build", "-o", b.baseline, "./bench/baseline"},
+	for _, c := range []struct {
+		dir  string
+		args []string
+	}{
+		{root, []string{"build", "-ldflags", "-X main.commit=" + commit, "-o", b.plaza, "./cmd/plaza"}},
+		{filepath.Join(root, "bench"), []string{"build", "-o", b.baseline, "./baseline"}},
 	} {
-		cmd := exec.CommandContext(ctx, goBin, c...)
-		cmd.Dir = root
+		cmd := exec.CommandContext(ctx, goBin, c.args...)
+		cmd.Dir = c.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("go %s: %w\n%s", strings.Join(c, " "), err, out)
+			return b, fmt.Errorf("go %s: %w\n%s", strings.Join(c.args, " "), err, out)
 		}
 	}
 	return b, nil
