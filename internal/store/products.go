@@ -195,7 +195,8 @@ func missedWrite(ctx context.Context, q Querier, id string) error {
 	if !exists {
 		return plaza.Errorf(plaza.ENotFound, "no product with this ID")
 	}
-	return plaza.Errorf(plaza.EPreconditionFailed, "the product has changed since the ETag you sent; fetch it again")
+	// In domain terms: how a client names the version it expected is each transport's business.
+	return plaza.Errorf(plaza.EPreconditionFailed, "the stored version has changed; read the product again")
 }
 
 // PathCounts counts products per (category, subcategory).

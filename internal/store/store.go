@@ -159,7 +159,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every pool. Calling it again is a no-op.
+// Close closes every prepared statement and pool, and returns every error it met, not
+// just the last. Calling it again is a no-op.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
@@ -170,7 +171,7 @@ func (db *DB) Close() error {
 		return true
 	})
 	if db.reader != db.writer {
-		err = db.reader.Close()
+		err = errors.Join(err, db.reader.Close())
 	}
 	err = errors.Join(err, db.writer.Close())
 	db.log.Info("store closed", "dialect", db.dialect)
