@@ -3,6 +3,8 @@
 //
 // Queries are written once for both dialects:
 //   - placeholders are $1, $2, … (modernc.org/sqlite binds $N by number, like PostgreSQL);
+//     queries built in parts number theirs with params.add; the one exception is a bulk
+//     INSERT on SQLite, which binds ? by position (see insertRows);
 //   - times are written with [Time] and read with [ScanTime] (see time.go);
 //   - upserts use INSERT … ON CONFLICT (…) DO UPDATE SET x = excluded.x.
 //
