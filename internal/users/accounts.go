@@ -49,7 +49,7 @@ func (s *Service) Register(ctx context.Context, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	if err := s.store.CreateUser(ctx, u, hash); err != nil {
+	if err := s.users.Create(ctx, u, hash); err != nil {
 		return User{}, emailConflict(err)
 	}
 	s.publish(ctx, EventCreated, u)
@@ -72,7 +72,7 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return User{}, notFound(err)
 	}
@@ -95,7 +95,7 @@ func (s *Service) List(ctx context.Context, limit int, cursor string) (items []U
 			return nil, "", err
 		}
 	}
-	items, err = s.store.ListUsers(ctx, limit+1, after.ID)
+	items, err = s.users.List(ctx, limit+1, after.ID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -119,7 +119,7 @@ func (s *Service) Update(ctx context.Context, id string, c Changes) (User, error
 	if err != nil {
 		return User{}, err
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return User{}, notFound(err)
 	}
@@ -146,7 +146,7 @@ func (s *Service) Update(ctx context.Context, id string, c Changes) (User, error
 		}
 	}
 	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	if err := s.store.UpdateUser(ctx, u, hash); err != nil {
+	if err := s.users.Update(ctx, u, hash); err != nil {
 		return User{}, notFound(emailConflict(err))
 	}
 	s.forgetUser(ctx, u.ID)
@@ -160,11 +160,11 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if _, err := selfOrAdmin(ctx, id); err != nil {
 		return err
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return notFound(err)
 	}
-	if err := s.store.DeleteUser(ctx, id); err != nil {
+	if err := s.users.Delete(ctx, id); err != nil {
 		return notFound(err)
 	}
 	s.forgetUser(ctx, id)
@@ -176,7 +176,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // exists (whatever their role: an existing account is never changed by configuration).
 // It reports whether it created one.
 func (s *Service) EnsureAdmin(ctx context.Context, name, email, password string) (bool, error) {
-	_, _, err := s.store.UserByEmail(ctx, email)
+	_, _, err := s.users.ByEmail(ctx, email)
 	if err == nil {
 		return false, nil
 	}

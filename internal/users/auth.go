@@ -44,7 +44,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	if err := s.throttled(ctx, counters); err != nil {
 		return Tokens{}, err
 	}
-	u, hash, err := s.store.UserByEmail(ctx, email)
+	u, hash, err := s.users.ByEmail(ctx, email)
 	known := err == nil
 	switch {
 	case plaza.ErrorCodeOf(err) == plaza.ENotFound:
@@ -65,7 +65,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	if err := s.cache.Delete(ctx, counters[0].count); err != nil {
 		s.log.WarnContext(ctx, "users: clearing the login failure count failed", "err", err)
 	}
-	if err := s.store.DeleteExpiredRefreshTokens(ctx, u.ID, s.now()); err != nil {
+	if err := s.refreshTokens.DeleteExpired(ctx, u.ID, s.now()); err != nil {
 		return Tokens{}, err
 	}
 	return s.issue(ctx, u)
@@ -82,7 +82,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	t, err := s.store.RefreshTokenByHash(ctx, hash)
+	t, err := s.refreshTokens.ByHash(ctx, hash)
 	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 		return Tokens{}, errBadRefresh
 	}
@@ -96,7 +96,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if !now.Before(t.ExpiresAt) {
 		return Tokens{}, errBadRefresh
 	}
-	u, err := s.store.UserByID(ctx, t.UserID)
+	u, err := s.users.ByID(ctx, t.UserID)
 	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 		return Tokens{}, errBadRefresh
 	}
@@ -104,7 +104,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 		return Tokens{}, err
 	}
 	refresh, next := s.newRefresh(u.ID, t.Family, now)
-	switch err := s.store.RotateRefreshToken(ctx, hash, next); plaza.ErrorCodeOf(err) {
+	switch err := s.refreshTokens.Rotate(ctx, hash, next); plaza.ErrorCodeOf(err) {
 	case "":
 	case plaza.EConflict: // spent by a concurrent refresh since we read it
 		return Tokens{}, s.reused(ctx, t)
@@ -119,7 +119,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 // reused revokes the family of a refresh token presented after it was spent: one of the
 // two presenters is not its owner.
 func (s *Service) reused(ctx context.Context, t RefreshToken) error {
-	if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+	if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 		return err
 	}
 	s.log.WarnContext(ctx, "users: a spent refresh token was presented again; its family is revoked", "user_id", t.UserID)
@@ -140,12 +140,12 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		return plaza.Invalid(plaza.FieldError{Field: "refresh_token", Message: "must not be empty"})
 	}
 	if hash, err := parseRefreshToken(refreshToken); err == nil {
-		t, err := s.store.RefreshTokenByHash(ctx, hash)
+		t, err := s.refreshTokens.ByHash(ctx, hash)
 		switch {
 		case err == nil && t.UserID != p.UserID:
 			return plaza.Errorf(plaza.EForbidden, "the refresh token belongs to another user")
 		case err == nil:
-			if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+			if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 				return err
 			}
 		case plaza.ErrorCodeOf(err) != plaza.ENotFound:
@@ -196,7 +196,7 @@ const deletedUser = "-"
 // change and deletion (forgetUser), so Authenticate and Me cost no query on a hit.
 func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
 	val, _, err := s.cache.GetOrLoad(ctx, userKey(userID), roleTTL, func(ctx context.Context) ([]byte, error) {
-		u, err := s.store.UserByID(ctx, userID)
+		u, err := s.users.ByID(ctx, userID)
 		if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 			return []byte(deletedUser), nil
 		}
@@ -234,7 +234,7 @@ func (s *Service) forgetUser(ctx context.Context, userID string) {
 func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
 	now := s.now()
 	refresh, t := s.newRefresh(u.ID, plaza.NewID(), now)
-	if err := s.store.CreateRefreshToken(ctx, t); err != nil {
+	if err := s.refreshTokens.Create(ctx, t); err != nil {
 		return Tokens{}, err
 	}
 	return s.tokens(u, refresh, now)
