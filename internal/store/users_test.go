@@ -17,6 +17,16 @@ func newTestUser(name, email string, at time.Time) users.User {
 	return users.User{ID: plaza.NewID(), Name: name, Email: email, Role: plaza.RoleUser, CreatedAt: at, UpdatedAt: at}
 }
 
+// createUser stores a new user with the password hash given.
+func createUser(t *testing.T, s store.Users, name, email, hash string, at time.Time) users.User {
+	t.Helper()
+	u := newTestUser(name, email, at)
+	if err := s.Create(t.Context(), u, hash); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestUsersStore(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
@@ -25,10 +35,7 @@ func TestUsersStore(t *testing.T) {
 		accounts, tokens := db.Users(), db.RefreshTokens()
 		at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
-		ann := newTestUser("Ann", "Ann.Smith@Example.com", at)
-		if err := accounts.Create(ctx, ann, "hash-ann"); err != nil {
-			t.Fatal(err)
-		}
+		ann := createUser(t, accounts, "Ann", "Ann.Smith@Example.com", "hash-ann", at)
 		// Emails are unique whatever their case; IDs are unique.
 		if err := accounts.Create(ctx, newTestUser("Other", "ann.smith@EXAMPLE.com", at), "h"); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("case-variant email: %v, want conflict", err)
@@ -57,10 +64,7 @@ func TestUsersStore(t *testing.T) {
 		}
 
 		// Update: "" keeps the hash, a value replaces it; a taken email conflicts.
-		bob := newTestUser("Bob", "bob@example.com", at)
-		if err := accounts.Create(ctx, bob, "hash-bob"); err != nil {
-			t.Fatal(err)
-		}
+		bob := createUser(t, accounts, "Bob", "bob@example.com", "hash-bob", at)
 		ann.Name, ann.Role, ann.UpdatedAt = "Ann S.", plaza.RoleAdmin, at.Add(time.Hour)
 		if err := accounts.Update(ctx, ann, ""); err != nil {
 			t.Fatal(err)
@@ -115,11 +119,7 @@ func TestListUsersPages(t *testing.T) {
 		accounts := db.Users()
 		var ids []string
 		for i := range 7 {
-			u := newTestUser(fmt.Sprint("user ", i), fmt.Sprintf("u%d@example.com", i), time.Now())
-			if err := accounts.Create(ctx, u, "h"); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, u.ID)
+			ids = append(ids, createUser(t, accounts, fmt.Sprint("user ", i), fmt.Sprintf("u%d@example.com", i), "h", time.Now()).ID)
 		}
 		var seen []string
 		after := ""
@@ -147,12 +147,9 @@ func TestRefreshTokensStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
-		accounts, tokens := db.Users(), db.RefreshTokens()
+		tokens := db.RefreshTokens()
 		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		u := newTestUser("Cy", "cy@example.com", at)
-		if err := accounts.Create(ctx, u, "h"); err != nil {
-			t.Fatal(err)
-		}
+		u := createUser(t, db.Users(), "Cy", "cy@example.com", "h", at)
 		mk := func(b byte, family string, expires time.Time) users.RefreshToken {
 			t.Helper()
 			tok := users.RefreshToken{Hash: bytes.Repeat([]byte{b}, 32), Family: family, UserID: u.ID, CreatedAt: at, ExpiresAt: expires}
