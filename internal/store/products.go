@@ -116,7 +116,7 @@ func (s Products) InsertDemo(ctx context.Context, ps []catalog.Product) (bool, e
 	return inserted, err
 }
 
-// Update writes p's fields that Update writes (onUpdate in productColumns) if the stored
+// Update stores p's editable fields (the onUpdate columns of productColumns) if the stored
 // version is still version, bumps the version and returns the stored product.
 func (s Products) Update(ctx context.Context, p catalog.Product, version int64) (catalog.Product, error) {
 	var out catalog.Product
