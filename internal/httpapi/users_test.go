@@ -78,7 +78,7 @@ func newUsersEnv(t testing.TB, db *store.DB, clock *userClock, keys ...[]byte) *
 	t.Cleanup(func() { b.Close() })
 	c := cache.New(cache.NewMemory(10_000), cache.Options{})
 	t.Cleanup(func() { c.Close() })
-	svc, err := users.New(users.Options{Store: db, Cache: c, Bus: b, Keys: keys, Now: clock.now,
+	svc, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b, Keys: keys, Now: clock.now,
 		PasswordParams: users.Params{Memory: 64, Time: 1, Threads: 1}, RegistrationsPerIP: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func (e *usersEnv) admin(t testing.TB) users.User {
 	if _, err := e.svc.EnsureAdmin(t.Context(), "Admin", email, userPassword); err != nil {
 		t.Fatal(err)
 	}
-	u, _, err := e.db.UserByEmail(t.Context(), email)
+	u, _, err := e.db.Users().ByEmail(t.Context(), email)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func TestMassAssignment(t *testing.T) {
 		if me != ann {
 			t.Fatalf("after mass assignment attempts: %+v, want %+v", me, ann)
 		}
-		if _, _, err := e.db.UserByEmail(t.Context(), "eve@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, _, err := e.db.Users().ByEmail(t.Context(), "eve@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("a refused registration was stored: %v", err)
 		}
 		// Sending the role one already has is no change, so a user may PUT their own

@@ -414,6 +414,27 @@ func TestProductsBadCursor(t *testing.T) {
 	})
 }
 
+// TestProductsListUnnormalized: a filter that skipped Normalize is refused, never a panic
+// or a query the database rejects.
+func TestProductsListUnnormalized(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		mustInsert(t, s, product("P", "toys", "", 1, 1, t0))
+		for name, f := range map[string]catalog.Filter{
+			"zero limit":              {Sort: catalog.SortNewest},
+			"negative limit":          {Sort: catalog.SortNewest, Limit: -1},
+			"no sort":                 {Limit: 1},
+			"relevance without query": {Sort: catalog.SortRelevance, Limit: 1},
+		} {
+			if _, err := s.List(t.Context(), f); plaza.ErrorCodeOf(err) != plaza.EBadRequest {
+				t.Errorf("%s: %v; want bad_request", name, err)
+			}
+		}
+	})
+}
+
 func TestProductsPathCountsAndDemo(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {

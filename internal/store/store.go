@@ -3,6 +3,8 @@
 //
 // Queries are written once for both dialects:
 //   - placeholders are $1, $2, … (modernc.org/sqlite binds $N by number, like PostgreSQL);
+//     queries built in parts number theirs with params.add; the one exception is a bulk
+//     INSERT on SQLite, which binds ? by position (see insertRows);
 //   - times are written with [Time] and read with [ScanTime] (see time.go);
 //   - upserts use INSERT … ON CONFLICT (…) DO UPDATE SET x = excluded.x.
 //
@@ -159,7 +161,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every pool. Calling it again is a no-op.
+// Close closes every prepared statement and pool, and returns every error it met, not
+// just the last. Calling it again is a no-op.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
@@ -170,7 +173,7 @@ func (db *DB) Close() error {
 		return true
 	})
 	if db.reader != db.writer {
-		err = db.reader.Close()
+		err = errors.Join(err, db.reader.Close())
 	}
 	err = errors.Join(err, db.writer.Close())
 	db.log.Info("store closed", "dialect", db.dialect)

@@ -17,6 +17,21 @@ import (
 	"plaza/internal/store/storetest"
 )
 
+// setMeta inserts a row into meta, the simplest table there is, which these tests
+// use to see what a transaction, a migration or a placeholder did.
+func setMeta(ctx context.Context, q store.Querier, key, value string) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO meta (key, value, updated_at) VALUES ($1, $2, $3)`,
+		key, value, store.Time(time.Now()))
+	return err
+}
+
+// metaValue reads a row of meta back: ENotFound when there is none.
+func metaValue(ctx context.Context, db *store.DB, key string) (string, error) {
+	var value string
+	err := db.Read().QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&value)
+	return value, store.MapError(err)
+}
+
 // TestMigrateRoundTrip walks every migration down one at a time and back up, checking
 // status after each step, so each new migration's down section is exercised too.
 func TestMigrateRoundTrip(t *testing.T) {
@@ -62,7 +77,7 @@ func TestMigrateRoundTrip(t *testing.T) {
 		if out := migrate("up"); !strings.Contains(out, "no pending migrations") {
 			t.Errorf("second up: %q", out)
 		}
-		if err := db.Meta().Set(ctx, nil, "k", "v"); err != nil {
+		if err := db.Tx(ctx, func(q store.Querier) error { return setMeta(ctx, q, "k", "v") }); err != nil {
 			t.Fatal(err)
 		}
 
@@ -73,7 +88,7 @@ func TestMigrateRoundTrip(t *testing.T) {
 			}
 			wantApplied(n)
 		}
-		if _, err := db.Meta().Get(ctx, "k"); err == nil {
+		if _, err := metaValue(ctx, db, "k"); err == nil {
 			t.Error("meta table still readable with every migration rolled back")
 		}
 		if out := migrate("down"); !strings.Contains(out, "no applied migrations") {
@@ -87,7 +102,7 @@ func TestMigrateRoundTrip(t *testing.T) {
 			}
 		}
 		wantApplied(len(all))
-		if _, err := db.Meta().Get(ctx, "k"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := metaValue(ctx, db, "k"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Errorf("after down/up, Get = %v; want the table recreated empty", err)
 		}
 
@@ -97,52 +112,22 @@ func TestMigrateRoundTrip(t *testing.T) {
 	})
 }
 
-func TestMeta(t *testing.T) {
-	t.Parallel()
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		ctx := t.Context()
-		m := db.Meta()
-
-		_, err := m.Get(ctx, "missing")
-		if code := plaza.ErrorCodeOf(err); code != plaza.ENotFound {
-			t.Fatalf("Get missing: code %q (%v); want not_found", code, err)
-		}
-
-		if err := m.Set(ctx, nil, "greeting", "hello"); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Tx(ctx, func(q store.Querier) error { return m.Set(ctx, q, "greeting", "bonjour") }); err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.Get(ctx, "greeting")
-		if err != nil || got != "bonjour" {
-			t.Fatalf("Get after upsert = %q, %v; want bonjour", got, err)
-		}
-		var n int
-		if err := db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil || n != 1 {
-			t.Fatalf("rows after upsert = %d, %v; want 1", n, err)
-		}
-	})
-}
-
 func TestTx(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
-		m := db.Meta()
 
-		if err := db.Tx(ctx, func(q store.Querier) error { return m.Set(ctx, q, "committed", "yes") }); err != nil {
+		if err := db.Tx(ctx, func(q store.Querier) error { return setMeta(ctx, q, "committed", "yes") }); err != nil {
 			t.Fatal(err)
 		}
-		if v, err := m.Get(ctx, "committed"); err != nil || v != "yes" {
+		if v, err := metaValue(ctx, db, "committed"); err != nil || v != "yes" {
 			t.Fatalf("committed value = %q, %v", v, err)
 		}
 
 		errBoom := errors.New("boom")
 		err := db.Tx(ctx, func(q store.Querier) error {
-			if err := m.Set(ctx, q, "rolled-back", "x"); err != nil {
+			if err := setMeta(ctx, q, "rolled-back", "x"); err != nil {
 				return err
 			}
 			return errBoom
@@ -150,7 +135,7 @@ func TestTx(t *testing.T) {
 		if !errors.Is(err, errBoom) {
 			t.Fatalf("Tx error = %v; want it to wrap fn's error", err)
 		}
-		if _, err := m.Get(ctx, "rolled-back"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := metaValue(ctx, db, "rolled-back"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("value written by a failed Tx is visible: %v", err)
 		}
 
@@ -161,20 +146,20 @@ func TestTx(t *testing.T) {
 				}
 			}()
 			_ = db.Tx(ctx, func(q store.Querier) error {
-				if err := m.Set(ctx, q, "panicked", "x"); err != nil {
+				if err := setMeta(ctx, q, "panicked", "x"); err != nil {
 					return err
 				}
 				panic("kaboom")
 			})
 		}()
-		if _, err := m.Get(ctx, "panicked"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := metaValue(ctx, db, "panicked"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("value written by a panicking Tx is visible: %v", err)
 		}
 
 		// The writer is free again after the panic (SQLite has only one writer connection).
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := m.Set(tctx, nil, "after-panic", "ok"); err != nil {
+		if err := db.Tx(tctx, func(q store.Querier) error { return setMeta(tctx, q, "after-panic", "ok") }); err != nil {
 			t.Fatalf("write after panic: %v", err)
 		}
 	})
@@ -185,11 +170,7 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
-		insert := func(q store.Querier) error {
-			_, err := q.ExecContext(ctx, `INSERT INTO meta (key, value, updated_at) VALUES ($1, $2, $3)`,
-				"dup", "v", store.Time(time.Now()))
-			return err
-		}
+		insert := func(q store.Querier) error { return setMeta(ctx, q, "dup", "v") }
 		if err := db.Tx(ctx, insert); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +212,7 @@ func TestPlaceholders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := db.Meta().Get(ctx, "the-key"); err != nil || v != "the-value" {
+		if v, err := metaValue(ctx, db, "the-key"); err != nil || v != "the-value" {
 			t.Fatalf("Get = %q, %v; want the-value", v, err)
 		}
 	})
@@ -359,7 +340,7 @@ func TestConcurrentWritersSQLite(t *testing.T) {
 					if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil {
 						return err
 					}
-					return db.Meta().Set(ctx, q, fmt.Sprintf("k%d", n), "v")
+					return setMeta(ctx, q, fmt.Sprintf("k%d", n), "v")
 				})
 			}
 		})

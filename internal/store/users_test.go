@@ -17,90 +17,95 @@ func newTestUser(name, email string, at time.Time) users.User {
 	return users.User{ID: plaza.NewID(), Name: name, Email: email, Role: plaza.RoleUser, CreatedAt: at, UpdatedAt: at}
 }
 
+// createUser stores a new user with the password hash given.
+func createUser(t *testing.T, s store.Users, name, email, hash string, at time.Time) users.User {
+	t.Helper()
+	u := newTestUser(name, email, at)
+	if err := s.Create(t.Context(), u, hash); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestUsersStore(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
+		accounts, tokens := db.Users(), db.RefreshTokens()
 		at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
-		ann := newTestUser("Ann", "Ann.Smith@Example.com", at)
-		if err := db.CreateUser(ctx, ann, "hash-ann"); err != nil {
-			t.Fatal(err)
-		}
+		ann := createUser(t, accounts, "Ann", "Ann.Smith@Example.com", "hash-ann", at)
 		// Emails are unique whatever their case; IDs are unique.
-		if err := db.CreateUser(ctx, newTestUser("Other", "ann.smith@EXAMPLE.com", at), "h"); plaza.ErrorCodeOf(err) != plaza.EConflict {
+		if err := accounts.Create(ctx, newTestUser("Other", "ann.smith@EXAMPLE.com", at), "h"); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("case-variant email: %v, want conflict", err)
 		}
 		dup := newTestUser("Dup", "dup@example.com", at)
 		dup.ID = ann.ID
-		if err := db.CreateUser(ctx, dup, "h"); plaza.ErrorCodeOf(err) != plaza.EConflict {
+		if err := accounts.Create(ctx, dup, "h"); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("duplicate id: %v, want conflict", err)
 		}
 
-		got, err := db.UserByID(ctx, ann.ID)
+		got, err := accounts.ByID(ctx, ann.ID)
 		want := ann
 		want.CreatedAt, want.UpdatedAt = at.Truncate(time.Microsecond), at.Truncate(time.Microsecond)
 		if err != nil || got != want {
 			t.Fatalf("UserByID = %+v, %v; want %+v", got, err, want)
 		}
-		got, hash, err := db.UserByEmail(ctx, "  ANN.smith@example.COM ")
+		got, hash, err := accounts.ByEmail(ctx, "  ANN.smith@example.COM ")
 		if err != nil || got.ID != ann.ID || got.Email != "Ann.Smith@Example.com" || hash != "hash-ann" {
 			t.Fatalf("UserByEmail = %+v, %q, %v", got, hash, err)
 		}
-		if _, err := db.UserByID(ctx, "nope"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := accounts.ByID(ctx, "nope"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("unknown id: %v", err)
 		}
-		if _, _, err := db.UserByEmail(ctx, "nobody@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, _, err := accounts.ByEmail(ctx, "nobody@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("unknown email: %v", err)
 		}
 
 		// Update: "" keeps the hash, a value replaces it; a taken email conflicts.
-		bob := newTestUser("Bob", "bob@example.com", at)
-		if err := db.CreateUser(ctx, bob, "hash-bob"); err != nil {
-			t.Fatal(err)
-		}
+		bob := createUser(t, accounts, "Bob", "bob@example.com", "hash-bob", at)
 		ann.Name, ann.Role, ann.UpdatedAt = "Ann S.", plaza.RoleAdmin, at.Add(time.Hour)
-		if err := db.UpdateUser(ctx, ann, ""); err != nil {
+		if err := accounts.Update(ctx, ann, ""); err != nil {
 			t.Fatal(err)
 		}
-		got, hash, _ = db.UserByEmail(ctx, ann.Email)
+		got, hash, _ = accounts.ByEmail(ctx, ann.Email)
 		if got.Name != "Ann S." || got.Role != plaza.RoleAdmin || !got.UpdatedAt.Equal(at.Add(time.Hour).Truncate(time.Microsecond)) || hash != "hash-ann" {
 			t.Fatalf("after update: %+v %q", got, hash)
 		}
 		ann.Email = "ann@example.com"
-		if err := db.UpdateUser(ctx, ann, "hash-ann-2"); err != nil {
+		if err := accounts.Update(ctx, ann, "hash-ann-2"); err != nil {
 			t.Fatal(err)
 		}
-		if _, hash, err := db.UserByEmail(ctx, "ANN@example.com"); err != nil || hash != "hash-ann-2" {
+		if _, hash, err := accounts.ByEmail(ctx, "ANN@example.com"); err != nil || hash != "hash-ann-2" {
 			t.Fatalf("new email and hash: %q %v", hash, err)
 		}
-		if _, _, err := db.UserByEmail(ctx, "ann.smith@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, _, err := accounts.ByEmail(ctx, "ann.smith@example.com"); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("old email still found: %v", err)
 		}
 		ann.Email = "BOB@example.com"
-		if err := db.UpdateUser(ctx, ann, ""); plaza.ErrorCodeOf(err) != plaza.EConflict {
+		if err := accounts.Update(ctx, ann, ""); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("taken email: %v", err)
 		}
-		if err := db.UpdateUser(ctx, newTestUser("X", "x@example.com", at), ""); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if err := accounts.Update(ctx, newTestUser("X", "x@example.com", at), ""); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("update unknown: %v", err)
 		}
 
 		// Deleting a user deletes their refresh tokens.
 		tok := users.RefreshToken{Hash: bytes.Repeat([]byte{1}, 32), Family: "f-bob", UserID: bob.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-		if err := db.CreateRefreshToken(ctx, tok); err != nil {
+		if err := tokens.Create(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.DeleteUser(ctx, bob.ID); err != nil {
+		if err := accounts.Delete(ctx, bob.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.UserByID(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := accounts.ByID(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("deleted user still there: %v", err)
 		}
-		if _, err := db.RefreshTokenByHash(ctx, tok.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := tokens.ByHash(ctx, tok.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("deleted user's refresh token still there: %v", err)
 		}
-		if err := db.DeleteUser(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if err := accounts.Delete(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("delete twice: %v", err)
 		}
 	})
@@ -111,18 +116,15 @@ func TestListUsersPages(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
+		accounts := db.Users()
 		var ids []string
 		for i := range 7 {
-			u := newTestUser(fmt.Sprint("user ", i), fmt.Sprintf("u%d@example.com", i), time.Now())
-			if err := db.CreateUser(ctx, u, "h"); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, u.ID)
+			ids = append(ids, createUser(t, accounts, fmt.Sprint("user ", i), fmt.Sprintf("u%d@example.com", i), "h", time.Now()).ID)
 		}
 		var seen []string
 		after := ""
 		for {
-			page, err := db.ListUsers(ctx, 3, after)
+			page, err := accounts.List(ctx, 3, after)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,15 +147,13 @@ func TestRefreshTokensStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := t.Context()
+		tokens := db.RefreshTokens()
 		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		u := newTestUser("Cy", "cy@example.com", at)
-		if err := db.CreateUser(ctx, u, "h"); err != nil {
-			t.Fatal(err)
-		}
+		u := createUser(t, db.Users(), "Cy", "cy@example.com", "h", at)
 		mk := func(b byte, family string, expires time.Time) users.RefreshToken {
 			t.Helper()
 			tok := users.RefreshToken{Hash: bytes.Repeat([]byte{b}, 32), Family: family, UserID: u.ID, CreatedAt: at, ExpiresAt: expires}
-			if err := db.CreateRefreshToken(ctx, tok); err != nil {
+			if err := tokens.Create(ctx, tok); err != nil {
 				t.Fatal(err)
 			}
 			return tok
@@ -163,7 +163,7 @@ func TestRefreshTokensStore(t *testing.T) {
 		c := mk(3, "fam-2", at.Add(time.Hour))
 		old := mk(4, "fam-3", at.Add(-time.Minute))
 
-		got, err := db.RefreshTokenByHash(ctx, a.Hash)
+		got, err := tokens.ByHash(ctx, a.Hash)
 		if err != nil || !bytes.Equal(got.Hash, a.Hash) || got.Family != "fam-1" || got.UserID != u.ID || !got.ExpiresAt.Equal(a.ExpiresAt) || !got.SpentAt.IsZero() {
 			t.Fatalf("RefreshTokenByHash = %+v, %v", got, err)
 		}
@@ -171,25 +171,25 @@ func TestRefreshTokensStore(t *testing.T) {
 		// Rotation spends the token and stores its successor; a second rotation of the
 		// same token conflicts, and one of a token that does not exist is not found.
 		next := users.RefreshToken{Hash: bytes.Repeat([]byte{5}, 32), Family: "fam-1", UserID: u.ID, CreatedAt: at.Add(time.Minute), ExpiresAt: at.Add(time.Hour)}
-		if err := db.RotateRefreshToken(ctx, a.Hash, next); err != nil {
+		if err := tokens.Rotate(ctx, a.Hash, next); err != nil {
 			t.Fatal(err)
 		}
-		got, err = db.RefreshTokenByHash(ctx, a.Hash)
+		got, err = tokens.ByHash(ctx, a.Hash)
 		if err != nil || !got.SpentAt.Equal(next.CreatedAt) {
 			t.Fatalf("rotated token = %+v, %v; want spent at %v", got, err, next.CreatedAt)
 		}
-		if got, err := db.RefreshTokenByHash(ctx, next.Hash); err != nil || got.Family != "fam-1" || !got.SpentAt.IsZero() {
+		if got, err := tokens.ByHash(ctx, next.Hash); err != nil || got.Family != "fam-1" || !got.SpentAt.IsZero() {
 			t.Fatalf("successor = %+v, %v", got, err)
 		}
 		again := next
 		again.Hash = bytes.Repeat([]byte{6}, 32)
-		if err := db.RotateRefreshToken(ctx, a.Hash, again); plaza.ErrorCodeOf(err) != plaza.EConflict {
+		if err := tokens.Rotate(ctx, a.Hash, again); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("second rotation: %v, want conflict", err)
 		}
-		if _, err := db.RefreshTokenByHash(ctx, again.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := tokens.ByHash(ctx, again.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("a refused rotation stored its successor: %v", err)
 		}
-		if err := db.RotateRefreshToken(ctx, bytes.Repeat([]byte{9}, 32), again); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if err := tokens.Rotate(ctx, bytes.Repeat([]byte{9}, 32), again); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("rotating an unknown token: %v, want not found", err)
 		}
 
@@ -200,7 +200,7 @@ func TestRefreshTokensStore(t *testing.T) {
 		for i := range 8 {
 			wg.Go(func() {
 				succ := users.RefreshToken{Hash: bytes.Repeat([]byte{byte(100 + i)}, 32), Family: "fam-2", UserID: u.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-				err := db.RotateRefreshToken(ctx, c.Hash, succ)
+				err := tokens.Rotate(ctx, c.Hash, succ)
 				switch plaza.ErrorCodeOf(err) {
 				case "":
 					mu.Lock()
@@ -217,21 +217,21 @@ func TestRefreshTokensStore(t *testing.T) {
 			t.Fatalf("%d concurrent rotations won, want 1", wins)
 		}
 
-		if err := db.DeleteRefreshFamily(ctx, "fam-1"); err != nil {
+		if err := tokens.DeleteFamily(ctx, "fam-1"); err != nil {
 			t.Fatal(err)
 		}
 		for _, tok := range []users.RefreshToken{a, b, next} {
-			if _, err := db.RefreshTokenByHash(ctx, tok.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			if _, err := tokens.ByHash(ctx, tok.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 				t.Fatalf("family member survived: %v", err)
 			}
 		}
-		if err := db.DeleteExpiredRefreshTokens(ctx, u.ID, at); err != nil {
+		if err := tokens.DeleteExpired(ctx, u.ID, at); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.RefreshTokenByHash(ctx, old.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if _, err := tokens.ByHash(ctx, old.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("expired token survived: %v", err)
 		}
-		if _, err := db.RefreshTokenByHash(ctx, c.Hash); err != nil {
+		if _, err := tokens.ByHash(ctx, c.Hash); err != nil {
 			t.Fatalf("live token of another family removed: %v", err)
 		}
 	})

@@ -59,7 +59,7 @@ func (s *Service) Register(ctx context.Context, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	if err := s.store.CreateUser(ctx, u, hash); err != nil {
+	if err := s.users.Create(ctx, u, hash); err != nil {
 		return User{}, emailConflict(err)
 	}
 	s.publish(ctx, EventCreated, u)
@@ -82,7 +82,7 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return User{}, notFound(err)
 	}
@@ -111,7 +111,7 @@ func (s *Service) List(ctx context.Context, req plaza.PageRequest) (plaza.Page[U
 			return plaza.Page[User]{}, plaza.BadParam("cursor", "cursor is not a cursor this server issued")
 		}
 	}
-	items, err := s.store.ListUsers(ctx, req.Limit+1, after.ID)
+	items, err := s.users.List(ctx, req.Limit+1, after.ID)
 	if err != nil {
 		return plaza.Page[User]{}, err
 	}
@@ -147,7 +147,7 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 	if apply == nil {
 		return User{}, plaza.Errorf(plaza.EBadRequest, "the change to apply is missing")
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return User{}, notFound(err)
 	}
@@ -189,7 +189,7 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 		}
 	}
 	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	if err := s.store.UpdateUser(ctx, u, hash); err != nil {
+	if err := s.users.Update(ctx, u, hash); err != nil {
 		return User{}, notFound(emailConflict(err))
 	}
 	s.forgetUser(ctx, u.ID)
@@ -203,11 +203,11 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if _, err := selfOrAdmin(ctx, id); err != nil {
 		return err
 	}
-	u, err := s.store.UserByID(ctx, id)
+	u, err := s.users.ByID(ctx, id)
 	if err != nil {
 		return notFound(err)
 	}
-	if err := s.store.DeleteUser(ctx, id); err != nil {
+	if err := s.users.Delete(ctx, id); err != nil {
 		return notFound(err)
 	}
 	s.forgetUser(ctx, id)
@@ -226,7 +226,7 @@ func (s *Service) confirmPassword(ctx context.Context, u User, current *string) 
 	if err := s.throttled(ctx, counters); err != nil {
 		return err
 	}
-	_, hash, err := s.store.UserByEmail(ctx, u.Email)
+	_, hash, err := s.users.ByEmail(ctx, u.Email)
 	if err != nil {
 		return notFound(err)
 	}
@@ -246,7 +246,7 @@ func (s *Service) confirmPassword(ctx context.Context, u User, current *string) 
 // exists (whatever their role: an existing account is never changed by configuration).
 // It reports whether it created one.
 func (s *Service) EnsureAdmin(ctx context.Context, name, email, password string) (bool, error) {
-	_, _, err := s.store.UserByEmail(ctx, email)
+	_, _, err := s.users.ByEmail(ctx, email)
 	if err == nil {
 		return false, nil
 	}

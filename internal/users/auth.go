@@ -48,7 +48,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	if err := s.throttled(ctx, counters); err != nil {
 		return Tokens{}, err
 	}
-	u, hash, err := s.store.UserByEmail(ctx, email)
+	u, hash, err := s.users.ByEmail(ctx, email)
 	known := err == nil
 	switch {
 	case plaza.ErrorCodeOf(err) == plaza.ENotFound:
@@ -69,7 +69,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	if err := s.cache.Delete(ctx, counters[0].count); err != nil {
 		s.log.WarnContext(ctx, "users: clearing the login failure count failed", "err", err)
 	}
-	if err := s.store.DeleteExpiredRefreshTokens(ctx, u.ID, s.now()); err != nil {
+	if err := s.refreshTokens.DeleteExpired(ctx, u.ID, s.now()); err != nil {
 		return Tokens{}, err
 	}
 	return s.issue(ctx, u)
@@ -86,7 +86,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	t, err := s.store.RefreshTokenByHash(ctx, hash)
+	t, err := s.refreshTokens.ByHash(ctx, hash)
 	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 		return Tokens{}, errBadRefresh
 	}
@@ -100,7 +100,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if !now.Before(t.ExpiresAt) {
 		return Tokens{}, errBadRefresh
 	}
-	u, err := s.store.UserByID(ctx, t.UserID)
+	u, err := s.users.ByID(ctx, t.UserID)
 	if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 		return Tokens{}, errBadRefresh
 	}
@@ -111,7 +111,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	// Rotation never extends a session: every token of a family expires when the first
 	// did, SessionLifetime after the login, so a stolen session ends then at the latest.
 	next.ExpiresAt = t.ExpiresAt
-	switch err := s.store.RotateRefreshToken(ctx, hash, next); plaza.ErrorCodeOf(err) {
+	switch err := s.refreshTokens.Rotate(ctx, hash, next); plaza.ErrorCodeOf(err) {
 	case "":
 	case plaza.EConflict: // spent by a concurrent refresh since we read it
 		return Tokens{}, s.reused(ctx, t)
@@ -126,7 +126,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 // reused revokes the family of a refresh token presented after it was spent: one of the
 // two presenters is not its owner.
 func (s *Service) reused(ctx context.Context, t RefreshToken) error {
-	if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+	if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 		return err
 	}
 	s.log.WarnContext(ctx, "users: a spent refresh token was presented again; its family is revoked", "user_id", t.UserID)
@@ -148,14 +148,14 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 		return plaza.Invalid(plaza.FieldError{Field: "refresh_token", Message: "must not be empty"})
 	}
 	if hash, err := parseRefreshToken(refreshToken); err == nil {
-		t, err := s.store.RefreshTokenByHash(ctx, hash)
+		t, err := s.refreshTokens.ByHash(ctx, hash)
 		switch {
 		case err == nil && t.UserID != p.UserID:
 			// Answered as for an unknown token: saying it belongs to someone else would
 			// confirm that it is live. The caller is still signed out below.
 			s.log.WarnContext(ctx, "users: logout presented another user's refresh token", "user_id", p.UserID)
 		case err == nil:
-			if err := s.store.DeleteRefreshFamily(ctx, t.Family); err != nil {
+			if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 				return err
 			}
 		case plaza.ErrorCodeOf(err) != plaza.ENotFound:
@@ -206,7 +206,7 @@ const deletedUser = "-"
 // change and deletion (forgetUser), so Authenticate and Me cost no query on a hit.
 func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
 	load := func(ctx context.Context) ([]byte, error) {
-		u, err := s.store.UserByID(ctx, userID)
+		u, err := s.users.ByID(ctx, userID)
 		if plaza.ErrorCodeOf(err) == plaza.ENotFound {
 			return []byte(deletedUser), nil
 		}
@@ -269,7 +269,7 @@ func (s *Service) forgetUser(ctx context.Context, userID string) {
 func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
 	now := s.now()
 	refresh, t := s.newRefresh(u.ID, plaza.NewID(), now)
-	if err := s.store.CreateRefreshToken(ctx, t); err != nil {
+	if err := s.refreshTokens.Create(ctx, t); err != nil {
 		return Tokens{}, err
 	}
 	return s.tokens(u, refresh, now)

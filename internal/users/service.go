@@ -8,40 +8,44 @@ import (
 	"plaza/internal/plaza"
 )
 
-// Store is what the service needs from the database. store.DB implements it; its contract
-// test runs on SQLite and PostgreSQL.
-type Store interface {
-	// CreateUser inserts u with its password hash. EConflict when the email (compared by
+// UserStore keeps users. store.Users implements it; its contract test runs on SQLite and
+// PostgreSQL.
+type UserStore interface {
+	// Create inserts u with its password hash. EConflict when the email (compared by
 	// EmailKey) or the ID is taken.
-	CreateUser(ctx context.Context, u User, passwordHash string) error
-	// UserByID returns the user or ENotFound.
-	UserByID(ctx context.Context, id string) (User, error)
-	// UserByEmail looks the email up by EmailKey and returns the user and password hash, or
+	Create(ctx context.Context, u User, passwordHash string) error
+	// ByID returns the user or ENotFound.
+	ByID(ctx context.Context, id string) (User, error)
+	// ByEmail looks the email up by EmailKey and returns the user and password hash, or
 	// ENotFound.
-	UserByEmail(ctx context.Context, email string) (User, string, error)
-	// ListUsers returns up to limit users in ID order (creation order: IDs are UUIDv7),
+	ByEmail(ctx context.Context, email string) (User, string, error)
+	// List returns up to limit users in ID order (creation order: IDs are UUIDv7),
 	// starting after the ID afterID ("" for the first page).
-	ListUsers(ctx context.Context, limit int, afterID string) ([]User, error)
-	// UpdateUser stores u's name, email, role and UpdatedAt, and the password hash unless
-	// it is "". ENotFound for an unknown ID, EConflict when the email is taken.
-	UpdateUser(ctx context.Context, u User, passwordHash string) error
-	// DeleteUser removes the user and every refresh token of theirs, or answers ENotFound.
-	DeleteUser(ctx context.Context, id string) error
+	List(ctx context.Context, limit int, afterID string) ([]User, error)
+	// Update stores u's name, email, role and UpdatedAt, and the password hash unless it
+	// is "". ENotFound for an unknown ID, EConflict when the email is taken.
+	Update(ctx context.Context, u User, passwordHash string) error
+	// Delete removes the user and every refresh token of theirs, or answers ENotFound.
+	Delete(ctx context.Context, id string) error
+}
 
-	// CreateRefreshToken stores a new refresh token.
-	CreateRefreshToken(ctx context.Context, t RefreshToken) error
-	// RotateRefreshToken spends the token with hash spent and stores next, in one
-	// transaction: of concurrent rotations of one token exactly one succeeds, and a
-	// rotation that lost sees the token spent only once the winner's next token is
-	// stored, so revoking the family after it also removes that one. EConflict when the
-	// token was spent already, ENotFound when it is gone.
-	RotateRefreshToken(ctx context.Context, spent []byte, next RefreshToken) error
-	// RefreshTokenByHash returns the token or ENotFound.
-	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
-	// DeleteRefreshFamily removes every token of the family.
-	DeleteRefreshFamily(ctx context.Context, family string) error
-	// DeleteExpiredRefreshTokens removes the user's tokens that expired before now.
-	DeleteExpiredRefreshTokens(ctx context.Context, userID string, now time.Time) error
+// TokenStore keeps refresh tokens. store.RefreshTokens implements it, under the same
+// contract test as UserStore.
+type TokenStore interface {
+	// Create stores a new refresh token.
+	Create(ctx context.Context, t RefreshToken) error
+	// Rotate spends the token with hash spent and stores next, in one transaction: of
+	// concurrent rotations of one token exactly one succeeds, and a rotation that lost
+	// sees the token spent only once the winner's next token is stored, so revoking the
+	// family after it also removes that one. EConflict when the token was spent already,
+	// ENotFound when it is gone.
+	Rotate(ctx context.Context, spent []byte, next RefreshToken) error
+	// ByHash returns the token or ENotFound.
+	ByHash(ctx context.Context, hash []byte) (RefreshToken, error)
+	// DeleteFamily removes every token of the family.
+	DeleteFamily(ctx context.Context, family string) error
+	// DeleteExpired removes the user's tokens that expired before now.
+	DeleteExpired(ctx context.Context, userID string, now time.Time) error
 }
 
 // RefreshToken is a stored refresh token. The token itself is never stored, only its
@@ -71,11 +75,12 @@ type Publisher interface {
 	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
 }
 
-// Options configure New. Store, Cache, Bus and Keys are required.
+// Options configure New. Users, Tokens, Cache, Bus and Keys are required.
 type Options struct {
-	Store Store
-	Cache Cache
-	Bus   Publisher
+	Users  UserStore
+	Tokens TokenStore
+	Cache  Cache
+	Bus    Publisher
 	// Keys are the JWT HMAC keys: the first signs, all verify.
 	Keys   [][]byte
 	Logger *slog.Logger
@@ -94,13 +99,14 @@ type Options struct {
 
 // Service is the users and auth service. It is safe for concurrent use.
 type Service struct {
-	store  Store
-	cache  Cache
-	bus    Publisher
-	keys   *keyring
-	log    *slog.Logger
-	now    func() time.Time
-	hasher *hasher
+	users         UserStore
+	refreshTokens TokenStore
+	cache         Cache
+	bus           Publisher
+	keys          *keyring
+	log           *slog.Logger
+	now           func() time.Time
+	hasher        *hasher
 
 	sessionLifetime    time.Duration
 	registrationsPerIP int
@@ -112,7 +118,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{store: opts.Store, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now}
+	s := &Service{users: opts.Users, refreshTokens: opts.Tokens, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -30,7 +30,7 @@ func newService(t *testing.T, db *store.DB, b bus.Bus, params users.Params) *use
 	}
 	c := cache.New(cache.NewMemory(1000), cache.Options{})
 	t.Cleanup(func() { c.Close() })
-	s, err := users.New(users.Options{Store: db, Cache: c, Bus: b, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
+	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,8 @@ func TestLogoutWithTheCacheDownSaysSo(t *testing.T) {
 	c := cache.New(cache.NewRedis(client, "test:"), cache.Options{})
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
-	s, err := users.New(users.Options{Store: storetest.Open(t, store.SQLite), Cache: c, Bus: b,
+	db := storetest.Open(t, store.SQLite)
+	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b,
 		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: cheap})
 	if err != nil {
 		t.Fatal(err)
