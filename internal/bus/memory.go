@@ -50,14 +50,14 @@ type memoryBus struct {
 // publishing, subscribing and ending subscriptions, so every send on a subscription's
 // channel and its close happen under the same lock and can never race.
 type memoryStream struct {
-	mu     sync.Mutex
-	last   position
-	ring   []plaza.Event // retained events, oldest at ring[start]
-	start  int
+	mu    sync.Mutex
+	last  position
+	ring  []plaza.Event // retained events, oldest at ring[start]
+	start int
 	// evicted is the newest event pushed out of the ring: a resume before it has a gap.
 	evicted position
-	subs   map[*memorySub]struct{}
-	closed bool
+	subs    map[*memorySub]struct{}
+	closed  bool
 }
 
 func (b *memoryBus) stream(name string) (*memoryStream, error) {
