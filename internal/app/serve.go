@@ -41,11 +41,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 
 	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC).
-	streams, stopStreams := context.WithCancel(context.Background())
+	streamsCtx, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
 	for _, c := range []*cache.Cache{d.cache, d.state} {
 		go func() {
-			if err := c.Run(streams); err != nil {
+			if err := c.Run(streamsCtx); err != nil {
 				log.Error("cache invalidation listener stopped", "err", err)
 			}
 		}()
@@ -66,6 +66,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := bootstrapAdmin(ctx, cfg, accounts, log); err != nil {
 		return err
 	}
+	rooms, streams := newRealtime(cfg, d, accounts, streamsCtx)
 	// Start-up allocates once and never again (the argon2id dummy hash alone is 19 MiB);
 	// hand that memory back before serving so an idle instance stays small.
 	debug.FreeOSMemory()
@@ -81,6 +82,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Catalog:        products,
 		Users:          accounts,
 		Auth:           accounts,
+		Chat:           rooms,
+		Streams:        streams,
 		Checks: []httpapi.Check{
 			{Name: "store", Critical: true, Probe: d.db.Ping},
 			{Name: "cache", Probe: d.cache.Check},
@@ -132,6 +135,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed", cfg.ShutdownTimeout)
 	}
 	<-serveErr
+	// Shutdown does not wait for hijacked WebSockets: wait here until each has sent its
+	// close 1001, so the backends close under no one.
+	if err := streams.Wait(drainCtx); err != nil {
+		return fmt.Errorf("shutdown: streams did not close within %s", cfg.ShutdownTimeout)
+	}
 	log.Info("shutdown complete")
 	return nil
 }

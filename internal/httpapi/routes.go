@@ -40,4 +40,19 @@ func (s *Server) routes() {
 		s.handle("DELETE /api/products/{id}", s.handleProductDelete())
 		s.handle("GET /api/categories", s.handleCategories())
 	}
+
+	// Chat rooms (chat.Service decides who may do what) and the real-time streams. /ws and
+	// /api/events go through the whole chain like any request and are logged once, when
+	// they end.
+	if s.chat != nil {
+		s.handle("POST /api/rooms", s.handleRoomCreate())
+		s.handle("GET /api/rooms", s.handleRoomList())
+		s.handle("GET /api/rooms/{room}/messages", s.handleRoomMessages())
+		s.handle("DELETE /api/rooms/{room}/messages/{id}", s.handleRoomMessageDelete())
+	}
+	if s.streams != nil {
+		s.handle("POST /api/auth/ws-ticket", s.handleWSTicket())
+		s.handle("GET /ws", s.handleStream(s.streams.ServeWebSocket))
+		s.handle("GET /api/events", s.handleStream(s.streams.ServeEvents))
+	}
 }

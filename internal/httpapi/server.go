@@ -28,6 +28,8 @@ type Options struct {
 	Checks         []Check
 	Users          *users.Service
 	Catalog        *catalog.Service
+	Chat           Chat
+	Streams        Streams
 }
 
 // Server is the REST API as an http.Handler.
@@ -38,6 +40,8 @@ type Server struct {
 	checks   []Check
 	users    *users.Service
 	catalog  *catalog.Service
+	chat     Chat
+	streams  Streams
 	limiter  *rateLimiter
 	mux      *http.ServeMux
 	handler  http.Handler
@@ -53,6 +57,8 @@ func New(opts Options) *Server {
 		checks:   opts.Checks,
 		users:    opts.Users,
 		catalog:  opts.Catalog,
+		chat:     opts.Chat,
+		streams:  opts.Streams,
 		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
