@@ -38,10 +38,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// streams is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC) and
+	// streamsCtx is the one shutdown signal for long-lived streams (WebSocket, SSE, gRPC) and
 	// background loops. Every goroutine that uses a backend runs in background, which is
 	// joined before the backends close: none may outlive them.
-	streams, stopStreams := context.WithCancel(context.Background())
+	streamsCtx, stopStreams := context.WithCancel(context.Background())
 	var background errgroup.Group
 	defer func() {
 		stopStreams()
@@ -54,7 +54,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 	for _, c := range []*cache.Cache{d.cache, d.state} {
 		background.Go(func() error {
-			if err := c.Run(streams); err != nil {
+			if err := c.Run(streamsCtx); err != nil {
 				return fmt.Errorf("cache invalidation listener: %w", err)
 			}
 			return nil
@@ -76,6 +76,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := bootstrapAdmin(ctx, cfg, accounts, log); err != nil {
 		return err
 	}
+	rooms, streams := newRealtime(cfg, d, accounts, streamsCtx)
 	// Start-up allocates once and never again (the argon2id dummy hash alone is 19 MiB);
 	// hand that memory back before serving so an idle instance stays small.
 	debug.FreeOSMemory()
@@ -93,6 +94,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MetricsBearer:  cfg.MetricsToken,
 		Users:          accounts,
 		Auth:           accounts,
+		Chat:           rooms,
+		Streams:        streams,
 		Checks: []httpapi.Check{
 			{Name: "store", Critical: true, Probe: d.db.Ping},
 			{Name: "cache", Probe: d.cache.Check},
@@ -121,7 +124,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("grpc is not served yet; PLAZA_GRPC_ADDR is not listened on", "addr", cfg.GRPCAddr)
 
 	if cfg.DebugAddr != "" {
-		if err := serveDebug(streams, cfg.DebugAddr, log, &background); err != nil {
+		if err := serveDebug(streamsCtx, cfg.DebugAddr, log, &background); err != nil {
 			ln.Close()
 			return err
 		}
@@ -130,7 +133,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case cfg.MetricsAddr != "":
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
-		if err := serveSide(streams, cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log, &background); err != nil {
+		if err := serveSide(streamsCtx, cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log, &background); err != nil {
 			ln.Close()
 			return err
 		}
@@ -156,6 +159,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed: %w", cfg.ShutdownTimeout, err)
 	}
 	<-serveErr
+	// Shutdown does not wait for hijacked WebSockets: wait here until each has sent its
+	// close 1001, so the backends close under no one.
+	if err := streams.Wait(drainCtx); err != nil {
+		return fmt.Errorf("shutdown: streams did not close within %s", cfg.ShutdownTimeout)
+	}
 	log.Info("shutdown complete")
 	return nil
 }

@@ -58,11 +58,15 @@ var (
 	ErrSlowConsumer = errors.New("bus: subscriber too slow, events were dropped")
 	// ErrClosed is returned by Publish and Subscribe after the bus was closed.
 	ErrClosed = errors.New("bus: closed")
+	// ErrTrimmed is returned by Subscribe when events after the position asked for are no
+	// longer retained: resuming there would leave a silent gap. Start over from "".
+	ErrTrimmed = errors.New("bus: events after this position are no longer retained")
 )
 
-// Defaults shared by both implementations.
+// Defaults shared by both implementations. DefaultRetain is what SSE clients can resume
+// across (issue 13 asks for at least 10,000 events per stream).
 const (
-	DefaultRetain     = 1000
+	DefaultRetain     = 10_000
 	DefaultBufferSize = 256
 )
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"plaza/internal/redistest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +18,6 @@ import (
 
 	"plaza/internal/bus"
 	"plaza/internal/plaza"
-	"plaza/internal/redistest"
 )
 
 // waitFor bounds every wait in these tests; reaching it means something hangs.
@@ -26,6 +26,7 @@ const waitFor = 10 * time.Second
 // options are what a contract test may ask of a fresh bus.
 type options struct {
 	BufferSize int
+	Retain     int
 }
 
 // newBus returns a fresh, isolated bus; newPeer returns another instance sharing the
@@ -38,7 +39,7 @@ type backend struct {
 func TestMemory(t *testing.T) {
 	t.Parallel()
 	contract(t, backend{newBus: func(t *testing.T, o options) (bus.Bus, func() bus.Bus) {
-		b := bus.NewMemory(bus.MemoryOptions{BufferSize: o.BufferSize})
+		b := bus.NewMemory(bus.MemoryOptions{BufferSize: o.BufferSize, Retain: o.Retain})
 		t.Cleanup(func() { b.Close() })
 		return b, nil
 	}})
@@ -50,7 +51,7 @@ func TestRedis(t *testing.T) {
 	contract(t, backend{isRedis: true, newBus: func(t *testing.T, o options) (bus.Bus, func() bus.Bus) {
 		prefix := "test:bus:" + randomName() + ":"
 		open := func() bus.Bus {
-			b := bus.NewRedis(redistest.Client(t, url), bus.RedisOptions{Prefix: prefix, BufferSize: o.BufferSize, Block: 200 * time.Millisecond})
+			b := bus.NewRedis(newClient(t, url), bus.RedisOptions{Prefix: prefix, BufferSize: o.BufferSize, Retain: o.Retain, Block: 200 * time.Millisecond})
 			t.Cleanup(func() { b.Close() })
 			return b
 		}
@@ -280,6 +281,49 @@ func contract(t *testing.T, be backend) {
 		}
 	})
 
+	t.Run("resuming before the retained history is ErrTrimmed; 0-0 takes what is kept", func(t *testing.T) {
+		t.Parallel()
+		// Redis trims whole nodes of 100 entries with MAXLEN ~, so the history must be a
+		// few nodes long before anything goes.
+		b, _ := be.newBus(t, options{Retain: 10, BufferSize: 1000})
+		var evs []plaza.Event
+		for i := range 250 {
+			evs = append(evs, publish(t, b, "s", i))
+		}
+		if _, err := b.Subscribe(t.Context(), "s", evs[0].ID); !errors.Is(err, bus.ErrTrimmed) {
+			t.Fatalf("Subscribe(after the first event) = %v, want ErrTrimmed", err)
+		}
+		sub := subscribe(t, b, "s", evs[240].ID)
+		for i, ev := range receive(t, sub, 9) {
+			if n(t, ev) != 241+i {
+				t.Fatalf("replayed %d: n=%d", i, n(t, ev))
+			}
+		}
+		all := subscribe(t, b, "s", "0-0")
+		if got := receive(t, all, 10); n(t, got[9]) > 249 || n(t, got[0]) < 1 {
+			t.Fatalf("0-0 replayed n=%d..%d", n(t, got[0]), n(t, got[9]))
+		}
+	})
+
+	t.Run("a subscriber joining a stream that is being read gets no gap and no duplicate", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.newBus(t, options{BufferSize: 1000})
+		first := subscribe(t, b, "s", "")
+		var evs []plaza.Event
+		for i := range 20 {
+			evs = append(evs, publish(t, b, "s", i))
+		}
+		receive(t, first, 20) // the stream's reader is now past every event
+		late := subscribe(t, b, "s", evs[4].ID)
+		publish(t, b, "s", 20)
+		for i, ev := range receive(t, late, 16) {
+			if n(t, ev) != 5+i {
+				t.Fatalf("late subscriber event %d: n=%d, want %d", i, n(t, ev), 5+i)
+			}
+		}
+		expectNothing(t, late)
+	})
+
 	t.Run("ping", func(t *testing.T) {
 		t.Parallel()
 		b, _ := be.newBus(t, options{})
@@ -339,6 +383,29 @@ func TestMemoryIDsNeverGoBackwards(t *testing.T) {
 	}
 	if want := []string{"5000-0", "5000-1", "5000-2", "6000-0"}; fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Fatalf("IDs = %v, want %v", ids, want)
+	}
+}
+
+// TestRedisOneReaderPerStream: many subscribers of one stream cost one blocking XREAD,
+// so the client's pool holds a connection or two, not one per subscriber.
+func TestRedisOneReaderPerStream(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, redistest.URL(t))
+	b := bus.NewRedis(client, bus.RedisOptions{Prefix: "test:fanout:" + randomName() + ":", Block: 200 * time.Millisecond})
+	t.Cleanup(func() { b.Close() })
+	const subscribers = 500
+	subs := make([]bus.Subscription, subscribers)
+	for i := range subs {
+		subs[i] = subscribe(t, b, "s", "")
+	}
+	published := publish(t, b, "s", 1)
+	for _, sub := range subs {
+		if got := receive(t, sub, 1)[0]; got.ID != published.ID {
+			t.Fatalf("got %s, want %s", got.ID, published.ID)
+		}
+	}
+	if conns := client.PoolStats().TotalConns; conns > 3 {
+		t.Fatalf("%d subscribers hold %d Redis connections, want at most 3", subscribers, conns)
 	}
 }
 
@@ -483,3 +550,14 @@ func idLess(a, b string) bool {
 }
 
 func randomName() string { return strings.ToLower(rand.Text()) }
+
+func newClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("PLAZA_TEST_REDIS_URL: %v", err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client
+}

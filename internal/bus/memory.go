@@ -14,7 +14,7 @@ import (
 
 // MemoryOptions configure NewMemory. The zero value works.
 type MemoryOptions struct {
-	// Retain is how many recent events each stream keeps for replay (default 1000).
+	// Retain is how many recent events each stream keeps for replay (default DefaultRetain).
 	Retain int
 	// BufferSize bounds each subscription's backlog of live events (default 256).
 	BufferSize int
@@ -51,12 +51,14 @@ type memoryBus struct {
 // publishing, subscribing and ending subscriptions, so every send on a subscription's
 // channel and its close happen under the same lock and can never race.
 type memoryStream struct {
-	mu     sync.Mutex
-	last   position
-	ring   []plaza.Event // retained events, oldest at ring[start]
-	start  int
-	subs   map[*memorySub]struct{}
-	closed bool
+	mu    sync.Mutex
+	last  position
+	ring  []plaza.Event // retained events, oldest at ring[start]
+	start int
+	// evicted is the newest event pushed out of the ring: a resume before it has a gap.
+	evicted position
+	subs    map[*memorySub]struct{}
+	closed  bool
 }
 
 func (b *memoryBus) stream(name string) (*memoryStream, error) {
@@ -67,7 +69,9 @@ func (b *memoryBus) stream(name string) (*memoryStream, error) {
 	}
 	s := b.streams[name]
 	if s == nil {
-		s = &memoryStream{ring: make([]plaza.Event, 0, b.opts.Retain), subs: map[*memorySub]struct{}{}}
+		// The ring grows as events come rather than taking Retain slots up front: most
+		// streams (a quiet chat room) never fill it.
+		s = &memoryStream{subs: map[*memorySub]struct{}{}}
 		b.streams[name] = s
 	}
 	return s, nil
@@ -98,6 +102,7 @@ func (b *memoryBus) Publish(ctx context.Context, stream string, ev plaza.Event) 
 	if len(s.ring) < b.opts.Retain {
 		s.ring = append(s.ring, ev)
 	} else {
+		s.evicted, _ = parsePosition(s.ring[s.start].ID)
 		s.ring[s.start] = ev
 		s.start = (s.start + 1) % len(s.ring)
 	}
@@ -152,6 +157,9 @@ func (b *memoryBus) Subscribe(ctx context.Context, stream string, after string) 
 	}
 	var replay []plaza.Event
 	if after != "" {
+		if from != (position{}) && from.less(s.evicted) {
+			return nil, ErrTrimmed
+		}
 		replay = s.retainedAfter(from)
 	}
 	// The replay gets room of its own so that resuming is not mistaken for falling

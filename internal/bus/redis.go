@@ -22,14 +22,14 @@ type RedisOptions struct {
 	// Prefix is put before every stream name to form its Redis key (default "plaza:bus:").
 	Prefix string
 	// Retain is how many recent events each stream keeps for replay: XADD MAXLEN ~ Retain,
-	// so Redis may keep somewhat more (default 1000).
+	// so Redis may keep somewhat more (default DefaultRetain).
 	Retain int
 	// BufferSize bounds each subscription's backlog of live events (default 256).
 	BufferSize int
-	// Block is how long one XREAD waits for new events. It bounds how long a closed
-	// subscription's reader lingers and so how long Close waits (default 1s).
+	// Block is how long one XREAD waits for new events. It bounds how long a stream's
+	// reader lingers after its last subscriber left and so how long Close waits (default 1s).
 	Block time.Duration
-	// Logger receives connection trouble of subscriptions (default slog.Default()).
+	// Logger receives connection trouble of stream readers (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer, when set, receives the bus metrics.
 	Registerer prometheus.Registerer
@@ -37,6 +37,10 @@ type RedisOptions struct {
 
 // NewRedis returns a bus on Redis Streams: every instance connected to the same Redis
 // sees every event. The caller owns client: Close ends the subscriptions, not the client.
+//
+// Each stream is read by one goroutine per instance, whatever its number of subscribers:
+// one blocking XREAD (one pooled connection) per stream with subscribers, fanned out in
+// memory. Subscriber count never becomes Redis connection count.
 func NewRedis(client redis.UniversalClient, opts RedisOptions) Bus {
 	if opts.Prefix == "" {
 		opts.Prefix = "plaza:bus:"
@@ -56,7 +60,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) Bus {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &redisBus{
 		client: client, opts: opts, m: newMetrics(opts.Registerer, "redis"),
-		ctx: ctx, cancel: cancel, subs: map[*redisSub]struct{}{},
+		ctx: ctx, cancel: cancel, streams: map[string]*redisStream{},
 	}
 }
 
@@ -69,9 +73,23 @@ type redisBus struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // readers
 
-	mu     sync.Mutex
-	subs   map[*redisSub]struct{}
-	closed bool
+	mu      sync.Mutex // guards streams and closed; taken before a stream's mu, never after
+	streams map[string]*redisStream
+	closed  bool
+}
+
+// redisStream is one stream's reader and its local subscribers. Its mutex serializes the
+// reader's deliveries with subscribing and ending subscriptions, so a send on a
+// subscription's channel and its close never race, and a new subscriber is attached at a
+// known position of the reader.
+type redisStream struct {
+	name, key string
+	cancel    context.CancelFunc // stops the reader
+
+	mu   sync.Mutex
+	last position // the newest entry the reader has handed out
+	subs map[*redisSub]struct{}
+	done bool // the reader stopped; a subscriber needs a new stream
 }
 
 // eventField is the one field of a stream entry; it holds the event as JSON, minus its
@@ -102,10 +120,13 @@ func (b *redisBus) Publish(ctx context.Context, stream string, ev plaza.Event) (
 }
 
 func (b *redisBus) Subscribe(ctx context.Context, stream string, after string) (Subscription, error) {
+	var from position
 	if after != "" {
-		if _, err := parsePosition(after); err != nil {
+		p, err := parsePosition(after)
+		if err != nil {
 			return nil, err
 		}
+		from = p
 	}
 	if b.isClosed() {
 		return nil, ErrClosed
@@ -120,66 +141,161 @@ func (b *redisBus) Subscribe(ctx context.Context, stream string, after string) (
 		if err != nil {
 			return nil, redisx.Err(err, "event bus")
 		}
-		after = "0-0"
 		if len(msgs) == 1 {
-			after = msgs[0].ID
+			from, _ = parsePosition(msgs[0].ID)
 		}
 	} else {
+		if err := b.checkRetained(ctx, key, from); err != nil {
+			return nil, err
+		}
 		// The retained backlog is read here, like the memory bus does, so it gets room of
-		// its own in the channel; whatever Retain's "~" left beyond it the reader picks up.
-		msgs, err := b.client.XRangeN(ctx, key, "("+after, "+", int64(b.opts.Retain)).Result()
-		if err != nil {
-			return nil, redisx.Err(err, "event bus")
-		}
-		for _, msg := range msgs {
-			if ev, ok := b.decode(stream, msg); ok {
-				replay = append(replay, ev)
-			}
-		}
-		if len(msgs) > 0 {
-			after = msgs[len(msgs)-1].ID
+		// its own in the channel; whatever Retain's "~" left beyond it is caught up below.
+		var err error
+		if replay, from, err = b.rangeAfter(ctx, stream, from, "+", int64(b.opts.Retain)); err != nil {
+			return nil, err
 		}
 	}
 
-	rctx, cancel := context.WithCancel(b.ctx)
-	sub := &redisSub{bus: b, cancel: cancel, ch: make(chan plaza.Event, len(replay)+b.opts.BufferSize)}
-	for _, ev := range replay {
-		sub.ch <- ev
-		prom.Inc(b.m.delivered)
+	for {
+		s, err := b.stream(stream, key, from)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if s.done {
+			// The reader stopped after its last subscriber left, between b.stream and
+			// here: ask for a fresh one.
+			s.mu.Unlock()
+			continue
+		}
+		// The reader may be ahead of from: what it handed out meanwhile is read here, under
+		// the lock, so it precedes every live event and nothing falls in between.
+		if from.less(s.last) {
+			gap, at, err := b.rangeAfter(ctx, stream, from, s.last.String(), -1)
+			if err != nil {
+				s.mu.Unlock()
+				b.release(s)
+				return nil, err
+			}
+			replay, from = append(replay, gap...), at
+		}
+		sub := &redisSub{stream: s, bus: b, pos: from, ch: make(chan plaza.Event, len(replay)+b.opts.BufferSize)}
+		for _, ev := range replay {
+			sub.ch <- ev
+			prom.Inc(b.m.delivered)
+		}
+		s.subs[sub] = struct{}{}
+		sub.stop = context.AfterFunc(ctx, sub.Close)
+		s.mu.Unlock()
+		return sub, nil
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		cancel()
-		return nil, ErrClosed
-	}
-	b.subs[sub] = struct{}{}
-	b.wg.Add(1)
-	b.mu.Unlock()
-	// The watcher is set after sub is visible to Close; if sub ended meanwhile, end saw no
-	// watcher to stop, so stop it here.
-	stop := context.AfterFunc(ctx, sub.Close)
-	sub.mu.Lock()
-	sub.stop = stop
-	ended := sub.ended
-	sub.mu.Unlock()
-	if ended {
-		stop()
-	}
-	go func() {
-		defer b.wg.Done()
-		b.read(rctx, sub, stream, key, after)
-	}()
-	return sub, nil
 }
 
-// read follows one stream for sub until rctx ends or sub is cut off. On errors it retries
-// with backoff from the last ID it handed over, so nothing still retained is lost.
-func (b *redisBus) read(ctx context.Context, sub *redisSub, stream, key, last string) {
+// checkRetained fails with ErrTrimmed when events after p were trimmed from the stream.
+// Redis does not say which entry preceded the oldest one kept, so a position just before
+// it counts as trimmed too: the subscriber starts over rather than risk a silent gap.
+func (b *redisBus) checkRetained(ctx context.Context, key string, p position) error {
+	if p == (position{}) {
+		return nil // "0-0": whatever is retained
+	}
+	info, err := b.client.XInfoStream(ctx, key).Result()
+	if err != nil {
+		if isNoSuchKey(err) {
+			return nil
+		}
+		return redisx.Err(err, "event bus")
+	}
+	first, err := parsePosition(info.FirstEntry.ID)
+	if err != nil || info.EntriesAdded <= info.Length {
+		return nil // empty, or nothing was ever trimmed
+	}
+	if p.less(first) {
+		return ErrTrimmed
+	}
+	return nil
+}
+
+// isNoSuchKey reports the reply XINFO STREAM gives for a stream that does not exist yet.
+func isNoSuchKey(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && re.Error() == "ERR no such key"
+}
+
+// rangeAfter reads the entries after p up to end (inclusive), at most count (-1: all),
+// and returns them with the position of the last entry read (p when none).
+func (b *redisBus) rangeAfter(ctx context.Context, stream string, p position, end string, count int64) ([]plaza.Event, position, error) {
+	key := b.opts.Prefix + stream
+	var msgs []redis.XMessage
+	var err error
+	if count < 0 {
+		msgs, err = b.client.XRange(ctx, key, "("+p.String(), end).Result()
+	} else {
+		msgs, err = b.client.XRangeN(ctx, key, "("+p.String(), end, count).Result()
+	}
+	if err != nil {
+		return nil, p, redisx.Err(err, "event bus")
+	}
+	var out []plaza.Event
+	for _, msg := range msgs {
+		if ev, ok := b.decode(stream, msg); ok {
+			out = append(out, ev)
+		}
+	}
+	if len(msgs) > 0 {
+		p, _ = parsePosition(msgs[len(msgs)-1].ID)
+	}
+	return out, p, nil
+}
+
+// stream returns the stream's shared reader, starting one from position from when the
+// stream has none on this instance.
+func (b *redisBus) stream(name, key string, from position) (*redisStream, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if s := b.streams[name]; s != nil {
+		return s, nil
+	}
+	rctx, cancel := context.WithCancel(b.ctx)
+	s := &redisStream{name: name, key: key, cancel: cancel, last: from, subs: map[*redisSub]struct{}{}}
+	b.streams[name] = s
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.read(rctx, s)
+	}()
+	return s, nil
+}
+
+// release stops s's reader when it has no subscriber left.
+func (b *redisBus) release(s *redisStream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.subs) > 0 || s.done {
+		return
+	}
+	s.done = true
+	s.cancel()
+	if b.streams[s.name] == s {
+		delete(b.streams, s.name)
+	}
+}
+
+// read follows s until ctx ends, handing every entry to every local subscriber. On errors
+// it retries with backoff from the last entry it handed out, so nothing still retained is
+// lost.
+func (b *redisBus) read(ctx context.Context, s *redisStream) {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
+		s.mu.Lock()
+		last := s.last.String()
+		s.mu.Unlock()
 		res, err := b.client.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{key, last},
+			Streams: []string{s.key, last},
 			Count:   int64(b.opts.BufferSize),
 			Block:   b.opts.Block,
 		}).Result()
@@ -193,7 +309,7 @@ func (b *redisBus) read(ctx context.Context, sub *redisSub, stream, key, last st
 			}
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
 			wait := backoff/2 + rand.N(backoff/2+1)
-			b.opts.Logger.Warn("bus: reading stream failed, retrying", "stream", stream, "after", last, "retry_in", wait, "err", err)
+			b.opts.Logger.Warn("bus: reading stream failed, retrying", "stream", s.name, "after", last, "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -204,15 +320,38 @@ func (b *redisBus) read(ctx context.Context, sub *redisSub, stream, key, last st
 		backoff = 0
 		for _, xs := range res {
 			for _, msg := range xs.Messages {
-				last = msg.ID
-				ev, ok := b.decode(stream, msg)
-				if !ok {
+				p, err := parsePosition(msg.ID)
+				if err != nil {
 					continue
 				}
-				if !sub.deliver(ev) {
-					return
+				ev, ok := b.decode(s.name, msg)
+				s.mu.Lock()
+				if s.last.less(p) {
+					s.last = p
 				}
+				if ok {
+					b.fanOut(s, p, ev)
+				}
+				s.mu.Unlock()
 			}
+		}
+	}
+}
+
+// fanOut hands ev (at position p) to every subscriber that has not had it, without
+// waiting: a full buffer ends that subscription. s.mu must be held.
+func (b *redisBus) fanOut(s *redisStream, p position, ev plaza.Event) {
+	for sub := range s.subs {
+		if !sub.pos.less(p) {
+			continue // replayed already when it subscribed
+		}
+		sub.pos = p
+		select {
+		case sub.ch <- ev:
+			prom.Inc(b.m.delivered)
+		default:
+			prom.Inc(b.m.slow)
+			s.endLocked(sub, ErrSlowConsumer)
 		}
 	}
 }
@@ -244,7 +383,7 @@ func (b *redisBus) isClosed() bool {
 	return b.closed
 }
 
-// Close ends every subscription and waits for their readers, at most about Block.
+// Close ends every subscription and waits for the readers, at most about Block.
 func (b *redisBus) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -252,70 +391,51 @@ func (b *redisBus) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := b.subs
-	b.subs = nil
+	streams := b.streams
+	b.streams = nil
 	b.mu.Unlock()
-	for sub := range subs {
-		sub.end(nil)
+	for _, s := range streams {
+		s.mu.Lock()
+		s.done = true
+		for sub := range s.subs {
+			s.endLocked(sub, nil)
+		}
+		s.mu.Unlock()
 	}
 	b.cancel()
 	b.wg.Wait()
 	return nil
 }
 
-// redisSub's channel is sent to only by its reader and closed by end; both hold mu and
-// check ended, so a send never meets a closed channel.
+// redisSub's channel is sent to and closed only under its stream's mu.
 type redisSub struct {
+	stream *redisStream
 	bus    *redisBus
-	cancel context.CancelFunc // stops the reader
+	ch     chan plaza.Event
+	pos    position    // the newest event it has been given; guarded by stream.mu
+	stop   func() bool // stops the watcher of the subscriber's ctx; set under stream.mu
 
-	mu    sync.Mutex
-	ch    chan plaza.Event
-	stop  func() bool // stops the watcher of the subscriber's ctx
-	ended bool
-	err   error
+	mu  sync.Mutex
+	err error
 }
 
-// deliver hands ev to the subscriber without waiting; it reports false when the
-// subscription has ended, including when ev found the buffer full and ended it.
-func (s *redisSub) deliver(ev plaza.Event) bool {
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return false
-	}
-	select {
-	case s.ch <- ev:
-		s.mu.Unlock()
-		prom.Inc(s.bus.m.delivered)
-		return true
-	default:
-		s.mu.Unlock()
-		prom.Inc(s.bus.m.slow)
-		s.end(ErrSlowConsumer)
-		return false
-	}
-}
-
-func (s *redisSub) end(err error) {
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
+// endLocked ends sub with err; s.mu must be held. The reader is stopped afterwards,
+// outside the lock, when sub was the last subscriber.
+func (s *redisStream) endLocked(sub *redisSub, err error) {
+	if _, ok := s.subs[sub]; !ok {
 		return
 	}
-	s.ended = true
-	s.err = err
-	close(s.ch)
-	stop := s.stop
-	s.mu.Unlock()
-
-	s.cancel()
-	if stop != nil {
-		stop()
+	delete(s.subs, sub)
+	sub.mu.Lock()
+	sub.err = err
+	sub.mu.Unlock()
+	close(sub.ch)
+	if sub.stop != nil {
+		sub.stop()
 	}
-	s.bus.mu.Lock()
-	delete(s.bus.subs, s)
-	s.bus.mu.Unlock()
+	if len(s.subs) == 0 && !s.done {
+		go sub.bus.release(s)
+	}
 }
 
 func (s *redisSub) Events() <-chan plaza.Event { return s.ch }
@@ -326,4 +446,8 @@ func (s *redisSub) Err() error {
 	return s.err
 }
 
-func (s *redisSub) Close() { s.end(nil) }
+func (s *redisSub) Close() {
+	s.stream.mu.Lock()
+	defer s.stream.mu.Unlock()
+	s.stream.endLocked(s, nil)
+}

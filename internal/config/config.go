@@ -37,7 +37,9 @@ type Config struct {
 	MetricsToken    string // when set, /metrics on the public listener needs it as a bearer token
 	TrustedProxies  []netip.Prefix
 	MaxBodyBytes    int64
-	CacheSize       int // entries in the in-process cache (the local tier when Redis is used)
+	CacheSize       int           // entries in the in-process cache (the local tier when Redis is used)
+	WSMaxConns      int           // WebSocket connections per user per instance
+	PresenceTTL     time.Duration // how long a chat member outlives its instance's last heartbeat
 }
 
 // Production reports whether Plaza runs with production safeguards.
@@ -188,6 +190,22 @@ var options = []option{
 	}},
 	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
 		return wholeNumber(&c.MaxBodyBytes, v, " of bytes")
+	}},
+	{"PLAZA_WS_MAX_CONNS", "ws-max-conns", "20", "WebSocket connections one user may hold open per instance", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("expected a whole number of connections >= 1, got %q", v)
+		}
+		c.WSMaxConns = n
+		return nil
+	}},
+	{"PLAZA_PRESENCE_TTL", "presence-ttl", "30s", "how long chat presence outlives a dead instance (heartbeats every third of it)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 300*time.Millisecond {
+			return fmt.Errorf("expected a duration of at least 300ms like 30s, got %q", v)
+		}
+		c.PresenceTTL = d
+		return nil
 	}},
 }
 

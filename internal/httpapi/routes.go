@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -36,4 +38,15 @@ func (s *Server) routes() {
 	s.handle("PATCH /api/products/{id}", s.handleProductPatch())
 	s.handle("DELETE /api/products/{id}", s.handleProductDelete())
 	s.handle("GET /api/categories", s.handleCategories())
+
+	// Chat rooms (chat.Service decides who may do what) and the real-time streams. /ws and
+	// /api/events go through the whole chain like any request and are logged once, when
+	// they end.
+	s.handle("POST /api/rooms", s.handleRoomCreate())
+	s.handle("GET /api/rooms", s.handleRoomList())
+	s.handle("GET /api/rooms/{room}/messages", s.handleRoomMessages())
+	s.handle("DELETE /api/rooms/{room}/messages/{id}", s.handleRoomMessageDelete())
+	s.handle("POST /api/auth/ws-ticket", s.handleWSTicket())
+	s.handle("GET /ws", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeWebSocket(w, r) }))
+	s.handle("GET /api/events", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeEvents(w, r) }))
 }

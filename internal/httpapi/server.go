@@ -25,6 +25,8 @@ type Options struct {
 	Checks         []Check
 	Users          Users
 	Catalog        Catalog
+	Chat           Chat
+	Streams        Streams
 	// Metrics says how /metrics is served on this handler: MetricsPublic (the zero value),
 	// MetricsToken (with MetricsBearer as the token) or MetricsElsewhere (a 404 naming how
 	// to get them; internal/app then serves them on their own listener or not at all).
@@ -55,6 +57,8 @@ type Server struct {
 	checks   []Check
 	users    Users
 	catalog  Catalog
+	chat     Chat
+	streams  Streams
 	limiter  *rateLimiter
 	// authFailures limits failed authentications per client IP, far below the request
 	// limit: a valid client fails rarely, a token guesser constantly.
@@ -77,6 +81,8 @@ func New(opts Options) *Server {
 		checks:   opts.Checks,
 		users:    opts.Users,
 		catalog:  opts.Catalog,
+		chat:     opts.Chat,
+		streams:  opts.Streams,
 		mux:      http.NewServeMux(),
 
 		metrics:       opts.Metrics,
