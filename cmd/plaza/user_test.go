@@ -84,7 +84,7 @@ func TestUserCommands(t *testing.T) {
 	t.Parallel()
 	withDialects(t, func(t *testing.T, env map[string]string) {
 		out, logs, err := plazaCmd(env, strongPassword+"\n", "user", "create", "--email", "Ada@Example.com", "--name=Ada Lovelace", "--admin", "--password-stdin")
-		if err != nil || !strings.HasPrefix(out, "created admin Ada Lovelace <Ada@Example.com> with id ") {
+		if err != nil || !strings.HasPrefix(out, "created admin Ada Lovelace <Ada@example.com> with id ") {
 			t.Fatalf("create: %v %q\n%s", err, out, logs)
 		}
 		if _, _, err := plazaCmd(env, "another long passphrase\r\n", "user", "create", "--email", "bob@example.com", "--name", "Bob", "--password-stdin"); err != nil {
@@ -114,7 +114,7 @@ func TestUserCommands(t *testing.T) {
 		out, _, err = plazaCmd(env, "", "user", "list")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "EMAIL") ||
-			!strings.Contains(lines[1], "Ada@Example.com") || !strings.Contains(lines[1], "admin") ||
+			!strings.Contains(lines[1], "Ada@example.com") || !strings.Contains(lines[1], "admin") ||
 			!strings.Contains(lines[2], "bob@example.com") || !strings.Contains(lines[2], " user ") {
 			t.Fatalf("list: %v\n%s", err, out)
 		}

@@ -32,6 +32,9 @@ type Options struct {
 	// to get them; internal/app then serves them on their own listener or not at all).
 	Metrics       MetricsAccess
 	MetricsBearer string
+	// AuthFailureBurst is how many failed authentications a client IP may make before
+	// they are answered 429, refilled at one a second (0: authFailureBurst).
+	AuthFailureBurst int
 }
 
 // MetricsAccess is how the public listener serves /metrics.
@@ -96,7 +99,11 @@ func New(opts Options) *Server {
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newRateLimiter(opts.RateLimit, max(opts.RateBurst, 1))
-		s.authFailures = newRateLimiter(min(opts.RateLimit, authFailureRate), authFailureBurst)
+		burst := opts.AuthFailureBurst
+		if burst <= 0 {
+			burst = authFailureBurst
+		}
+		s.authFailures = newRateLimiter(min(opts.RateLimit, authFailureRate), burst)
 	}
 	maxBody := opts.MaxBodyBytes
 	if maxBody <= 0 {
