@@ -484,7 +484,10 @@ func TestEditsAndRoleChanges(t *testing.T) {
 		}
 		// The new password works and the old one does not.
 		e.expect(t, 401, userReq{method: "POST", path: "/api/auth/login", body: map[string]string{"email": "ann.b@example.com", "password": userPassword}})
-		e.expect(t, 200, userReq{method: "POST", path: "/api/auth/login", body: map[string]string{"email": "ann.b@example.com", "password": "another long passphrase"}})
+		// The change ended the session it was made from; a new login carries on.
+		e.expect(t, 401, userReq{method: "GET", path: "/api/users/me", token: tok.AccessToken})
+		decodeInto(t, e.expect(t, 200, userReq{method: "POST", path: "/api/auth/login",
+			body: map[string]string{"email": "ann.b@example.com", "password": "another long passphrase"}}), &tok)
 
 		// A promotion and a demotion take effect on tokens already issued.
 		adminTok := e.login(t, e.admin(t).Email).AccessToken

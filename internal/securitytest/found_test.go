@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"plaza/internal/plaza"
 )
@@ -225,4 +226,34 @@ func TestForgedCursors(t *testing.T) {
 		})
 	}
 	s.expect(t, 400, req{method: "GET", path: "/api/users?cursor=" + enc(`{"id":"1 OR 1=1"}`), token: admin.access})
+}
+
+// A password change (by the user or an admin) ends every other session: a refresh token or
+// access token stolen before it stops working.
+func TestPasswordChangeEndsSessions(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, options{})
+	admin := s.register(t, plaza.RoleAdmin)
+	for _, byAdmin := range []bool{false, true} {
+		victim := s.register(t, plaza.RoleUser)
+		// Access tokens carry whole seconds: let the stolen one be from an earlier second.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		body, token := `{"password":"a whole new passphrase","current_password":"`+password+`"}`, victim.access
+		if byAdmin {
+			body, token = `{"password":"a whole new passphrase"}`, admin.access
+		}
+		s.expect(t, 200, req{method: "PATCH", path: "/api/users/" + victim.ID, token: token, body: body})
+		s.expect(t, 401, req{method: "POST", path: "/api/auth/refresh", body: `{"refresh_token":"` + victim.refresh + `"}`})
+		s.expect(t, 401, req{method: "GET", path: "/api/users/me", token: victim.access})
+		fresh := s.expect(t, 200, req{method: "POST", path: "/api/auth/login", body: `{"email":"` + victim.Email + `","password":"a whole new passphrase"}`})
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := jsonDecode(fresh.body, &tok); err != nil {
+			t.Fatal(err)
+		}
+		s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: tok.AccessToken})
+	}
+	// The admin's own session is untouched by resetting someone else's password.
+	s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: admin.access})
 }

@@ -78,6 +78,14 @@ func (s RefreshTokens) DeleteFamily(ctx context.Context, family string) error {
 	})
 }
 
+// DeleteUser removes every token of userID: every session of theirs ends.
+func (s RefreshTokens) DeleteUser(ctx context.Context, userID string) error {
+	return s.db.Tx(ctx, func(q Querier) error {
+		_, err := q.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE user_id = $1`, userID)
+		return err
+	})
+}
+
 // DeleteExpired removes userID's tokens that expired before now.
 func (s RefreshTokens) DeleteExpired(ctx context.Context, userID string, now time.Time) error {
 	return s.db.Tx(ctx, func(q Querier) error {

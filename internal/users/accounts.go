@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"plaza/internal/plaza"
@@ -193,8 +194,29 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 		return User{}, notFound(emailConflict(err))
 	}
 	s.forgetUser(ctx, u.ID)
+	if c.Password != nil {
+		if err := s.endSessions(ctx, u.ID); err != nil {
+			return User{}, err
+		}
+	}
 	s.publish(ctx, EventUpdated, u)
 	return u, nil
+}
+
+// endSessions ends every session of a user whose password changed: a session stolen
+// before the change must not outlive it. Every refresh family is deleted, and access
+// tokens issued before this second are refused on every instance (the mark lives in the
+// shared cache for as long as such a token can be valid).
+func (s *Service) endSessions(ctx context.Context, userID string) error {
+	ctx = context.WithoutCancel(ctx) // the password is changed: finish what goes with it
+	if err := s.refreshTokens.DeleteUser(ctx, userID); err != nil {
+		return plaza.Wrap(plaza.EUnavailable, err, "the password is changed, but other sessions could not be ended; change it again")
+	}
+	since := strconv.FormatInt(s.now().Unix(), 10)
+	if err := s.cache.Set(ctx, sessionsKey(userID), []byte(since), AccessTTL+Leeway); err != nil {
+		return plaza.Wrap(plaza.EUnavailable, err, "the password is changed, but signed-in sessions could not be ended; change it again")
+	}
+	return nil
 }
 
 // Delete removes a user (the user themself or an admin may), with every refresh token of

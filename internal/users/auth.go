@@ -192,6 +192,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Princip
 	if _, revoked := s.cache.Get(ctx, revokedKey(c.ID)); revoked {
 		return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
 	}
+	if v, ok := s.cache.Get(ctx, sessionsKey(c.Subject)); ok {
+		// The password changed: tokens issued before that second are ended. (A token issued
+		// in the same second, just before the change, slips through: iat has whole seconds.)
+		if since, err := strconv.ParseInt(string(v), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
+			return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
+		}
+	}
 	role, err := s.currentRole(ctx, c.Subject)
 	if err != nil {
 		return plaza.Principal{}, err
@@ -375,4 +382,7 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 }
 
 func revokedKey(jti string) string { return "auth:revoked:" + jti }
-func userKey(userID string) string { return "auth:user:" + userID }
+
+// sessionsKey marks the second from which a user's access tokens are valid again.
+func sessionsKey(userID string) string { return "auth:sessions-since:" + userID }
+func userKey(userID string) string     { return "auth:user:" + userID }

@@ -44,6 +44,8 @@ type TokenStore interface {
 	ByHash(ctx context.Context, hash []byte) (RefreshToken, error)
 	// DeleteFamily removes every token of the family.
 	DeleteFamily(ctx context.Context, family string) error
+	// DeleteUser removes every token of the user: all their sessions end.
+	DeleteUser(ctx context.Context, userID string) error
 	// DeleteExpired removes the user's tokens that expired before now.
 	DeleteExpired(ctx context.Context, userID string, now time.Time) error
 }
