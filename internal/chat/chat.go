@@ -77,8 +77,8 @@ func (r Room) Validate() error {
 func validateText(text, clientID string) error {
 	var p plaza.Problems
 	switch n := utf8.RuneCountInString(text); {
-	case !utf8.ValidString(text):
-		p.Add("text", "must be valid UTF-8")
+	case plaza.TextProblem(text, true) != "":
+		p.Add("text", "%s", plaza.TextProblem(text, true))
 	case strings.TrimSpace(text) == "" || n > MaxTextLen:
 		p.Add("text", "must be 1 to %d characters, not only spaces", MaxTextLen)
 	}
