@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"plaza/internal/etag"
 	"plaza/internal/plaza"
 	"plaza/internal/users"
 )
@@ -109,7 +110,8 @@ func (s *Server) handleUserPut() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		u, err := s.users.Update(r.Context(), r.PathValue("id"), in.changes())
+		id := r.PathValue("id")
+		u, err := s.users.Update(r.Context(), id, ifMatch(r, id), in.changes())
 		s.writeUser(w, r, u, err)
 	})
 }
@@ -121,7 +123,8 @@ func (s *Server) handleUserPatch() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		u, err := s.users.Patch(r.Context(), r.PathValue("id"), func(cur users.Editable) (users.Changes, error) {
+		id := r.PathValue("id")
+		u, err := s.users.Patch(r.Context(), id, ifMatch(r, id), func(cur users.Editable) (users.Changes, error) {
 			in, err := mergePatch[patchedUser](cur, patch)
 			return users.Changes{Name: &in.Name, Email: &in.Email, Password: in.Password, Role: &in.Role, CurrentPassword: in.CurrentPassword}, err
 		})
@@ -131,7 +134,8 @@ func (s *Server) handleUserPatch() http.Handler {
 
 func (s *Server) handleUserDelete() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.users.Delete(r.Context(), r.PathValue("id")); err != nil {
+		id := r.PathValue("id")
+		if err := s.users.Delete(r.Context(), id, ifMatch(r, id)); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -145,6 +149,12 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u users.User,
 		return
 	}
 	noStore(w)
+	tag := etag.Make(u.ID, u.Version)
+	w.Header().Set("ETag", tag)
+	if r.Method == http.MethodGet && noneMatch(r.Header.Values("If-None-Match"), tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	encode(w, r, http.StatusOK, u)
 }
 

@@ -319,7 +319,7 @@ func TestRegisterAndReadBack(t *testing.T) {
 		}
 		var u map[string]any
 		decodeInto(t, b, &u)
-		if len(u) != 6 || u["name"] != "Ann Smith" || u["email"] != "Ann.Smith@example.com" || u["role"] != "user" {
+		if len(u) != 7 || u["version"] != 1.0 || u["name"] != "Ann Smith" || u["email"] != "Ann.Smith@example.com" || u["role"] != "user" {
 			t.Fatalf("created user %v", u)
 		}
 		for _, f := range []string{"created_at", "updated_at"} {

@@ -257,3 +257,87 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	// The admin's own session is untouched by resetting someone else's password.
 	s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: admin.access})
 }
+
+// Users had no ETag/If-Match like products: concurrent edits silently overwrote each other.
+func TestUserVersions(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, options{})
+	ann := s.register(t, plaza.RoleUser)
+	self := "/api/users/" + ann.ID
+	me := s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: ann.access})
+	tag := me.header.Get("ETag")
+	if tag == "" {
+		t.Fatal("GET /api/users/me without an ETag")
+	}
+	s.expect(t, 304, req{method: "GET", path: self, token: ann.access, header: map[string]string{"If-None-Match": tag}})
+	edited := s.expect(t, 200, req{method: "PATCH", path: self, token: ann.access, body: `{"name":"Ann One"}`, header: map[string]string{"If-Match": tag}})
+	if edited.header.Get("ETag") == tag || edited.header.Get("ETag") == "" {
+		t.Fatalf("ETag after a write: %q (was %q)", edited.header.Get("ETag"), tag)
+	}
+	// The first tag is stale now: the second writer is told instead of overwriting.
+	s.expect(t, 412, req{method: "PATCH", path: self, token: ann.access, body: `{"name":"Ann Two"}`, header: map[string]string{"If-Match": tag}})
+	s.expect(t, 412, req{method: "PUT", path: self, token: ann.access, body: `{"name":"Ann Two","email":"` + ann.Email + `"}`, header: map[string]string{"If-Match": tag}})
+	s.expect(t, 412, req{method: "DELETE", path: self, token: ann.access, header: map[string]string{"If-Match": tag}})
+	s.expect(t, 412, req{method: "PATCH", path: self, token: ann.access, body: `{"name":"Ann Two"}`, header: map[string]string{"If-Match": `"` + ann.ID + `-v1", W/` + edited.header.Get("ETag")}})
+	s.expect(t, 200, req{method: "PATCH", path: self, token: ann.access, body: `{"name":"Ann Two"}`, header: map[string]string{"If-Match": edited.header.Get("ETag")}})
+	if r := s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: ann.access}); !strings.Contains(string(r.body), "Ann Two") {
+		t.Fatalf("after the conditional write: %s", r.body)
+	}
+}
+
+// Nothing stopped the last admin from demoting or deleting themself, leaving a deployment
+// that no API call can administer again.
+func TestLastAdminStays(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, options{})
+	root := s.register(t, plaza.RoleAdmin)
+	self := "/api/users/" + root.ID
+	s.expect(t, 409, req{method: "PATCH", path: self, token: root.access, body: `{"role":"user"}`})
+	s.expect(t, 409, req{method: "PUT", path: self, token: root.access, body: `{"name":"Root","email":"` + root.Email + `","role":"user"}`})
+	s.expect(t, 409, req{method: "DELETE", path: self, token: root.access})
+	s.expect(t, 200, req{method: "GET", path: "/api/users", token: root.access})
+	// With a second admin, either may step down, but not both.
+	other := s.register(t, plaza.RoleAdmin)
+	s.expect(t, 200, req{method: "PATCH", path: self, token: root.access, body: `{"role":"user"}`})
+	s.expect(t, 409, req{method: "DELETE", path: "/api/users/" + other.ID, token: other.access})
+}
+
+// A refresh family revoked for reuse left its newest access token valid for up to 15
+// minutes: now every access token of that login ends with it, and so on logout.
+func TestRevokedLoginEndsItsAccessTokens(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, options{})
+	ann := s.register(t, plaza.RoleUser)
+	var rotated struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	r := s.expect(t, 200, req{method: "POST", path: "/api/auth/refresh", body: `{"refresh_token":"` + ann.refresh + `"}`})
+	if err := jsonDecode(r.body, &rotated); err != nil {
+		t.Fatal(err)
+	}
+	s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: rotated.AccessToken})
+	// The spent token comes back: theft. Both access tokens of that login end at once.
+	s.expect(t, 401, req{method: "POST", path: "/api/auth/refresh", body: `{"refresh_token":"` + ann.refresh + `"}`})
+	s.expect(t, 401, req{method: "GET", path: "/api/users/me", token: rotated.AccessToken})
+	s.expect(t, 401, req{method: "GET", path: "/api/users/me", token: ann.access})
+	s.expect(t, 401, req{method: "POST", path: "/api/auth/refresh", body: `{"refresh_token":"` + rotated.RefreshToken + `"}`})
+
+	// Logout ends every access token of the login, not only the one that called it; another
+	// login of the same user is untouched.
+	bob := s.register(t, plaza.RoleUser)
+	r = s.expect(t, 200, req{method: "POST", path: "/api/auth/refresh", body: `{"refresh_token":"` + bob.refresh + `"}`})
+	if err := jsonDecode(r.body, &rotated); err != nil {
+		t.Fatal(err)
+	}
+	other := s.expect(t, 200, req{method: "POST", path: "/api/auth/login", body: `{"email":"` + bob.Email + `","password":"` + password + `"}`})
+	var second struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := jsonDecode(other.body, &second); err != nil {
+		t.Fatal(err)
+	}
+	s.expect(t, 204, req{method: "POST", path: "/api/auth/logout", token: rotated.AccessToken, body: `{"refresh_token":"` + rotated.RefreshToken + `"}`})
+	s.expect(t, 401, req{method: "GET", path: "/api/users/me", token: bob.access})
+	s.expect(t, 200, req{method: "GET", path: "/api/users/me", token: second.AccessToken})
+}

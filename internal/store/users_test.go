@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 func newTestUser(name, email string, at time.Time) users.User {
-	return users.User{ID: plaza.NewID(), Name: name, Email: email, Role: plaza.RoleUser, CreatedAt: at, UpdatedAt: at}
+	return users.User{ID: plaza.NewID(), Name: name, Email: email, Role: plaza.RoleUser, Version: 1, CreatedAt: at, UpdatedAt: at}
 }
 
 // createUser stores a new user with the password hash given.
@@ -66,15 +67,18 @@ func TestUsersStore(t *testing.T) {
 		// Update: "" keeps the hash, a value replaces it; a taken email conflicts.
 		bob := createUser(t, accounts, "Bob", "bob@example.com", "hash-bob", at)
 		ann.Name, ann.Role, ann.UpdatedAt = "Ann S.", plaza.RoleAdmin, at.Add(time.Hour)
-		if err := accounts.Update(ctx, ann, ""); err != nil {
+		if err := accounts.Update(ctx, ann, "", 1); err != nil {
 			t.Fatal(err)
 		}
 		got, hash, _ = accounts.ByEmail(ctx, ann.Email)
-		if got.Name != "Ann S." || got.Role != plaza.RoleAdmin || !got.UpdatedAt.Equal(at.Add(time.Hour).Truncate(time.Microsecond)) || hash != "hash-ann" {
+		if got.Version != 2 || got.Name != "Ann S." || got.Role != plaza.RoleAdmin || !got.UpdatedAt.Equal(at.Add(time.Hour).Truncate(time.Microsecond)) || hash != "hash-ann" {
 			t.Fatalf("after update: %+v %q", got, hash)
 		}
 		ann.Email = "ann@example.com"
-		if err := accounts.Update(ctx, ann, "hash-ann-2"); err != nil {
+		if err := accounts.Update(ctx, ann, "hash-ann-2", 1); plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+			t.Fatalf("update of a stale version: %v", err)
+		}
+		if err := accounts.Update(ctx, ann, "hash-ann-2", 2); err != nil {
 			t.Fatal(err)
 		}
 		if _, hash, err := accounts.ByEmail(ctx, "ANN@example.com"); err != nil || hash != "hash-ann-2" {
@@ -84,10 +88,10 @@ func TestUsersStore(t *testing.T) {
 			t.Fatalf("old email still found: %v", err)
 		}
 		ann.Email = "BOB@example.com"
-		if err := accounts.Update(ctx, ann, ""); plaza.ErrorCodeOf(err) != plaza.EConflict {
+		if err := accounts.Update(ctx, ann, "", 3); plaza.ErrorCodeOf(err) != plaza.EConflict {
 			t.Fatalf("taken email: %v", err)
 		}
-		if err := accounts.Update(ctx, newTestUser("X", "x@example.com", at), ""); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if err := accounts.Update(ctx, newTestUser("X", "x@example.com", at), "", 1); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("update unknown: %v", err)
 		}
 
@@ -96,7 +100,10 @@ func TestUsersStore(t *testing.T) {
 		if err := tokens.Create(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-		if err := accounts.Delete(ctx, bob.ID); err != nil {
+		if err := accounts.Delete(ctx, bob.ID, 2); plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+			t.Fatalf("delete of a stale version: %v", err)
+		}
+		if err := accounts.Delete(ctx, bob.ID, 1); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := accounts.ByID(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
@@ -105,8 +112,61 @@ func TestUsersStore(t *testing.T) {
 		if _, err := tokens.ByHash(ctx, tok.Hash); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("deleted user's refresh token still there: %v", err)
 		}
-		if err := accounts.Delete(ctx, bob.ID); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+		if err := accounts.Delete(ctx, bob.ID, 1); plaza.ErrorCodeOf(err) != plaza.ENotFound {
 			t.Fatalf("delete twice: %v", err)
+		}
+
+		// Ann is the only admin now: she can neither stop being one nor be deleted, until
+		// another admin exists.
+		ann.Email, ann.Role = "ann@example.com", plaza.RoleUser
+		if err := accounts.Update(ctx, ann, "", 3); plaza.ErrorCodeOf(err) != plaza.EConflict {
+			t.Fatalf("demoting the last admin: %v", err)
+		}
+		if err := accounts.Delete(ctx, ann.ID, 3); plaza.ErrorCodeOf(err) != plaza.EConflict {
+			t.Fatalf("deleting the last admin: %v", err)
+		}
+		cy := createUser(t, accounts, "Cy", "cy@example.com", "hash-cy", at)
+		cy.Role = plaza.RoleAdmin
+		if err := accounts.Update(ctx, cy, "", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := accounts.Update(ctx, ann, "", 3); err != nil {
+			t.Fatalf("demoting one of two admins: %v", err)
+		}
+		if err := accounts.Delete(ctx, cy.ID, 2); plaza.ErrorCodeOf(err) != plaza.EConflict {
+			t.Fatalf("deleting the new last admin: %v", err)
+		}
+	})
+}
+
+// TestLastAdminUnderRace: two admins demoting each other at the same moment cannot leave
+// the deployment without one.
+func TestLastAdminUnderRace(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		accounts := db.Users()
+		at := time.Now()
+		a := createUser(t, accounts, "A", "a@example.com", "h", at)
+		b := createUser(t, accounts, "B", "b@example.com", "h", at)
+		for _, u := range []*users.User{&a, &b} {
+			u.Role = plaza.RoleAdmin
+			if err := accounts.Update(ctx, *u, "", 1); err != nil {
+				t.Fatal(err)
+			}
+			u.Role = plaza.RoleUser
+		}
+		errs := make(chan error, 2)
+		for _, u := range []users.User{a, b} {
+			go func() { errs <- accounts.Update(ctx, u, "", 2) }()
+		}
+		e1, e2 := <-errs, <-errs
+		if (e1 == nil) == (e2 == nil) {
+			t.Fatalf("both or neither demotion passed: %v, %v", e1, e2)
+		}
+		if e := errors.Join(e1, e2); plaza.ErrorCodeOf(e) != plaza.EConflict {
+			t.Fatalf("the refused demotion: %v; want conflict", e)
 		}
 	})
 }

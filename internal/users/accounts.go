@@ -50,6 +50,7 @@ func (s *Service) Register(ctx context.Context, in NewUser) (User, error) {
 		Name:      NormalizeName(in.Name),
 		Email:     NormalizeEmail(in.Email),
 		Role:      in.Role,
+		Version:   1,
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
@@ -134,13 +135,15 @@ type Editable struct {
 
 // Update changes a user. The user themself or an admin may; only an admin may change a
 // role. A role change or deletion takes effect on existing access tokens at once (see
-// Authenticate).
-func (s *Service) Update(ctx context.Context, id string, c Changes) (User, error) {
-	return s.Patch(ctx, id, func(Editable) (Changes, error) { return c, nil })
+// Authenticate). expect is the client's precondition on the user's version.
+func (s *Service) Update(ctx context.Context, id string, expect plaza.Expect, c Changes) (User, error) {
+	return s.Patch(ctx, id, expect, func(Editable) (Changes, error) { return c, nil })
 }
 
 // Patch changes a user to what apply makes of their current fields, with Update's rules.
-func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Changes, error)) (User, error) {
+// Without a precondition a write that raced another is applied again on the new version;
+// with one, the race is a precondition failure.
+func (s *Service) Patch(ctx context.Context, id string, expect plaza.Expect, apply func(Editable) (Changes, error)) (User, error) {
 	p, err := selfOrAdmin(ctx, id)
 	if err != nil {
 		return User{}, err
@@ -148,18 +151,41 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 	if apply == nil {
 		return User{}, plaza.Errorf(plaza.EBadRequest, "the change to apply is missing")
 	}
-	u, err := s.users.ByID(ctx, id)
+	for attempt := 1; ; attempt++ {
+		u, c, err := s.patchOnce(ctx, p, id, expect, apply)
+		if plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && !expect.IsSet() && attempt < writeAttempts {
+			continue
+		}
+		if err != nil {
+			return User{}, err
+		}
+		s.forgetUser(ctx, u.ID)
+		if c.Password != nil {
+			if err := s.endSessions(ctx, u.ID); err != nil {
+				return User{}, err
+			}
+		}
+		s.publish(ctx, EventUpdated, u)
+		return u, nil
+	}
+}
+
+// writeAttempts bounds retries of an unconditional write that raced another write.
+const writeAttempts = 3
+
+// patchOnce reads the user, applies the change and writes it if the version is unchanged.
+func (s *Service) patchOnce(ctx context.Context, p plaza.Principal, id string, expect plaza.Expect, apply func(Editable) (Changes, error)) (User, Changes, error) {
+	u, err := s.current(ctx, id, expect)
 	if err != nil {
-		return User{}, notFound(err)
+		return User{}, Changes{}, err
 	}
 	c, err := apply(Editable{Name: u.Name, Email: u.Email, Role: u.Role})
 	if err != nil {
-		return User{}, err
+		return User{}, c, err
 	}
 	before := u
-	roleChanged := c.Role != nil && *c.Role != u.Role
-	if roleChanged && !p.IsAdmin() {
-		return User{}, plaza.Errorf(plaza.EForbidden, "only an admin may change a role")
+	if c.Role != nil && *c.Role != u.Role && !p.IsAdmin() {
+		return User{}, c, plaza.Errorf(plaza.EForbidden, "only an admin may change a role")
 	}
 	if c.Name != nil {
 		u.Name = NormalizeName(*c.Name)
@@ -171,13 +197,13 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 		u.Role = *c.Role
 	}
 	if err := validate(u, c.Password); err != nil {
-		return User{}, err
+		return User{}, c, err
 	}
 	emailChanged := EmailKey(u.Email) != EmailKey(before.Email)
 	switch {
 	case (emailChanged || c.Password != nil) && p.UserID == id:
 		if err := s.confirmPassword(ctx, before, c.CurrentPassword); err != nil {
-			return User{}, err
+			return User{}, c, err
 		}
 	case emailChanged || c.Password != nil:
 		s.log.WarnContext(ctx, "users: an admin changed another user's credentials",
@@ -186,21 +212,43 @@ func (s *Service) Patch(ctx context.Context, id string, apply func(Editable) (Ch
 	var hash string
 	if c.Password != nil {
 		if hash, err = s.hasher.hash(ctx, *c.Password); err != nil {
-			return User{}, err
+			return User{}, c, err
 		}
 	}
 	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	if err := s.users.Update(ctx, u, hash); err != nil {
-		return User{}, notFound(emailConflict(err))
+	if err := s.users.Update(ctx, u, hash, before.Version); err != nil {
+		return User{}, c, written(notFound(emailConflict(err)), expect)
 	}
-	s.forgetUser(ctx, u.ID)
-	if c.Password != nil {
-		if err := s.endSessions(ctx, u.ID); err != nil {
-			return User{}, err
-		}
+	u.Version = before.Version + 1
+	return u, c, nil
+}
+
+// current reads user id for a write and checks the client's precondition against it.
+func (s *Service) current(ctx context.Context, id string, expect plaza.Expect) (User, error) {
+	u, err := s.users.ByID(ctx, id)
+	if err != nil {
+		return User{}, notFound(err)
 	}
-	s.publish(ctx, EventUpdated, u)
+	if !expect.Allows(u.Version) {
+		return User{}, staleUser()
+	}
 	return u, nil
+}
+
+func staleUser() *plaza.Error {
+	return plaza.Errorf(plaza.EPreconditionFailed, "the user has changed since the version you read; fetch it again")
+}
+
+// written words a version race for the client: with their precondition it is stale;
+// without one, having lost every retry, it is a conflict they may retry.
+func written(err error, expect plaza.Expect) error {
+	if plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+		return err
+	}
+	if expect.IsSet() {
+		return plaza.Wrap(plaza.EPreconditionFailed, err, staleUser().Message)
+	}
+	return plaza.Wrap(plaza.EConflict, err, "the user kept changing while this write was applied; retry")
 }
 
 // endSessions ends every session of a user whose password changed: a session stolen
@@ -220,21 +268,27 @@ func (s *Service) endSessions(ctx context.Context, userID string) error {
 }
 
 // Delete removes a user (the user themself or an admin may), with every refresh token of
-// theirs; their access tokens stop working at once.
-func (s *Service) Delete(ctx context.Context, id string) error {
+// theirs; their access tokens stop working at once. The last admin cannot be deleted.
+func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) error {
 	if _, err := selfOrAdmin(ctx, id); err != nil {
 		return err
 	}
-	u, err := s.users.ByID(ctx, id)
-	if err != nil {
-		return notFound(err)
+	for attempt := 1; ; attempt++ {
+		u, err := s.current(ctx, id, expect)
+		if err != nil {
+			return err
+		}
+		err = s.users.Delete(ctx, id, u.Version)
+		if plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && !expect.IsSet() && attempt < writeAttempts {
+			continue
+		}
+		if err != nil {
+			return written(notFound(err), expect)
+		}
+		s.forgetUser(ctx, id)
+		s.publish(ctx, EventDeleted, u)
+		return nil
 	}
-	if err := s.users.Delete(ctx, id); err != nil {
-		return notFound(err)
-	}
-	s.forgetUser(ctx, id)
-	s.publish(ctx, EventDeleted, u)
-	return nil
 }
 
 // confirmPassword checks the current password a user gives to change their own email or

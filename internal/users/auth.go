@@ -120,7 +120,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	default:
 		return Tokens{}, err
 	}
-	return s.tokens(u, refresh, now)
+	return s.tokens(u, t.Family, refresh, now)
 }
 
 // reused revokes the family of a refresh token presented after it was spent: one of the
@@ -129,6 +129,7 @@ func (s *Service) reused(ctx context.Context, t RefreshToken) error {
 	if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 		return err
 	}
+	s.revokeFamily(ctx, t.Family)
 	s.log.WarnContext(ctx, "users: a spent refresh token was presented again; its family is revoked", "user_id", t.UserID)
 	return plaza.Errorf(plaza.EUnauthenticated,
 		"this refresh token was already used and may have been stolen; every session of its login has been ended: log in again")
@@ -158,6 +159,7 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 			if err := s.refreshTokens.DeleteFamily(ctx, t.Family); err != nil {
 				return err
 			}
+			s.revokeFamily(ctx, t.Family)
 		case plaza.ErrorCodeOf(err) != plaza.ENotFound:
 			return err
 		}
@@ -191,6 +193,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Princip
 	}
 	if _, revoked := s.cache.Get(ctx, revokedKey(c.ID)); revoked {
 		return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
+	}
+	if c.Family != "" {
+		if _, revoked := s.cache.Get(ctx, familyKey(c.Family)); revoked {
+			return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
+		}
 	}
 	if v, ok := s.cache.Get(ctx, sessionsKey(c.Subject)); ok {
 		// The password changed: tokens issued before that second are ended. (A token issued
@@ -279,7 +286,17 @@ func (s *Service) issue(ctx context.Context, u User) (Tokens, error) {
 	if err := s.refreshTokens.Create(ctx, t); err != nil {
 		return Tokens{}, err
 	}
-	return s.tokens(u, refresh, now)
+	return s.tokens(u, t.Family, refresh, now)
+}
+
+// revokeFamily refuses every access token issued in a login from now on, on every instance,
+// for as long as one can be valid. It fails open (logged) when the cache cannot store it,
+// like the jti revocation list; the family's refresh tokens are gone from the database
+// already, so the login ends within AccessTTL whatever happens.
+func (s *Service) revokeFamily(ctx context.Context, family string) {
+	if err := s.cache.Set(context.WithoutCancel(ctx), familyKey(family), []byte("1"), AccessTTL+Leeway); err != nil {
+		s.log.WarnContext(ctx, "users: revoking a login's access tokens failed; they expire within 15 minutes", "err", err)
+	}
 }
 
 // newRefresh makes a refresh token in family and the record under which it is stored.
@@ -289,9 +306,10 @@ func (s *Service) newRefresh(userID, family string, now time.Time) (string, Refr
 }
 
 // tokens signs an access token for u and pairs it with refresh.
-func (s *Service) tokens(u User, refresh string, now time.Time) (Tokens, error) {
+func (s *Service) tokens(u User, family, refresh string, now time.Time) (Tokens, error) {
 	access, err := s.keys.signAccess(claims{
-		Role: u.Role,
+		Role:   u.Role,
+		Family: family,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    Issuer,
 			Subject:   u.ID,
@@ -382,6 +400,8 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 }
 
 func revokedKey(jti string) string { return "auth:revoked:" + jti }
+
+func familyKey(family string) string { return "auth:revoked-family:" + family }
 
 // sessionsKey marks the second from which a user's access tokens are valid again.
 func sessionsKey(userID string) string { return "auth:sessions-since:" + userID }

@@ -51,17 +51,23 @@ func TestEveryMethodRefusesHostileInput(t *testing.T) {
 		{"List huge cursor", func() error { _, err := s.List(admin, plaza.PageRequest{Cursor: huge}); return err }, codes(plaza.EBadRequest)},
 		{"Get empty ID", func() error { _, err := s.Get(admin, ""); return err }, codes(plaza.ENotFound)},
 		{"Get huge ID", func() error { _, err := s.Get(admin, huge); return err }, codes(plaza.ENotFound)},
-		{"Update unknown user", func() error { _, err := s.Update(admin, "", users.Changes{}); return err }, codes(plaza.ENotFound)},
-		{"Update to empty name", func() error { _, err := s.Update(asAnn, ann.ID, users.Changes{Name: &empty}); return err }, codes(plaza.EInvalid)},
-		{"Update to unknown role", func() error { _, err := s.Update(admin, ann.ID, users.Changes{Role: &badRole}); return err }, codes(plaza.EInvalid)},
-		{"Patch without a change", func() error { _, err := s.Patch(asAnn, ann.ID, nil); return err }, codes(plaza.EBadRequest)},
+		{"Update unknown user", func() error { _, err := s.Update(admin, "", plaza.Expect{}, users.Changes{}); return err }, codes(plaza.ENotFound)},
+		{"Update to empty name", func() error {
+			_, err := s.Update(asAnn, ann.ID, plaza.Expect{}, users.Changes{Name: &empty})
+			return err
+		}, codes(plaza.EInvalid)},
+		{"Update to unknown role", func() error {
+			_, err := s.Update(admin, ann.ID, plaza.Expect{}, users.Changes{Role: &badRole})
+			return err
+		}, codes(plaza.EInvalid)},
+		{"Patch without a change", func() error { _, err := s.Patch(asAnn, ann.ID, plaza.Expect{}, nil); return err }, codes(plaza.EBadRequest)},
 		{"Patch whose change fails", func() error {
-			_, err := s.Patch(asAnn, ann.ID, func(users.Editable) (users.Changes, error) {
+			_, err := s.Patch(asAnn, ann.ID, plaza.Expect{}, func(users.Editable) (users.Changes, error) {
 				return users.Changes{}, plaza.Errorf(plaza.EBadRequest, "bad patch")
 			})
 			return err
 		}, codes(plaza.EBadRequest)},
-		{"Delete unknown user", func() error { return s.Delete(admin, "") }, codes(plaza.ENotFound)},
+		{"Delete unknown user", func() error { return s.Delete(admin, "", plaza.Expect{}) }, codes(plaza.ENotFound)},
 		{"Me anonymous", func() error { _, err := s.Me(context.Background()); return err }, codes(plaza.EUnauthenticated)},
 		{"Login zero", func() error { _, err := s.Login(context.Background(), "", ""); return err }, codes(plaza.EInvalid)},
 		{"Login huge", func() error { _, err := s.Login(context.Background(), huge, huge); return err }, codes(plaza.EUnauthenticated, plaza.EInvalid)},

@@ -23,10 +23,13 @@ type UserStore interface {
 	// starting after the ID afterID ("" for the first page).
 	List(ctx context.Context, limit int, afterID string) ([]User, error)
 	// Update stores u's name, email, role and UpdatedAt, and the password hash unless it
-	// is "". ENotFound for an unknown ID, EConflict when the email is taken.
-	Update(ctx context.Context, u User, passwordHash string) error
-	// Delete removes the user and every refresh token of theirs, or answers ENotFound.
-	Delete(ctx context.Context, id string) error
+	// is "", if the stored version is still version, and bumps it. ENotFound for an unknown
+	// ID, EPreconditionFailed when the version moved on, EConflict when the email is taken
+	// or the last admin would stop being one.
+	Update(ctx context.Context, u User, passwordHash string, version int64) error
+	// Delete removes the user and every refresh token of theirs if the stored version is
+	// still version; errors as Update (the last admin cannot be deleted).
+	Delete(ctx context.Context, id string, version int64) error
 }
 
 // TokenStore keeps refresh tokens. store.RefreshTokens implements it, under the same

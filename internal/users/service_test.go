@@ -115,10 +115,10 @@ func TestEventsCarryIDAndNameOnly(t *testing.T) {
 	}
 	self := plaza.WithPrincipal(ctx, plaza.Principal{UserID: u.ID, Role: plaza.RoleUser})
 	name := "Ann B."
-	if _, err := s.Update(self, u.ID, users.Changes{Name: &name}); err != nil {
+	if _, err := s.Update(self, u.ID, plaza.Expect{}, users.Changes{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(self, u.ID); err != nil {
+	if err := s.Delete(self, u.ID, plaza.Expect{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []struct{ typ, actor, name string }{

@@ -36,6 +36,10 @@ type Tokens struct {
 // claims are the access token's: iss, aud, sub, exp, iat, jti and the user's role.
 type claims struct {
 	Role plaza.Role `json:"role"`
+	// Family is the login (refresh token family) the token was issued in: revoking the
+	// family, on logout or when a spent refresh token is presented again, revokes every
+	// access token it issued.
+	Family string `json:"fam,omitempty"`
 	jwt.RegisteredClaims
 }
 

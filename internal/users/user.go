@@ -24,6 +24,8 @@ type User struct {
 	Name  string     `json:"name"`
 	Email string     `json:"email,omitempty"` // empty when the caller may not see it
 	Role  plaza.Role `json:"role"`
+	// Version starts at 1 and grows by one on every write; it makes the ETag.
+	Version int64 `json:"version"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
