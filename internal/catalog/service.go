@@ -65,7 +65,14 @@ type Options struct {
 	// QueryTimeout bounds the database time of one list or search (default
 	// DefaultQueryTimeout).
 	QueryTimeout time.Duration
+	// SearchSlots is how many full-text searches may run at once (default
+	// DefaultSearchSlots); more wait their turn within QueryTimeout.
+	SearchSlots int
 }
+
+// DefaultSearchSlots leaves most of a store's connections to ordinary reads (SQLite keeps
+// four readers) however many searches arrive.
+const DefaultSearchSlots = 2
 
 // DefaultQueryTimeout: a page over 100k products takes about a millisecond, a broad search
 // tens; a quarter second is far above what a fair request needs.
@@ -81,6 +88,7 @@ type Service struct {
 	now    func() time.Time
 
 	queryTimeout time.Duration
+	searches     chan struct{} // a token per running search
 }
 
 // New builds the catalog service.
@@ -92,6 +100,11 @@ func New(opts Options) (*Service, error) {
 	if s.queryTimeout <= 0 {
 		s.queryTimeout = DefaultQueryTimeout
 	}
+	slots := opts.SearchSlots
+	if slots <= 0 {
+		slots = DefaultSearchSlots
+	}
+	s.searches = make(chan struct{}, slots)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -131,6 +144,20 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
+	if f.Q != "" {
+		// Full-text searches take turns (a bulkhead): however many arrive, they hold at
+		// most searchSlots database connections, and the rest of the catalog keeps its own.
+		select {
+		case s.searches <- struct{}{}:
+			defer func() { <-s.searches }()
+		case <-qctx.Done():
+			if ctx.Err() != nil {
+				return Page{}, ctx.Err()
+			}
+			return Page{}, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second,
+				Message: "too many searches are running; retry shortly"}
+		}
+	}
 	page, err := s.store.List(qctx, f)
 	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 		return Page{}, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second, Err: err,
