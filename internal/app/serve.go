@@ -69,7 +69,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := newUsers(d, keys)
+	accounts, err := newUsers(cfg, d, keys)
 	if err != nil {
 		return err
 	}

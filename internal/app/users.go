@@ -12,8 +12,9 @@ import (
 )
 
 // newUsers builds the users and auth service over the backends, signing with keys.
-func newUsers(d *deps, keys [][]byte) (*users.Service, error) {
-	return users.New(users.Options{Users: d.db.Users(), Tokens: d.db.RefreshTokens(), Cache: d.state, Bus: d.bus, Keys: keys, Logger: d.log})
+func newUsers(cfg config.Config, d *deps, keys [][]byte) (*users.Service, error) {
+	return users.New(users.Options{Users: d.db.Users(), Tokens: d.db.RefreshTokens(), Cache: d.state, Bus: d.bus, Keys: keys, Logger: d.log,
+		SessionLifetime: cfg.SessionLifetime})
 }
 
 // jwtKeys are the configured JWT keys or, in development without any, the key kept in the
@@ -128,7 +129,7 @@ func withUsers(ctx context.Context, cfg config.Config, log *slog.Logger, fn func
 		_, _ = rand.Read(key)
 		keys = [][]byte{key}
 	}
-	svc, err := newUsers(d, keys)
+	svc, err := newUsers(cfg, d, keys)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	RateLimit       float64 // requests per second per client
 	RateBurst       int
 	ShutdownTimeout time.Duration
+	SessionLifetime time.Duration // how long a login's refresh tokens last in all
 	AdminEmail      string
 	AdminPassword   string
 	DebugAddr       string
@@ -142,6 +143,14 @@ var options = []option{
 			return fmt.Errorf("expected a positive duration like 30s, got %q", v)
 		}
 		c.ShutdownTimeout = d
+		return nil
+	}},
+	{"PLAZA_SESSION_LIFETIME", "session-lifetime", "720h", "how long a login lasts in all: refresh-token rotation never extends it", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return fmt.Errorf("expected a duration of at least 1m like 720h, got %q", v)
+		}
+		c.SessionLifetime = d
 		return nil
 	}},
 	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", func(c *Config, v string) error {

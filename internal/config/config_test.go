@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,20 @@ func TestHelpListsTheCommandsOwnFlags(t *testing.T) {
 	}
 	if _, err := Load(flag.NewFlagSet("seed", flag.ContinueOnError), "", []string{"--products=7"}, env(nil), nil); err == nil {
 		t.Fatal("an unknown flag was accepted")
+	}
+}
+
+// TestEnvExampleDocumentsEverySetting: .env.example, the file an operator copies, names
+// every variable Plaza reads, so a new setting cannot ship undocumented.
+func TestEnvExampleDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range options {
+		if !strings.Contains(string(b), "\n"+o.env+"=") {
+			t.Errorf(".env.example does not document %s", o.env)
+		}
 	}
 }
