@@ -187,9 +187,14 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 // would let a deleted user back in while Redis is down; the lookup falls back to the
 // database instead.
 func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Principal, error) {
-	c, err := s.keys.parseAccess(token, s.now)
-	if err != nil {
-		return plaza.Principal{}, err
+	now := s.now()
+	c, ok := s.verified.get(token, now)
+	if !ok {
+		var err error
+		if c, err = s.keys.parseAccess(token, s.now); err != nil {
+			return plaza.Principal{}, err
+		}
+		s.verified.put(token, c, now)
 	}
 	if _, revoked := s.cache.Get(ctx, revokedKey(c.ID)); revoked {
 		return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
@@ -233,7 +238,7 @@ func (s *Service) cachedUser(ctx context.Context, userID string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u, ok, err := decodeCachedUser(val)
+	u, ok, err := s.decoded.decode(userID, val)
 	if err != nil {
 		// Not written by this code (another version of Plaza sharing the cache): a miss,
 		// as the catalog treats an unreadable entry, never a verdict on the user.

@@ -113,6 +113,8 @@ type Service struct {
 	now           func() time.Time
 	hasher        *hasher
 
+	verified           *verifiedTokens
+	decoded            *decodedUsers
 	sessionLifetime    time.Duration
 	registrationsPerIP int
 }
@@ -130,6 +132,8 @@ func New(opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.verified = newVerifiedTokens(maxVerified)
+	s.decoded = newDecodedUsers(maxVerified)
 	s.registrationsPerIP = opts.RegistrationsPerIP
 	if s.registrationsPerIP == 0 {
 		s.registrationsPerIP = MaxRegistrationsPerIP
