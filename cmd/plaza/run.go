@@ -13,6 +13,7 @@ import (
 
 	"plaza/internal/app"
 	"plaza/internal/config"
+	"plaza/internal/logbuf"
 )
 
 // Set at build time with -ldflags "-X main.version=… -X main.commit=…".
@@ -69,7 +70,11 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return err
 		}
-		return app.Serve(ctx, cfg, newLogger(cfg, stderr))
+		// The access log writes a line per request: batch them (a write every 100 ms at
+		// most, not one system call a line); Close writes the rest before run returns.
+		logs := logbuf.New(stderr, 64<<10, logbuf.FlushInterval)
+		defer logs.Close()
+		return app.Serve(ctx, cfg, newLogger(cfg, logs))
 	case "migrate":
 		if len(rest) > 0 && isHelp(rest[0]) {
 			fmt.Fprint(stdout, migrateUsage)

@@ -98,7 +98,11 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	l := s.limiter
-	limit := strconv.Itoa(l.burst)
+	// The three RateLimit-* headers go on every limited response. Their values are small
+	// whole numbers, so the header value slices are made once and shared (net/http only
+	// reads them), rather than formatted and allocated per request.
+	limit := []string{strconv.Itoa(l.burst)}
+	small := smallNumbers(l.burst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if unlimited[r.URL.Path] || r.Method == http.MethodOptions {
 			next.ServeHTTP(w, r)
@@ -110,10 +114,10 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		}
 		ok, remaining, retry := l.allow(key)
 		h := w.Header()
-		h.Set("RateLimit-Limit", limit)
-		h.Set("RateLimit-Remaining", strconv.Itoa(int(remaining)))
+		h["Ratelimit-Limit"] = limit
+		h["Ratelimit-Remaining"] = small.of(int(remaining))
 		full := time.Duration((float64(l.burst) - remaining) / float64(l.limit) * float64(time.Second))
-		h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil(max(full, retry).Seconds()))))
+		h["Ratelimit-Reset"] = small.of(int(math.Ceil(max(full, retry).Seconds())))
 		if !ok {
 			writeError(w, r, s.log, &plaza.Error{Code: plaza.ERateLimited, RetryAfter: retry,
 				Message: "too many requests; retry after the time in Retry-After"})
@@ -121,4 +125,23 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// numberValues are header values for 0..n-1, made once.
+type numberValues [][]string
+
+// smallNumbers makes the values up to n (at most 4096: bigger ones are formatted).
+func smallNumbers(n int) numberValues {
+	v := make(numberValues, min(n, 4096)+1)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}
+
+func (v numberValues) of(n int) []string {
+	if n >= 0 && n < len(v) {
+		return v[n]
+	}
+	return []string{strconv.Itoa(n)}
 }
