@@ -13,7 +13,7 @@ import (
 // that every transport reads and writes through. In development a database that never had
 // products gets the demo catalog, so a newcomer has something to browse.
 func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*cached.Catalog, error) {
-	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: d.log})
+	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: d.log, QueryTimeout: cfg.QueryTimeout})
 	if err != nil {
 		return nil, err
 	}

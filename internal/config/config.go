@@ -31,6 +31,7 @@ type Config struct {
 	RateBurst       int
 	ShutdownTimeout time.Duration
 	SessionLifetime time.Duration // how long a login's refresh tokens last in all
+	QueryTimeout    time.Duration // database time one list or search may take
 	AdminEmail      string
 	AdminPassword   string
 	DebugAddr       string
@@ -143,6 +144,17 @@ var options = []option{
 			return fmt.Errorf("expected a positive duration like 30s, got %q", v)
 		}
 		c.ShutdownTimeout = d
+		return nil
+	}},
+	{"PLAZA_QUERY_TIMEOUT", "query-timeout", "", "database time one list or search may take before it is stopped (503); default 250ms in production, 2s in development", func(c *Config, v string) error {
+		if v == "" {
+			return nil // set from the environment once PLAZA_ENV is known
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("expected a positive duration like 250ms, got %q", v)
+		}
+		c.QueryTimeout = d
 		return nil
 	}},
 	{"PLAZA_SESSION_LIFETIME", "session-lifetime", "720h", "how long a login lasts in all: refresh-token rotation never extends it", func(c *Config, v string) error {
@@ -259,6 +271,14 @@ func Load(fs *flag.FlagSet, doc string, args []string, getenv func(string) strin
 		}
 		if err := o.set(&c, v); err != nil {
 			return Config{}, &Error{Var: o.env, Msg: err.Error()}
+		}
+	}
+	if c.QueryTimeout == 0 {
+		// Production bounds what one request may cost the database tightly; development
+		// (and the test suite, under -race on a busy machine) leaves room for slow runs.
+		c.QueryTimeout = 2 * time.Second
+		if c.Production() {
+			c.QueryTimeout = 250 * time.Millisecond
 		}
 	}
 	return c, c.validate()

@@ -147,3 +147,27 @@ func TestEnvExampleDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryTimeoutFollowsTheEnvironment: production bounds a list's database time tightly,
+// development leaves room; an explicit value wins in both.
+func TestQueryTimeoutFollowsTheEnvironment(t *testing.T) {
+	t.Parallel()
+	prod := map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": strings.Repeat("k", 32)}
+	for _, c := range []struct {
+		vars map[string]string
+		want time.Duration
+	}{
+		{nil, 2 * time.Second},
+		{prod, 250 * time.Millisecond},
+		{map[string]string{"PLAZA_QUERY_TIMEOUT": "1s"}, time.Second},
+		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": strings.Repeat("k", 32), "PLAZA_QUERY_TIMEOUT": "100ms"}, 100 * time.Millisecond},
+	} {
+		cfg, err := load(nil, env(c.vars), nil)
+		if err != nil || cfg.QueryTimeout != c.want {
+			t.Errorf("%v: QueryTimeout %v, %v; want %v", c.vars, cfg.QueryTimeout, err, c.want)
+		}
+	}
+	if _, err := load(nil, env(map[string]string{"PLAZA_QUERY_TIMEOUT": "-1s"}), nil); err == nil || !strings.Contains(err.Error(), "PLAZA_QUERY_TIMEOUT") {
+		t.Errorf("a negative timeout: %v", err)
+	}
+}
