@@ -47,7 +47,8 @@ type ProductServiceClient interface {
 	DeleteProduct(ctx context.Context, in *DeleteProductRequest, opts ...grpc.CallOption) (*DeleteProductResponse, error)
 	// WatchProducts streams product changes as they happen on any instance. A client that
 	// reconnects with after_event_id (the last event_id it received) gets what it missed
-	// from the last 10,000 events first.
+	// from the last 10,000 events first. The response headers come once the stream is
+	// live: a change made after they arrive is delivered.
 	WatchProducts(ctx context.Context, in *WatchProductsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchProductsResponse], error)
 }
 
@@ -148,7 +149,8 @@ type ProductServiceServer interface {
 	DeleteProduct(context.Context, *DeleteProductRequest) (*DeleteProductResponse, error)
 	// WatchProducts streams product changes as they happen on any instance. A client that
 	// reconnects with after_event_id (the last event_id it received) gets what it missed
-	// from the last 10,000 events first.
+	// from the last 10,000 events first. The response headers come once the stream is
+	// live: a change made after they arrive is delivered.
 	WatchProducts(*WatchProductsRequest, grpc.ServerStreamingServer[WatchProductsResponse]) error
 }
 
