@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +39,8 @@ func paths(mask *fieldmaskpb.FieldMask, all, star []string, populated func(path 
 // renamed returns err with the fields of its field errors named as this API names them
 // (a page's "limit" is page_size here), so a violation points at a request field.
 func renamed(err error, names map[string]string) error {
-	pe, ok := err.(*plaza.Error)
-	if !ok || len(pe.Fields) == 0 {
+	var pe *plaza.Error
+	if !errors.As(err, &pe) || len(pe.Fields) == 0 {
 		return err
 	}
 	out := *pe
