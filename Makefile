@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test vet check-generated tools build run bench
+.PHONY: test vet check-generated proto tools build run bench
 
 test: vet check-generated tools
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
@@ -18,14 +18,22 @@ vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 
-# check-generated fails when go mod tidy or go generate ./... would change anything
-# (later: GraphQL and protobuf generation, through go generate).
+# check-generated fails when go mod tidy or go generate ./... would change anything (the
+# protobuf code included), when buf lint finds a fault in api/proto, or when buf breaking
+# finds a change that breaks clients of main's protos.
 check-generated:
 	GO=$(GO) bash scripts/check-generated.sh
 
-# tools installs what the tests drive from outside Go: curl and jq run the README tour.
+# proto regenerates the Go code of api/proto with pinned buf, protoc-gen-go and
+# protoc-gen-go-grpc (installed into bin/tools from the Go module proxy); commit the result.
+proto:
+	GO=$(GO) bash scripts/proto.sh generate
+
+# tools installs what the tests drive from outside Go: curl and jq run the README tour,
+# grpcurl (pinned, into bin/tools) calls the gRPC API.
 tools:
 	bash scripts/ensure-tools.sh curl jq
+	GO=$(GO) bash scripts/go-tools.sh grpcurl
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/plaza ./cmd/plaza

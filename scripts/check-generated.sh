@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check-generated.sh: fails when `go mod tidy` or `go generate ./...` would change the tree,
-# in the product's module and in the bench module. Generated code and go.mod/go.sum are
+# in the product's module and in the bench module (go generate regenerates the protobuf
+# code too), and when the protos fail buf lint or break clients of main's (proto.sh check). Generated code and go.mod/go.sum are
 # committed, so a change here is one somebody forgot to commit. It runs both for real and
 # compares the tree before and after (uncommitted work is left as it was found, plus what
 # the tools changed, which it lists).
@@ -29,3 +30,4 @@ if [ "$(state)" != "$before" ]; then
 	git diff --stat >&2
 	exit 1
 fi
+bash scripts/proto.sh check

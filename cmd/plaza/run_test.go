@@ -253,9 +253,9 @@ func TestServesProbesAndProblems(t *testing.T) {
 	if !strings.Contains(string(body), "go_goroutines") || !strings.Contains(string(body), "plaza_http_requests_total") {
 		t.Fatal("metrics lack runtime or request metrics")
 	}
-	// PLAZA_GRPC_ADDR is accepted, and start-up says nothing listens on it yet.
-	if strings.Count(in.logs.String(), "grpc is not served yet") != 1 {
-		t.Fatalf("start-up does not say once that gRPC is not served:\n%s", in.logs)
+	// gRPC is served on PLAZA_GRPC_ADDR, and start-up says where, once.
+	if strings.Count(in.logs.String(), `"msg":"grpc server listening"`) != 1 {
+		t.Fatalf("start-up does not say once where gRPC listens:\n%s", in.logs)
 	}
 }
 

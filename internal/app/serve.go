@@ -114,14 +114,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	srv.RegisterOnShutdown(stopStreams)
 
+	rpc, rpcLn, err := newGRPC(cfg, d, accounts, products, rooms, api.Ready, streamsCtx)
+	if err != nil {
+		return err
+	}
+	// Whatever way Serve returns, no gRPC call outlives the backends (a stop or close after
+	// a drain is a no-op).
+	defer rpc.Close()
+	defer rpcLn.Close()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
 	}
+	log.Info("grpc server listening", "addr", rpcLn.Addr().String(), "tls", cfg.GRPCTLSCert != "")
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
-	// PLAZA_GRPC_ADDR is validated so that a deployment can set it now; say plainly that
-	// nothing listens there yet rather than let a client's connection refusal say it.
-	log.Info("grpc is not served yet; PLAZA_GRPC_ADDR is not listened on", "addr", cfg.GRPCAddr)
 
 	if cfg.DebugAddr != "" {
 		if err := serveDebug(streamsCtx, cfg.DebugAddr, log, &background); err != nil {
@@ -143,22 +149,35 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	rpcErr := make(chan error, 1)
+	go func() { rpcErr <- rpc.Serve(rpcLn) }()
+	background.Go(func() error { rpc.WatchReadiness(streamsCtx); return nil })
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
+	case err := <-rpcErr:
+		return fmt.Errorf("grpc server: %w", err)
 	case <-ctx.Done():
 	}
 
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	api.SetDraining()
+	rpc.SetDraining()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// gRPC drains alongside HTTP: its streams end (UNAVAILABLE) when Shutdown below stops
+	// the streams, and its calls in flight get the same time.
+	rpcStopped := make(chan error, 1)
+	go func() { rpcStopped <- rpc.Stop(drainCtx) }()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s; connections were closed: %w", cfg.ShutdownTimeout, err)
 	}
 	<-serveErr
+	if err := <-rpcStopped; err != nil {
+		return fmt.Errorf("shutdown: in-flight gRPC calls did not finish within %s; connections were closed: %w", cfg.ShutdownTimeout, err)
+	}
 	// Shutdown does not wait for hijacked WebSockets: wait here until each has sent its
 	// close 1001, so the backends close under no one.
 	if err := streams.Wait(drainCtx); err != nil {

@@ -20,6 +20,8 @@ import (
 type Config struct {
 	HTTPAddr        string
 	GRPCAddr        string
+	GRPCTLSCert     string // PEM certificate (chain) file; with GRPCTLSKey, gRPC serves TLS
+	GRPCTLSKey      string
 	DataDir         string
 	DatabaseURL     string
 	RedisURL        string
@@ -72,9 +74,17 @@ var options = []option{
 		c.HTTPAddr = v
 		return addr(v)
 	}},
-	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address (validated; nothing listens until the gRPC transport lands)", func(c *Config, v string) error {
+	{"PLAZA_GRPC_ADDR", "grpc-addr", ":50051", "gRPC listen address", func(c *Config, v string) error {
 		c.GRPCAddr = v
 		return addr(v)
+	}},
+	{"PLAZA_GRPC_TLS_CERT", "grpc-tls-cert", "", "PEM certificate file for gRPC over TLS (with PLAZA_GRPC_TLS_KEY; plaintext when both are empty)", func(c *Config, v string) error {
+		c.GRPCTLSCert = v
+		return nil
+	}},
+	{"PLAZA_GRPC_TLS_KEY", "grpc-tls-key", "", "PEM private key file of PLAZA_GRPC_TLS_CERT", func(c *Config, v string) error {
+		c.GRPCTLSKey = v
+		return nil
 	}},
 	{"PLAZA_DATA_DIR", "data-dir", "./data", "directory for the SQLite file and generated keys", func(c *Config, v string) error {
 		if v == "" {
@@ -307,6 +317,12 @@ func lookup(getenv func(string) string, key string) (string, bool) {
 }
 
 func (c Config) validate() error {
+	switch {
+	case c.GRPCTLSCert != "" && c.GRPCTLSKey == "":
+		return &Error{Var: "PLAZA_GRPC_TLS_KEY", Msg: "required when PLAZA_GRPC_TLS_CERT is set"}
+	case c.GRPCTLSKey != "" && c.GRPCTLSCert == "":
+		return &Error{Var: "PLAZA_GRPC_TLS_CERT", Msg: "required when PLAZA_GRPC_TLS_KEY is set"}
+	}
 	if !c.Production() {
 		return nil
 	}

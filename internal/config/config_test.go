@@ -50,6 +50,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 	}{
 		{map[string]string{"PLAZA_HTTP_ADDR": "nonsense"}, "PLAZA_HTTP_ADDR"},
 		{map[string]string{"PLAZA_GRPC_ADDR": "1.2.3.4:99999"}, "PLAZA_GRPC_ADDR"},
+		{map[string]string{"PLAZA_GRPC_TLS_CERT": "cert.pem"}, "PLAZA_GRPC_TLS_KEY"},
+		{map[string]string{"PLAZA_GRPC_TLS_KEY": "key.pem"}, "PLAZA_GRPC_TLS_CERT"},
 		{map[string]string{"PLAZA_ENV": "staging"}, "PLAZA_ENV"},
 		{map[string]string{"PLAZA_LOG_LEVEL": "loud"}, "PLAZA_LOG_LEVEL"},
 		{map[string]string{"PLAZA_RATE_LIMIT": "fast"}, "PLAZA_RATE_LIMIT"},

@@ -72,6 +72,10 @@ func (s *Server) health(ctx context.Context) healthReport {
 	return rep
 }
 
+// Ready reports what /readyz answers: every critical dependency up and no drain begun.
+// The gRPC health service follows it.
+func (s *Server) Ready(ctx context.Context) bool { return s.health(ctx).Status != "down" }
+
 // probe runs every check concurrently.
 func (s *Server) probe(ctx context.Context) healthReport {
 	rep := healthReport{Status: "ok", Checks: make(map[string]checkResult, len(s.checks))}
