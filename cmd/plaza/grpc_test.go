@@ -397,6 +397,22 @@ func TestGRPCMasksEtagsAndErrors(t *testing.T) {
 	if err != nil || u.GetUser().GetName() != "Ann B." || u.GetUser().GetEmail() != "ann@example.com" {
 		t.Fatalf("name mask: %+v %v", u.GetUser(), err)
 	}
+	// Users have etags like products: a stale one is FailedPrecondition, for updates and
+	// deletes alike, and the current one writes.
+	stale := u.GetUser().GetEtag()
+	if u.GetUser().GetVersion() < 2 || stale == "" {
+		t.Fatalf("a written user's version %d, etag %q", u.GetUser().GetVersion(), stale)
+	}
+	u, err = c.users.UpdateUser(as(t, ann), &plazav1.UpdateUserRequest{User: &plazav1.User{Id: annID, Name: "Ann C.", Etag: stale},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}}})
+	if err != nil || u.GetUser().GetEtag() == stale {
+		t.Fatalf("update with the current etag: %+v %v", u.GetUser(), err)
+	}
+	_, err = c.users.UpdateUser(as(t, ann), &plazav1.UpdateUserRequest{User: &plazav1.User{Id: annID, Name: "Ann D.", Etag: stale},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}}})
+	wantCode(t, "an update with a stale etag", err, codes.FailedPrecondition)
+	_, err = c.users.DeleteUser(as(t, ann), &plazav1.DeleteUserRequest{Id: annID, Etag: stale})
+	wantCode(t, "a delete with a stale etag", err, codes.FailedPrecondition)
 	_, err = c.users.UpdateUser(as(t, ann), &plazav1.UpdateUserRequest{User: &plazav1.User{Id: annID, Email: "ann2@example.com"},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"email"}}})
 	if v := violations(err); status.Code(err) != codes.InvalidArgument || v["current_password"] == "" {

@@ -26,6 +26,7 @@ func userPB(u users.User) *plazav1.User {
 	return &plazav1.User{
 		Id: u.ID, Name: u.Name, Email: u.Email, Role: rolePB(u.Role),
 		CreatedAt: timestamp(u.CreatedAt), UpdatedAt: timestamp(u.UpdatedAt),
+		Version: u.Version, Etag: etag.Make(u.ID, u.Version),
 	}
 }
 

@@ -25,8 +25,8 @@ type Users interface {
 	List(ctx context.Context, page plaza.PageRequest) (plaza.Page[users.User], error)
 	Me(ctx context.Context) (users.User, error)
 	Get(ctx context.Context, id string) (users.User, error)
-	Patch(ctx context.Context, id string, apply func(users.Editable) (users.Changes, error)) (users.User, error)
-	Delete(ctx context.Context, id string) error
+	Patch(ctx context.Context, id string, expect plaza.Expect, apply func(users.Editable) (users.Changes, error)) (users.User, error)
+	Delete(ctx context.Context, id string, expect plaza.Expect) error
 	Login(ctx context.Context, email, password string) (users.Tokens, error)
 	Refresh(ctx context.Context, refreshToken string) (users.Tokens, error)
 	Logout(ctx context.Context, refreshToken string) error

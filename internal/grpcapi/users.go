@@ -89,7 +89,7 @@ func (u userService) UpdateUser(ctx context.Context, req *plazav1.UpdateUserRequ
 	if req.GetCurrentPassword() != "" {
 		c.CurrentPassword = &req.CurrentPassword
 	}
-	updated, err := u.s.opts.Users.Patch(ctx, in.GetId(), func(users.Editable) (users.Changes, error) { return c, nil })
+	updated, err := u.s.opts.Users.Patch(ctx, in.GetId(), expect(in.GetId(), in.GetEtag()), func(users.Editable) (users.Changes, error) { return c, nil })
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (u userService) UpdateUser(ctx context.Context, req *plazav1.UpdateUserRequ
 }
 
 func (u userService) DeleteUser(ctx context.Context, req *plazav1.DeleteUserRequest) (*plazav1.DeleteUserResponse, error) {
-	if err := u.s.opts.Users.Delete(ctx, req.GetId()); err != nil {
+	if err := u.s.opts.Users.Delete(ctx, req.GetId(), expect(req.GetId(), req.GetEtag())); err != nil {
 		return nil, err
 	}
 	return &plazav1.DeleteUserResponse{}, nil
