@@ -52,7 +52,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // too often.
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if s.authFailures != nil {
-		if ok, _, retry := s.authFailures.allow("ip:" + infoFrom(r.Context()).ip); !ok {
+		if ok, retry := s.authFailures.Allow("ip:" + infoFrom(r.Context()).ip); !ok {
 			err = &plaza.Error{Code: plaza.ERateLimited, RetryAfter: retry,
 				Message: "too many requests with bad credentials; retry after the time in Retry-After"}
 		}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 )
 
@@ -34,44 +33,6 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkRateLimiter takes a token per request, as the middleware does, at a rate no
-// client reaches: one client, 10,000 clients in turn, and one client from every core.
-func BenchmarkRateLimiter(b *testing.B) {
-	b.Run("one_client", func(b *testing.B) {
-		l := newRateLimiter(1e9, 1_000_000)
-		b.ReportAllocs()
-		for b.Loop() {
-			if ok, _, _ := l.allow("ip:192.0.2.1"); !ok {
-				b.Fatal("refused")
-			}
-		}
-	})
-	b.Run("clients=10000", func(b *testing.B) {
-		l := newRateLimiter(1e9, 1_000_000)
-		keys := make([]string, 10_000)
-		for i := range keys {
-			keys[i] = "ip:10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
-		}
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if ok, _, _ := l.allow(keys[i%len(keys)]); !ok {
-				b.Fatal("refused")
-			}
-			i++
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		l := newRateLimiter(1e9, 1_000_000)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				l.allow("ip:192.0.2.1")
-			}
-		})
-	})
 }
 
 // BenchmarkRateLimitMiddleware is the limiter as requests meet it: key, token, and the

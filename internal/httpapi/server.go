@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"plaza/internal/ratelimit"
 )
 
 // Options configures the transport.
@@ -62,10 +64,10 @@ type Server struct {
 	catalog  Catalog
 	chat     Chat
 	streams  Streams
-	limiter  *rateLimiter
+	limiter  *ratelimit.Limiter
 	// authFailures limits failed authentications per client IP, far below the request
 	// limit: a valid client fails rarely, a token guesser constantly.
-	authFailures *rateLimiter
+	authFailures *ratelimit.Limiter
 	mux          *http.ServeMux
 	handler      http.Handler
 	draining     atomic.Bool
@@ -98,12 +100,12 @@ func New(opts Options) *Server {
 		s.registry = prometheus.NewRegistry()
 	}
 	if opts.RateLimit > 0 {
-		s.limiter = newRateLimiter(opts.RateLimit, max(opts.RateBurst, 1))
+		s.limiter = ratelimit.New(opts.RateLimit, max(opts.RateBurst, 1))
 		burst := opts.AuthFailureBurst
 		if burst <= 0 {
 			burst = authFailureBurst
 		}
-		s.authFailures = newRateLimiter(min(opts.RateLimit, authFailureRate), burst)
+		s.authFailures = ratelimit.New(min(opts.RateLimit, authFailureRate), burst)
 	}
 	maxBody := opts.MaxBodyBytes
 	if maxBody <= 0 {

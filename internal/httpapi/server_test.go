@@ -343,31 +343,6 @@ func TestRateLimitPerClient(t *testing.T) {
 	}
 }
 
-func TestRateLimiterEvictsIdleClients(t *testing.T) {
-	t.Parallel()
-	l := newRateLimiter(10, 10)
-	now := time.Unix(1000, 0)
-	l.now = func() time.Time { return now }
-	for i := range 5000 {
-		l.allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
-	}
-	if l.size() != 5000 {
-		t.Fatalf("size %d", l.size())
-	}
-	now = now.Add(2 * l.idle)
-	l.allow("fresh")
-	if l.size() != 1 {
-		t.Fatalf("idle clients kept: %d", l.size())
-	}
-	l.maxKeys = 100
-	for i := range 1000 {
-		l.allow(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String())
-	}
-	if l.size() > 100 {
-		t.Fatalf("size %d over the cap", l.size())
-	}
-}
-
 func TestClientIPTrustsForwardedForOnlyFromProxies(t *testing.T) {
 	t.Parallel()
 	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}

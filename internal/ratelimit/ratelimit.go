@@ -2,8 +2,8 @@
 // memory: buckets idle for longer than a full refill are evicted, and the table never holds
 // more than MaxKeys entries however many distinct clients come.
 //
-// The gRPC transport limits with it; the REST transport's limiter (internal/httpapi,
-// rateLimiter) is the same algorithm, written before this package existed.
+// Both transports limit with it: REST per user or IP (and failed authentications per IP),
+// gRPC per user or peer.
 package ratelimit
 
 import (
@@ -51,6 +51,12 @@ func New(perSecond float64, burst int) *Limiter {
 // Allow takes a token for key. When none is left it takes nothing and says how long until
 // one is.
 func (l *Limiter) Allow(key string) (ok bool, retry time.Duration) {
+	ok, _, retry = l.Take(key)
+	return ok, retry
+}
+
+// Take is Allow that also tells how many tokens key has left, for RateLimit-* headers.
+func (l *Limiter) Take(key string) (ok bool, remaining float64, retry time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -64,10 +70,14 @@ func (l *Limiter) Allow(key string) (ok bool, retry time.Duration) {
 	r := c.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return false, d
+		return false, 0, d
 	}
-	return true, 0
+	return true, c.lim.TokensAt(now), 0
 }
+
+// PerSecond is the refill rate and Burst the bucket's size.
+func (l *Limiter) PerSecond() float64 { return float64(l.limit) }
+func (l *Limiter) Burst() int         { return l.burst }
 
 // sweep drops idle clients at most once per half idle period, and arbitrary ones past
 // maxKeys. Called with l.mu held.
