@@ -19,13 +19,15 @@ vet:
 	cd bench && $(GO) vet ./...
 
 # check-generated fails when go mod tidy or go generate ./... would change anything
-# (later: GraphQL and protobuf generation, through go generate).
+# (gqlgen's GraphQL code included; later protobuf, through go generate).
 check-generated:
 	GO=$(GO) bash scripts/check-generated.sh
 
-# tools installs what the tests drive from outside Go: curl and jq run the README tour.
+# tools installs what the tests drive from outside Go: curl and jq run the README tour; the
+# graphql-http audit and a graphql-ws client (npm, scripts/graphql) test /graphql.
 tools:
 	bash scripts/ensure-tools.sh curl jq
+	bash scripts/graphql-tools.sh
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/plaza ./cmd/plaza
