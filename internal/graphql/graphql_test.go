@@ -183,6 +183,7 @@ func (e *env) post(t *testing.T, token string, body any) response {
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", e.url, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/graphql-response+json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
