@@ -19,8 +19,8 @@ vet:
 	cd bench && $(GO) vet ./...
 
 # check-generated fails when go mod tidy or go generate ./... would change anything (the
-# protobuf code included), when buf lint finds a fault in api/proto, or when buf breaking
-# finds a change that breaks clients of main's protos.
+# protobuf and gqlgen code included), when buf lint finds a fault in api/proto, or when buf
+# breaking finds a change that breaks clients of main's protos.
 check-generated:
 	GO=$(GO) bash scripts/check-generated.sh
 
@@ -30,10 +30,12 @@ proto:
 	GO=$(GO) bash scripts/proto.sh generate
 
 # tools installs what the tests drive from outside Go: curl and jq run the README tour,
-# grpcurl (pinned, into bin/tools) calls the gRPC API.
+# grpcurl (pinned, into bin/tools) calls the gRPC API, and the graphql-http audit and a
+# graphql-ws client (npm, scripts/graphql) test /graphql.
 tools:
 	bash scripts/ensure-tools.sh curl jq
 	GO=$(GO) bash scripts/go-tools.sh grpcurl
+	bash scripts/graphql-tools.sh
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/plaza ./cmd/plaza

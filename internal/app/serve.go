@@ -77,6 +77,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	rooms, streams := newRealtime(cfg, d, accounts, streamsCtx)
+	gql := newGraphQL(cfg, d, accounts, products, rooms, streamsCtx)
 	// Start-up allocates once and never again (the argon2id dummy hash alone is 19 MiB);
 	// hand that memory back before serving so an idle instance stays small.
 	debug.FreeOSMemory()
@@ -96,6 +97,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Auth:           accounts,
 		Chat:           rooms,
 		Streams:        streams,
+		GraphQL:        gql,
 		Checks: []httpapi.Check{
 			{Name: "store", Critical: true, Probe: d.db.Ping},
 			{Name: "cache", Probe: d.cache.Check},
@@ -180,7 +182,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	// Shutdown does not wait for hijacked WebSockets: wait here until each has sent its
 	// close 1001, so the backends close under no one.
-	if err := streams.Wait(drainCtx); err != nil {
+	if err := errors.Join(streams.Wait(drainCtx), gql.Wait(drainCtx)); err != nil {
 		return fmt.Errorf("shutdown: streams did not close within %s", cfg.ShutdownTimeout)
 	}
 	log.Info("shutdown complete")

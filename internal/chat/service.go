@@ -168,8 +168,12 @@ func (s *Service) History(ctx context.Context, room string, req plaza.PageReques
 	if err != nil {
 		return plaza.Page[Message]{}, err
 	}
-	return plaza.PageOf(items, req.Limit, func(last Message) string { return plaza.EncodeCursor(historyCursor{ID: last.ID}) }), nil
+	return plaza.PageOf(items, req.Limit, HistoryCursor), nil
 }
+
+// HistoryCursor is the history cursor that continues before m (with older messages): every
+// message has one, so a transport can hand one out per item (GraphQL edges).
+func HistoryCursor(m Message) string { return plaza.EncodeCursor(historyCursor{ID: m.ID}) }
 
 // historyCursor is what a history cursor holds: the oldest message ID of the page.
 type historyCursor struct {

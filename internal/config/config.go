@@ -44,6 +44,27 @@ type Config struct {
 	CacheSize       int           // entries in the in-process cache (the local tier when Redis is used)
 	WSMaxConns      int           // WebSocket connections per user per instance
 	PresenceTTL     time.Duration // how long a chat member outlives its instance's last heartbeat
+	GraphQL         GraphQL
+}
+
+// GraphQL holds the limits of /graphql.
+type GraphQL struct {
+	MaxDepth      int
+	MaxComplexity int
+	MaxAliases    int
+	APQCacheSize  int    // persisted queries kept
+	Introspection string // auto (on in development, off in production) | on | off
+}
+
+// GraphQLIntrospection reports whether /graphql answers introspection queries.
+func (c Config) GraphQLIntrospection() bool {
+	switch c.GraphQL.Introspection {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return !c.Production()
 }
 
 // Production reports whether Plaza runs with production safeguards.
@@ -236,6 +257,25 @@ var options = []option{
 			return fmt.Errorf("expected a duration of at least 300ms like 30s, got %q", v)
 		}
 		c.PresenceTTL = d
+		return nil
+	}},
+	{"PLAZA_GRAPHQL_MAX_DEPTH", "graphql-max-depth", "12", "deepest nesting of selections a GraphQL operation may have", func(c *Config, v string) error {
+		return wholeNumber(&c.GraphQL.MaxDepth, v, " of levels")
+	}},
+	{"PLAZA_GRAPHQL_MAX_COMPLEXITY", "graphql-max-complexity", "5000", "highest GraphQL operation complexity (fields, times the page sizes they are in)", func(c *Config, v string) error {
+		return wholeNumber(&c.GraphQL.MaxComplexity, v, "")
+	}},
+	{"PLAZA_GRAPHQL_MAX_ALIASES", "graphql-max-aliases", "30", "most aliased fields one GraphQL operation may have", func(c *Config, v string) error {
+		return wholeNumber(&c.GraphQL.MaxAliases, v, " of aliases")
+	}},
+	{"PLAZA_GRAPHQL_APQ_CACHE_SIZE", "graphql-apq-cache-size", "1000", "automatic persisted queries kept per instance (least recently used dropped)", func(c *Config, v string) error {
+		return wholeNumber(&c.GraphQL.APQCacheSize, v, " of queries")
+	}},
+	{"PLAZA_GRAPHQL_INTROSPECTION", "graphql-introspection", "auto", "auto (on in development, off in production) | on | off", func(c *Config, v string) error {
+		if v != "auto" && v != "on" && v != "off" {
+			return fmt.Errorf("expected auto, on or off, got %q", v)
+		}
+		c.GraphQL.Introspection = v
 		return nil
 	}},
 }

@@ -49,4 +49,13 @@ func (s *Server) routes() {
 	s.handle("POST /api/auth/ws-ticket", s.handleWSTicket())
 	s.handle("GET /ws", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeWebSocket(w, r) }))
 	s.handle("GET /api/events", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeEvents(w, r) }))
+
+	// GraphQL: the same services again (internal/graphql), behind the same chain, so the
+	// body limit, rate limits and request IDs hold there too. GET /graphql also upgrades
+	// to WebSocket for subscriptions; GraphiQL is served from the binary.
+	graphQL := s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.graphql.ServeGraphQL(w, r) })
+	s.handle("GET /graphql", graphQL)
+	s.handle("POST /graphql", graphQL)
+	s.handle("GET /playground", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
+	s.handle("GET /playground/{file...}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
 }

@@ -29,6 +29,7 @@ type Options struct {
 	Catalog        Catalog
 	Chat           Chat
 	Streams        Streams
+	GraphQL        GraphQL
 	// Metrics says how /metrics is served on this handler: MetricsPublic (the zero value),
 	// MetricsToken (with MetricsBearer as the token) or MetricsElsewhere (a 404 naming how
 	// to get them; internal/app then serves them on their own listener or not at all).
@@ -64,6 +65,7 @@ type Server struct {
 	catalog  Catalog
 	chat     Chat
 	streams  Streams
+	graphql  GraphQL
 	limiter  *ratelimit.Limiter
 	// authFailures limits failed authentications per client IP, far below the request
 	// limit: a valid client fails rarely, a token guesser constantly.
@@ -88,6 +90,7 @@ func New(opts Options) *Server {
 		catalog:  opts.Catalog,
 		chat:     opts.Chat,
 		streams:  opts.Streams,
+		graphql:  opts.GraphQL,
 		mux:      http.NewServeMux(),
 
 		metrics:       opts.Metrics,

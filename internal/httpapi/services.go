@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 
 	"plaza/internal/catalog"
 	"plaza/internal/catalog/cached"
@@ -36,4 +37,12 @@ type Catalog interface {
 	Replace(ctx context.Context, id string, in catalog.Input, expect plaza.Expect) (catalog.Product, error)
 	Patch(ctx context.Context, id string, expect plaza.Expect, apply func(catalog.Input) (catalog.Input, error)) (catalog.Product, error)
 	Delete(ctx context.Context, id string, expect plaza.Expect) (catalog.Product, error)
+}
+
+// GraphQL is the GraphQL transport (internal/graphql implements it). ServeGraphQL returns
+// an error only before a response starts (a WebSocket's foreign Origin, a body over the
+// limit), answered here as a problem body; GraphQL errors it answers itself.
+type GraphQL interface {
+	ServeGraphQL(w http.ResponseWriter, r *http.Request) error
+	ServePlayground(w http.ResponseWriter, r *http.Request)
 }

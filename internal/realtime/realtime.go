@@ -152,7 +152,11 @@ func (s *Server) principal(r *http.Request) (plaza.Principal, bool, error) {
 // checkOrigin allows requests without an Origin (not a browser), from the server's own
 // host, and from the configured origins. Anything else is refused before the upgrade: a
 // page elsewhere must not ride a user's credentials into our WebSocket.
-func (s *Server) checkOrigin(r *http.Request) error {
+func (s *Server) checkOrigin(r *http.Request) error { return CheckOrigin(r, s.opts.Origins) }
+
+// CheckOrigin is the Origin rule of every WebSocket Plaza serves (/ws, /graphql): no Origin
+// (not a browser), the server's own host, or one of origins ("*" for any); else EForbidden.
+func CheckOrigin(r *http.Request, origins []string) error {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return nil
@@ -161,7 +165,7 @@ func (s *Server) checkOrigin(r *http.Request) error {
 	if err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
 		return nil
 	}
-	if slices.Contains(s.opts.Origins, "*") || slices.Contains(s.opts.Origins, strings.TrimSuffix(origin, "/")) {
+	if slices.Contains(origins, "*") || slices.Contains(origins, strings.TrimSuffix(origin, "/")) {
 		return nil
 	}
 	return plaza.Errorf(plaza.EForbidden, "origin %q may not open streams here", origin)

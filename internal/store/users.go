@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
+	"strings"
 
 	"plaza/internal/plaza"
 	"plaza/internal/users"
@@ -39,6 +41,33 @@ func (s Users) ByID(ctx context.Context, id string) (users.User, error) {
 	var u users.User
 	err := scanUser(s.db.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id), &u)
 	return u, MapError(err)
+}
+
+// ByIDs returns the users of ids that exist, in one query.
+func (s Users) ByIDs(ctx context.Context, ids []string) ([]users.User, error) {
+	out := []users.User{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	marks := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		marks[i] = "$" + strconv.Itoa(i+1)
+		args[i] = id
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return nil, MapError(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u users.User
+		if err := scanUser(rows, &u); err != nil {
+			return nil, MapError(err)
+		}
+		out = append(out, u)
+	}
+	return out, MapError(rows.Err())
 }
 
 // ByEmail returns the user whose email has the same users.EmailKey, with their

@@ -66,6 +66,15 @@ func TestUsersStore(t *testing.T) {
 
 		// Update: "" keeps the hash, a value replaces it; a taken email conflicts.
 		bob := createUser(t, accounts, "Bob", "bob@example.com", "hash-bob", at)
+
+		// ByIDs: the ones that exist, repeats and unknown IDs ignored, in one query.
+		many, err := accounts.ByIDs(ctx, []string{bob.ID, "nope", ann.ID, bob.ID})
+		if err != nil || len(many) != 2 || many[0].ID == many[1].ID || (many[0].ID != ann.ID && many[0].ID != bob.ID) || (many[1].ID != ann.ID && many[1].ID != bob.ID) {
+			t.Fatalf("ByIDs = %+v, %v", many, err)
+		}
+		if none, err := accounts.ByIDs(ctx, nil); err != nil || len(none) != 0 {
+			t.Fatalf("ByIDs(nil) = %+v, %v", none, err)
+		}
 		ann.Name, ann.Role, ann.UpdatedAt = "Ann S.", plaza.RoleAdmin, at.Add(time.Hour)
 		if err := accounts.Update(ctx, ann, "", 1); err != nil {
 			t.Fatal(err)

@@ -91,6 +91,27 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 	return u.visibleTo(p), nil
 }
 
+// GetMany returns the users of ids that exist, as Get would show each to the caller, in
+// one store call: a transport showing many authors at once (a page of chat messages) asks
+// once, not once per author. At most MaxLimit IDs.
+func (s *Service) GetMany(ctx context.Context, ids []string) ([]User, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > plaza.MaxLimit {
+		return nil, plaza.Errorf(plaza.EBadRequest, "at most %d users at once", plaza.MaxLimit)
+	}
+	found, err := s.users.ByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range found {
+		found[i] = found[i].visibleTo(p)
+	}
+	return found, nil
+}
+
 // List returns a page of users in creation order, for admins only.
 func (s *Service) List(ctx context.Context, req plaza.PageRequest) (plaza.Page[User], error) {
 	p, err := principal(ctx)
@@ -117,8 +138,12 @@ func (s *Service) List(ctx context.Context, req plaza.PageRequest) (plaza.Page[U
 	if err != nil {
 		return plaza.Page[User]{}, err
 	}
-	return plaza.PageOf(items, req.Limit, func(last User) string { return plaza.EncodeCursor(pageKey{ID: last.ID}) }), nil
+	return plaza.PageOf(items, req.Limit, Cursor), nil
 }
+
+// Cursor is the list cursor that continues after u: every user has one, so a transport
+// can hand one out per item (GraphQL edges), not only per page.
+func Cursor(u User) string { return plaza.EncodeCursor(pageKey{ID: u.ID}) }
 
 // pageKey is what a users cursor holds: the last ID of the page (IDs sort by creation).
 type pageKey struct {

@@ -16,6 +16,8 @@ type UserStore interface {
 	Create(ctx context.Context, u User, passwordHash string) error
 	// ByID returns the user or ENotFound.
 	ByID(ctx context.Context, id string) (User, error)
+	// ByIDs returns the users of ids that exist, in no particular order, in one query.
+	ByIDs(ctx context.Context, ids []string) ([]User, error)
 	// ByEmail looks the email up by EmailKey and returns the user and password hash, or
 	// ENotFound.
 	ByEmail(ctx context.Context, email string) (User, string, error)
