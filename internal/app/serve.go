@@ -30,9 +30,10 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// Serve runs `plaza serve` until ctx is cancelled, then drains: readiness turns 503, the
-// listeners close, in-flight requests get cfg.ShutdownTimeout to finish, long-lived streams
-// are told to close, and the backends close in order. It returns nil on a clean drain.
+// Serve runs `plaza serve` until ctx is cancelled, then drains: readiness turns 503 while
+// the server keeps serving for cfg.DrainDelay, then the listeners close, in-flight requests
+// get cfg.ShutdownTimeout to finish, long-lived streams are told to close, and the backends
+// close in order. It returns nil on a clean drain.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
@@ -150,8 +151,19 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// The drain's phases: readiness fails at once while everything keeps serving (each
+	// response closing its connection) for DrainDelay, long enough for load balancers to
+	// notice; only then do the listeners close and in-flight work get ShutdownTimeout.
+	log.Info("draining", "drain_delay", cfg.DrainDelay.String(), "shutdown_timeout", cfg.ShutdownTimeout.String())
 	api.SetDraining()
+	if cfg.DrainDelay > 0 {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("http server: %w", err)
+		case <-time.After(cfg.DrainDelay):
+		}
+	}
+	log.Info("shutting down: listeners closed", "timeout", cfg.ShutdownTimeout.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
