@@ -52,6 +52,17 @@ type Subscription interface {
 	Close()
 }
 
+// Synced is implemented by subscriptions that can lose touch with their stream without
+// ending: the Redis bus's shared reader keeps retrying while Redis is down, and resumes
+// where it stopped. Synced reports whether the subscription is caught up: false from a
+// failed read until a read has reached the end of the stream again. epoch grows by one
+// each time it becomes caught up again, so a holder of state kept coherent by the stream
+// (a cache's local tier) can tell that it may have missed events in between. A
+// subscription that does not implement Synced is always caught up (the memory bus).
+type Synced interface {
+	Synced() (ok bool, epoch uint64)
+}
+
 var (
 	// ErrSlowConsumer ends a subscription whose buffer filled up: the subscriber did not
 	// keep up and events were dropped for it. Resubscribe after the last event handled.
