@@ -62,6 +62,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		})
 	}
 
+	// The outbox relay publishes the events writes stored with their changes; like the
+	// listeners it stops with streamsCtx and is joined before the backends close. Events
+	// still in the outbox then wait for the next start (or another instance's relay).
+	background.Go(func() error { return d.db.RelayOutbox(streamsCtx, d.bus, log) })
+
 	products, err := newCatalog(ctx, cfg, d)
 	if err != nil {
 		return err

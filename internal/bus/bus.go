@@ -81,6 +81,41 @@ const (
 	DefaultBufferSize = 256
 )
 
+// DedupeWindow is how many recent event keys each stream remembers per instance: an event
+// published again with a Key among them (an outbox relay repeating a publish whose
+// outcome it did not learn) is not delivered again.
+const DedupeWindow = 1024
+
+// seen holds the last DedupeWindow keys of a stream. The zero value is ready.
+type seen struct {
+	keys map[string]struct{}
+	ring []string
+	next int
+}
+
+// add records key and reports whether it was seen already. Events without a key (never
+// written to an outbox) are never duplicates.
+func (s *seen) add(key string) (dup bool) {
+	if key == "" {
+		return false
+	}
+	if _, ok := s.keys[key]; ok {
+		return true
+	}
+	if s.keys == nil {
+		s.keys = make(map[string]struct{}, DedupeWindow)
+	}
+	if len(s.ring) < DedupeWindow {
+		s.ring = append(s.ring, key)
+	} else {
+		delete(s.keys, s.ring[s.next])
+		s.ring[s.next] = key
+		s.next = (s.next + 1) % DedupeWindow
+	}
+	s.keys[key] = struct{}{}
+	return false
+}
+
 // position is a stream position, the parsed form of an event ID "<ms>-<seq>".
 type position struct{ ms, seq uint64 }
 

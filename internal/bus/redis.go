@@ -93,6 +93,7 @@ type redisStream struct {
 	syncs  atomic.Uint64
 
 	mu   sync.Mutex
+	seen seen     // keys the reader handed out lately: a repeat is skipped
 	last position // the newest entry the reader has handed out
 	subs map[*redisSub]struct{}
 	done bool // the reader stopped; a subscriber needs a new stream
@@ -242,8 +243,9 @@ func (b *redisBus) rangeAfter(ctx context.Context, stream string, p position, en
 		return nil, p, redisx.Err(err, "event bus")
 	}
 	var out []plaza.Event
+	var keys seen // a repeated publish within what is replayed is replayed once
 	for _, msg := range msgs {
-		if ev, ok := b.decode(stream, msg); ok {
+		if ev, ok := b.decode(stream, msg); ok && !keys.add(ev.Key) {
 			out = append(out, ev)
 		}
 	}
@@ -353,7 +355,7 @@ func (b *redisBus) read(ctx context.Context, s *redisStream) {
 				if s.last.less(p) {
 					s.last = p
 				}
-				if ok {
+				if ok && !s.seen.add(ev.Key) {
 					b.fanOut(s, p, ev)
 				}
 				s.mu.Unlock()

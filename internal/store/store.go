@@ -69,6 +69,9 @@ type DB struct {
 	// point lookups on the hot path. modernc's SQLite otherwise parses the SQL on every call,
 	// which was a fifth of the CPU of an uncached product read.
 	stmts sync.Map
+	// wake tells this process's outbox relay that events were committed.
+	wake     chan struct{}
+	wakeOnce sync.Once
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
