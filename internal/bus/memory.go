@@ -59,10 +59,10 @@ type memoryStream struct {
 	evicted position
 	// seen and byKey catch an event published twice: the second Publish returns the
 	// first one, appending and delivering nothing.
-	seen    seen
-	byKey   map[string]plaza.Event
-	subs    map[*memorySub]struct{}
-	closed  bool
+	seen   seen
+	byKey  map[string]plaza.Event
+	subs   map[*memorySub]struct{}
+	closed bool
 }
 
 func (b *memoryBus) stream(name string) (*memoryStream, error) {

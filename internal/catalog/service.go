@@ -77,7 +77,7 @@ const DefaultQueryTimeout = 250 * time.Millisecond
 type Service struct {
 	store Store
 	log   *slog.Logger
-	now    func() time.Time
+	now   func() time.Time
 
 	queryTimeout time.Duration
 }
