@@ -34,7 +34,24 @@ const (
 // the server keeps serving for cfg.DrainDelay, then the listeners close, in-flight requests
 // get cfg.ShutdownTimeout to finish, long-lived streams are told to close, and the backends
 // close in order. It returns nil on a clean drain.
+//
+// Whatever can stop start-up without writing anything is checked first, each failure one
+// line naming its setting (exit code 2): the admin's credentials, then the HTTP port, then
+// the database answering; only then are migrations, keys and demo data written.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := checkAdmin(cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			ln.Close()
+		}
+	}()
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -120,10 +137,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	srv.RegisterOnShutdown(stopStreams)
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
-	}
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
 	// PLAZA_GRPC_ADDR is validated so that a deployment can set it now; say plainly that
 	// nothing listens there yet rather than let a client's connection refusal say it.
@@ -131,7 +144,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	if cfg.DebugAddr != "" {
 		if err := serveDebug(streamsCtx, cfg.DebugAddr, log, &background); err != nil {
-			ln.Close()
 			return err
 		}
 	}
@@ -140,15 +152,16 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
 		if err := serveSide(streamsCtx, cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log, &background); err != nil {
-			ln.Close()
 			return err
 		}
 	case metricsAccess(cfg) == httpapi.MetricsElsewhere:
 		log.Warn("metrics are not served: in production set PLAZA_METRICS_ADDR (a listener of their own) or PLAZA_METRICS_TOKEN (a bearer token for /metrics)")
 	}
 
+	serving = true
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	logStarted(ctx, cfg, d, ln.Addr().String(), log)
 
 	select {
 	case err := <-serveErr:
