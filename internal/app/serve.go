@@ -158,10 +158,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("metrics are not served: in production set PLAZA_METRICS_ADDR (a listener of their own) or PLAZA_METRICS_TOKEN (a bearer token for /metrics)")
 	}
 
+	// Said before the first request is answered: the listener is bound (connections wait
+	// in its backlog), and whoever waits for readiness finds these lines already written.
+	logStarted(ctx, cfg, d, ln.Addr().String(), log)
 	serving = true
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logStarted(ctx, cfg, d, ln.Addr().String(), log)
 
 	select {
 	case err := <-serveErr:

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"plaza/internal/plaza"
 )
 
 // Pool sizing for PostgreSQL. Every instance holds up to maxOpen connections, so N
@@ -48,7 +50,7 @@ func openPostgres(ctx context.Context, databaseURL string, log *slog.Logger) (*D
 	defer cancel()
 	if err := pool.PingContext(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("store: PostgreSQL at %s:%d does not answer: %w", cfg.Host, cfg.Port, unwrapConnect(err))
+		return nil, plaza.Wrap(plaza.EUnavailable, unwrapConnect(err), fmt.Sprintf("PostgreSQL at %s:%d does not answer", cfg.Host, cfg.Port))
 	}
 	log.Info("store opened", "dialect", Postgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
 	where := fmt.Sprintf("postgres://%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
