@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +148,129 @@ func TestGracefulDrain(t *testing.T) {
 	case <-time.After(hang):
 		t.Fatal("run did not return after the drain")
 	}
+}
+
+// TestDrainPhasesSeenByALoadBalancer stops Plaza while keep-alive clients keep writing, the
+// way a load balancer sees it: a prober polls /readyz (a new connection each time) and,
+// once it reads a 503, routing stops: the clients send nothing after that. Before the
+// close, every request sent must have succeeded, the 503 must have been answered by a
+// still-serving instance, and each client must have had a response with Connection: close
+// (so it would reconnect elsewhere) before the listeners closed.
+func TestDrainPhasesSeenByALoadBalancer(t *testing.T) {
+	t.Parallel()
+	const email = "phases@example.com"
+	// hang bounds each wait; reaching it means the drain is broken, not that it was slow.
+	const hang = 2 * time.Minute
+	in := start(t, map[string]string{
+		"PLAZA_RATE_LIMIT":     "0",
+		"PLAZA_ADMIN_EMAIL":    email,
+		"PLAZA_ADMIN_PASSWORD": strongPassword,
+		"PLAZA_DRAIN_DELAY":    "2s",
+	})
+	token := signIn(t, in.URL, email, strongPassword).AccessToken
+
+	routedAway := make(chan struct{}) // closed by the prober at its first 503
+	var readyzCode []int
+	go func() {
+		prober := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		for {
+			res, err := prober.Get(in.URL + "/readyz")
+			if err != nil {
+				// The listener closed before a 503 was seen: the test fails below.
+				close(routedAway)
+				return
+			}
+			res.Body.Close()
+			readyzCode = append(readyzCode, res.StatusCode)
+			if res.StatusCode == http.StatusServiceUnavailable {
+				close(routedAway)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	const clients = 4
+	keepAlive := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		sent    int
+		failed  []string
+		warmed  sync.WaitGroup
+		closing = make([]bool, clients) // the client had a Connection: close response
+	)
+	warmed.Add(clients)
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-routedAway:
+					if closing[c] {
+						return
+					}
+					// Routed away but this client has not yet been told to reconnect: a
+					// load balancer may still send it one last request.
+				default:
+				}
+				body := fmt.Sprintf(`{"name":"Phase mug %d-%d","price_cents":100,"category":"home","stock":1}`, c, i)
+				req, _ := http.NewRequest("POST", in.URL+"/api/products", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				res, err := keepAlive.Do(req)
+				mu.Lock()
+				sent++
+				switch {
+				case err != nil:
+					failed = append(failed, err.Error())
+				case res.StatusCode != http.StatusCreated:
+					failed = append(failed, res.Status)
+				case res.Close:
+					closing[c] = true
+				}
+				mu.Unlock()
+				if err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				if i == 10 {
+					warmed.Done()
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	warmed.Wait()
+	in.cancel()
+
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(hang):
+		t.Fatal("the clients did not stop")
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed across the drain: %v", len(failed), sent, failed)
+	}
+	if len(readyzCode) == 0 || readyzCode[len(readyzCode)-1] != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answers before the close: %v; want a 503 last", readyzCode)
+	}
+	for c, ok := range closing {
+		if !ok {
+			t.Errorf("client %d never got Connection: close before the listener closed", c)
+		}
+	}
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Fatalf("run returned %v after a clean drain", err)
+		}
+		close(in.done)
+	case <-time.After(hang):
+		t.Fatal("run did not return after the drain")
+	}
+	t.Logf("%d requests on %d keep-alive clients, 0 failed; /readyz 503 seen after %d probes", sent, clients, len(readyzCode))
 }

@@ -10,10 +10,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"plaza/internal/app"
 	"plaza/internal/config"
 	"plaza/internal/logbuf"
+	"plaza/internal/logx"
 )
 
 // Set at build time with -ldflags "-X main.version=… -X main.commit=…".
@@ -108,8 +110,10 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 
 func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
 
+// newLogger writes JSON lines to w; a warning or error repeating within a second is
+// counted instead of written (logx.Limit), so a dependency outage cannot flood the log.
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return slog.New(logx.Limit(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}), time.Second))
 }
 
 func buildCommit() string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/config"
+	"plaza/internal/redisx"
 	"plaza/internal/store"
 )
 
@@ -50,7 +52,7 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 
 	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, storeError(cfg, err)
 	}
 	d.db = db
 	if err := db.Migrate(ctx, "up", io.Discard); err != nil {
@@ -66,7 +68,11 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 			db.Close()
 			return nil, &config.Error{Var: "REDIS_URL", Msg: err.Error()}
 		}
+		redisx.RouteLogs(log)
 		d.redis = redis.NewClient(opts)
+		// One breaker for every user of the client (cache, bus, counters, presence): a dead
+		// Redis then costs each call microseconds instead of a dial with retries.
+		d.redis.AddHook(redisx.NewBreaker(redisx.BreakerOptions{Logger: log, Registerer: d.registry}))
 		backend = cache.NewRedis(d.redis, "plaza:cache:")
 		stateBackend = cache.NewRedis(d.redis, "plaza:state:")
 		d.bus = bus.NewRedis(d.redis, bus.RedisOptions{Registerer: d.registry, Logger: log})
@@ -80,6 +86,16 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 	d.state = cache.New(stateBackend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
 	log.Info("backends open", "store", string(db.Dialect()), "cache_and_bus", map[bool]string{true: "redis", false: "memory"}[d.redis != nil])
 	return d, nil
+}
+
+// storeError names the setting behind a store that did not open: DATABASE_URL, or the data
+// directory SQLite lives in.
+func storeError(cfg config.Config, err error) error {
+	v := "PLAZA_DATA_DIR"
+	if cfg.DatabaseURL != "" {
+		v = "DATABASE_URL"
+	}
+	return &config.Error{Var: v, Msg: strings.TrimPrefix(err.Error(), "store: ")}
 }
 
 // close releases the backends in reverse order of opening.

@@ -13,7 +13,7 @@ import (
 // that every transport reads and writes through. In development a database that never had
 // products gets the demo catalog, so a newcomer has something to browse.
 func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*cached.Catalog, error) {
-	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: d.log, QueryTimeout: cfg.QueryTimeout})
+	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Logger: d.log, QueryTimeout: cfg.QueryTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger, n int, progr
 			log.Error("closing backends", "err", err)
 		}
 	}()
-	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Events: d.bus, Logger: log})
+	svc, err := catalog.New(catalog.Options{Store: d.db.Products(), Logger: log})
 	if err != nil {
 		return 0, err
 	}

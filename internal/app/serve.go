@@ -30,10 +30,28 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// Serve runs `plaza serve` until ctx is cancelled, then drains: readiness turns 503, the
-// listeners close, in-flight requests get cfg.ShutdownTimeout to finish, long-lived streams
-// are told to close, and the backends close in order. It returns nil on a clean drain.
+// Serve runs `plaza serve` until ctx is cancelled, then drains: readiness turns 503 while
+// the server keeps serving for cfg.DrainDelay, then the listeners close, in-flight requests
+// get cfg.ShutdownTimeout to finish, long-lived streams are told to close, and the backends
+// close in order. It returns nil on a clean drain.
+//
+// Whatever can stop start-up without writing anything is checked first, each failure one
+// line naming its setting (exit code 2): the admin's credentials, then the HTTP port, then
+// the database answering; only then are migrations, keys and demo data written.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := checkAdmin(cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			ln.Close()
+		}
+	}()
 	d, err := openDeps(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -60,6 +78,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return nil
 		})
 	}
+
+	// The outbox relay publishes the events writes stored with their changes; like the
+	// listeners it stops with streamsCtx and is joined before the backends close. Events
+	// still in the outbox then wait for the next start (or another instance's relay).
+	background.Go(func() error { return d.db.RelayOutbox(streamsCtx, d.bus, log) })
 
 	products, err := newCatalog(ctx, cfg, d)
 	if err != nil {
@@ -124,16 +147,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// a drain is a no-op).
 	defer rpc.Close()
 	defer rpcLn.Close()
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return &config.Error{Var: "PLAZA_HTTP_ADDR", Msg: err.Error()}
-	}
 	log.Info("grpc server listening", "addr", rpcLn.Addr().String(), "tls", cfg.GRPCTLSCert != "")
 	log.Info("http server listening", "addr", ln.Addr().String(), "env", cfg.Env)
 
 	if cfg.DebugAddr != "" {
 		if err := serveDebug(streamsCtx, cfg.DebugAddr, log, &background); err != nil {
-			ln.Close()
 			return err
 		}
 	}
@@ -142,13 +160,16 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
 		if err := serveSide(streamsCtx, cfg.MetricsAddr, "PLAZA_METRICS_ADDR", "metrics", mux, log, &background); err != nil {
-			ln.Close()
 			return err
 		}
 	case metricsAccess(cfg) == httpapi.MetricsElsewhere:
 		log.Warn("metrics are not served: in production set PLAZA_METRICS_ADDR (a listener of their own) or PLAZA_METRICS_TOKEN (a bearer token for /metrics)")
 	}
 
+	// Said before the first request is answered: the listener is bound (connections wait
+	// in its backlog), and whoever waits for readiness finds these lines already written.
+	logStarted(ctx, cfg, d, ln.Addr().String(), log)
+	serving = true
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	rpcErr := make(chan error, 1)
@@ -163,9 +184,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// The drain's phases: readiness fails at once while everything keeps serving (each
+	// response closing its connection) for DrainDelay, long enough for load balancers to
+	// notice; only then do the listeners close and in-flight work get ShutdownTimeout.
+	log.Info("draining", "drain_delay", cfg.DrainDelay.String(), "shutdown_timeout", cfg.ShutdownTimeout.String())
 	api.SetDraining()
 	rpc.SetDraining()
+	if cfg.DrainDelay > 0 {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("http server: %w", err)
+		case <-time.After(cfg.DrainDelay):
+		}
+	}
+	log.Info("shutting down: listeners closed", "timeout", cfg.ShutdownTimeout.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// gRPC drains alongside HTTP: its streams end (UNAVAILABLE) when Shutdown below stops

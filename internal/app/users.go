@@ -48,6 +48,25 @@ func configuredKeys(cfg config.Config) [][]byte {
 // bootstrapAdmin creates the admin named by PLAZA_ADMIN_EMAIL and PLAZA_ADMIN_PASSWORD if
 // no user has that email. Instances starting together create it once.
 func bootstrapAdmin(ctx context.Context, cfg config.Config, svc *users.Service, log *slog.Logger) error {
+	if err := checkAdmin(cfg); err != nil || cfg.AdminEmail == "" {
+		return err
+	}
+	created, err := svc.EnsureAdmin(ctx, adminName, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		return adminError(err)
+	}
+	if created {
+		log.Info("admin created", "email", cfg.AdminEmail)
+	}
+	return nil
+}
+
+// adminName is the name the bootstrap admin gets.
+const adminName = "Admin"
+
+// checkAdmin checks PLAZA_ADMIN_EMAIL and PLAZA_ADMIN_PASSWORD without storing anything:
+// both or neither, and credentials the users service would accept.
+func checkAdmin(cfg config.Config) error {
 	switch {
 	case cfg.AdminEmail == "" && cfg.AdminPassword == "":
 		return nil
@@ -56,12 +75,8 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, svc *users.Service, 
 	case cfg.AdminPassword == "":
 		return &config.Error{Var: "PLAZA_ADMIN_PASSWORD", Msg: "required when PLAZA_ADMIN_EMAIL is set"}
 	}
-	created, err := svc.EnsureAdmin(ctx, "Admin", cfg.AdminEmail, cfg.AdminPassword)
-	if err != nil {
+	if err := users.ValidateAdmin(adminName, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 		return adminError(err)
-	}
-	if created {
-		log.Info("admin created", "email", cfg.AdminEmail)
 	}
 	return nil
 }

@@ -52,6 +52,17 @@ type Subscription interface {
 	Close()
 }
 
+// Synced is implemented by subscriptions that can lose touch with their stream without
+// ending: the Redis bus's shared reader keeps retrying while Redis is down, and resumes
+// where it stopped. Synced reports whether the subscription is caught up: false from a
+// failed read until a read has reached the end of the stream again. epoch grows by one
+// each time it becomes caught up again, so a holder of state kept coherent by the stream
+// (a cache's local tier) can tell that it may have missed events in between. A
+// subscription that does not implement Synced is always caught up (the memory bus).
+type Synced interface {
+	Synced() (ok bool, epoch uint64)
+}
+
 var (
 	// ErrSlowConsumer ends a subscription whose buffer filled up: the subscriber did not
 	// keep up and events were dropped for it. Resubscribe after the last event handled.
@@ -69,6 +80,41 @@ const (
 	DefaultRetain     = 10_000
 	DefaultBufferSize = 256
 )
+
+// DedupeWindow is how many recent event keys each stream remembers per instance: an event
+// published again with a Key among them (an outbox relay repeating a publish whose
+// outcome it did not learn) is not delivered again.
+const DedupeWindow = 1024
+
+// seen holds the last DedupeWindow keys of a stream. The zero value is ready.
+type seen struct {
+	keys map[string]struct{}
+	ring []string
+	next int
+}
+
+// add records key and reports whether it was seen already. Events without a key (never
+// written to an outbox) are never duplicates.
+func (s *seen) add(key string) (dup bool) {
+	if key == "" {
+		return false
+	}
+	if _, ok := s.keys[key]; ok {
+		return true
+	}
+	if s.keys == nil {
+		s.keys = make(map[string]struct{}, DedupeWindow)
+	}
+	if len(s.ring) < DedupeWindow {
+		s.ring = append(s.ring, key)
+	} else {
+		delete(s.keys, s.ring[s.next])
+		s.ring[s.next] = key
+		s.next = (s.next + 1) % DedupeWindow
+	}
+	s.keys[key] = struct{}{}
+	return false
+}
 
 // position is a stream position, the parsed form of an event ID "<ms>-<seq>".
 type position struct{ ms, seq uint64 }

@@ -60,6 +60,27 @@ func TestRedis(t *testing.T) {
 }
 
 func contract(t *testing.T, be backend) {
+	t.Run("an event published again under its key is delivered once, live and replayed", func(t *testing.T) {
+		t.Parallel()
+		b, _ := be.newBus(t, options{})
+		sub := subscribe(t, b, "s", "")
+		first := publish(t, b, "s", 0)
+		again := event(t, 0)
+		again.Key = first.Key
+		if _, err := b.Publish(t.Context(), "s", again); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, "s", 1)
+		got := receive(t, sub, 2)
+		if n(t, got[0]) != 0 || n(t, got[1]) != 1 {
+			t.Fatalf("got n=%d, n=%d; want 0 then 1, the repeat dropped", n(t, got[0]), n(t, got[1]))
+		}
+		replayed := receive(t, subscribe(t, b, "s", "0-0"), 2)
+		if n(t, replayed[0]) != 0 || n(t, replayed[1]) != 1 {
+			t.Fatalf("replayed n=%d, n=%d; want 0 then 1", n(t, replayed[0]), n(t, replayed[1]))
+		}
+	})
+
 	t.Run("publish assigns ordered IDs and subscribers get events in order", func(t *testing.T) {
 		t.Parallel()
 		b, _ := be.newBus(t, options{})

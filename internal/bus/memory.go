@@ -57,8 +57,12 @@ type memoryStream struct {
 	start int
 	// evicted is the newest event pushed out of the ring: a resume before it has a gap.
 	evicted position
-	subs    map[*memorySub]struct{}
-	closed  bool
+	// seen and byKey catch an event published twice: the second Publish returns the
+	// first one, appending and delivering nothing.
+	seen   seen
+	byKey  map[string]plaza.Event
+	subs   map[*memorySub]struct{}
+	closed bool
 }
 
 func (b *memoryBus) stream(name string) (*memoryStream, error) {
@@ -90,6 +94,9 @@ func (b *memoryBus) Publish(ctx context.Context, stream string, ev plaza.Event) 
 	if s.closed {
 		return plaza.Event{}, ErrClosed
 	}
+	if prev, ok := s.byKey[ev.Key]; ok && ev.Key != "" {
+		return prev, nil
+	}
 	// The same rule as Redis: milliseconds of the clock, a sequence within one
 	// millisecond, never going backwards when the clock does.
 	now := uint64(b.opts.Now().UnixMilli())
@@ -99,6 +106,16 @@ func (b *memoryBus) Publish(ctx context.Context, stream string, ev plaza.Event) 
 		s.last.seq++
 	}
 	ev.ID = s.last.String()
+	if ev.Key != "" {
+		if s.byKey == nil {
+			s.byKey = map[string]plaza.Event{}
+		}
+		if len(s.seen.ring) == DedupeWindow {
+			delete(s.byKey, s.seen.ring[s.seen.next]) // about to leave the window
+		}
+		s.seen.add(ev.Key)
+		s.byKey[ev.Key] = ev
+	}
 	if len(s.ring) < b.opts.Retain {
 		s.ring = append(s.ring, ev)
 	} else {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,7 +87,13 @@ type redisStream struct {
 	name, key string
 	cancel    context.CancelFunc // stops the reader
 
+	// synced is false from a failed read until a read reaches the stream's end again;
+	// syncs counts the returns to synced (see Synced).
+	synced atomic.Bool
+	syncs  atomic.Uint64
+
 	mu   sync.Mutex
+	seen seen     // keys the reader handed out lately: a repeat is skipped
 	last position // the newest entry the reader has handed out
 	subs map[*redisSub]struct{}
 	done bool // the reader stopped; a subscriber needs a new stream
@@ -236,8 +243,9 @@ func (b *redisBus) rangeAfter(ctx context.Context, stream string, p position, en
 		return nil, p, redisx.Err(err, "event bus")
 	}
 	var out []plaza.Event
+	var keys seen // a repeated publish within what is replayed is replayed once
 	for _, msg := range msgs {
-		if ev, ok := b.decode(stream, msg); ok {
+		if ev, ok := b.decode(stream, msg); ok && !keys.add(ev.Key) {
 			out = append(out, ev)
 		}
 	}
@@ -260,6 +268,8 @@ func (b *redisBus) stream(name, key string, from position) (*redisStream, error)
 	}
 	rctx, cancel := context.WithCancel(b.ctx)
 	s := &redisStream{name: name, key: key, cancel: cancel, last: from, subs: map[*redisSub]struct{}{}}
+	// A reader starts where its first subscriber resolved the stream's end to be.
+	s.synced.Store(true)
 	b.streams[name] = s
 	b.wg.Add(1)
 	go func() {
@@ -285,6 +295,12 @@ func (b *redisBus) release(s *redisStream) {
 	}
 }
 
+// maxReadBackoff caps the wait between attempts to read a stream that failed. It is short
+// because retrying is cheap (with the client's circuit breaker open an attempt fails
+// without touching the network) and it bounds how late events flow again once Redis is
+// back: with the breaker's probe, well within a second.
+const maxReadBackoff = 400 * time.Millisecond
+
 // read follows s until ctx ends, handing every entry to every local subscriber. On errors
 // it retries with backoff from the last entry it handed out, so nothing still retained is
 // lost.
@@ -294,20 +310,28 @@ func (b *redisBus) read(ctx context.Context, s *redisStream) {
 		s.mu.Lock()
 		last := s.last.String()
 		s.mu.Unlock()
+		block := b.opts.Block
+		if !s.synced.Load() {
+			// Back after a failure: ask without blocking, so that being caught up is known
+			// at once rather than after a Block of silence.
+			block = -1
+		}
 		res, err := b.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{s.key, last},
 			Count:   int64(b.opts.BufferSize),
-			Block:   b.opts.Block,
+			Block:   block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			backoff = 0
+			s.caughtUp()
 			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			s.synced.Store(false)
+			backoff = min(max(2*backoff, 50*time.Millisecond), maxReadBackoff)
 			wait := backoff/2 + rand.N(backoff/2+1)
 			b.opts.Logger.Warn("bus: reading stream failed, retrying", "stream", s.name, "after", last, "retry_in", wait, "err", err)
 			select {
@@ -318,7 +342,9 @@ func (b *redisBus) read(ctx context.Context, s *redisStream) {
 			continue
 		}
 		backoff = 0
+		n := 0
 		for _, xs := range res {
+			n += len(xs.Messages)
 			for _, msg := range xs.Messages {
 				p, err := parsePosition(msg.ID)
 				if err != nil {
@@ -329,12 +355,23 @@ func (b *redisBus) read(ctx context.Context, s *redisStream) {
 				if s.last.less(p) {
 					s.last = p
 				}
-				if ok {
+				if ok && !s.seen.add(ev.Key) {
 					b.fanOut(s, p, ev)
 				}
 				s.mu.Unlock()
 			}
 		}
+		if n < b.opts.BufferSize {
+			s.caughtUp()
+		}
+	}
+}
+
+// caughtUp records that a read reached the end of the stream.
+func (s *redisStream) caughtUp() {
+	if !s.synced.Load() {
+		s.syncs.Add(1)
+		s.synced.Store(true)
 	}
 }
 
@@ -439,6 +476,11 @@ func (s *redisStream) endLocked(sub *redisSub, err error) {
 }
 
 func (s *redisSub) Events() <-chan plaza.Event { return s.ch }
+
+// Synced reports whether the stream's shared reader is caught up (see bus.Synced).
+func (s *redisSub) Synced() (bool, uint64) {
+	return s.stream.synced.Load(), s.stream.syncs.Load()
+}
 
 func (s *redisSub) Err() error {
 	s.mu.Lock()

@@ -67,9 +67,11 @@ type Options struct {
 	// backend, meant for a remote one. An entry lives there for min(ttl, LocalTTL).
 	LocalSize int
 	// LocalTTL caps how long an entry stays in the local tier (default 5s). It is the
-	// bound on staleness when an invalidation is missed (bus down, a Set overwriting the
-	// key on another instance, a Get racing a Delete), and on how long an entry may
-	// outlive its backend TTL, which a Get does not learn.
+	// bound on staleness when an invalidation is missed without the cache knowing (a Set
+	// overwriting the key on another instance), and on how long an entry may outlive its
+	// backend TTL, which a Get does not learn. Missed invalidations it can know about are
+	// not left to it: while the invalidation stream is down or catching up, and after a
+	// backend failure, the local tier is bypassed and its entries disowned (see Run).
 	LocalTTL time.Duration
 	// Timeout bounds each backend call, so a hung backend costs a request at most this
 	// long before it counts as a miss (default 500ms). It takes effect on Redis with
@@ -80,7 +82,7 @@ type Options struct {
 // Cache is safe for concurrent use.
 type Cache struct {
 	b        Backend
-	local    *ttlCache // nil without a local tier
+	local    *ttlCache[localEntry] // nil without a local tier
 	localTTL time.Duration
 	timeout  time.Duration
 	inproc   bool // the backend is in-process and cannot block: no per-call timeout
@@ -92,6 +94,58 @@ type Cache struct {
 
 	ready     chan struct{} // closed once Run listens; see Ready
 	readyOnce sync.Once
+
+	// The local tier is trusted only while Run's subscription is caught up with the
+	// invalidation stream. Its entries carry the epoch they were filled in, and a Get
+	// accepts only an entry of the current epoch: whatever could have missed an
+	// invalidation (a resubscription, the stream's reader losing Redis, a backend failure)
+	// moves the epoch on, disowning every entry at once.
+	sub   atomic.Pointer[bus.Subscription] // Run's subscription while it has one
+	epoch atomic.Uint64                    // the cache's own part of the epoch
+	// invals counts invalidations applied. A fill of the local tier is dropped when one
+	// happened since its value was read from the backend or the source: the value read
+	// may be the one the invalidation removed.
+	invals atomic.Uint64
+}
+
+// localEntry is a value in the local tier and the epoch it was stored in.
+type localEntry struct {
+	val   []byte
+	epoch uint64
+}
+
+// localEpoch returns the local tier's current epoch, and false when the tier must be
+// bypassed: there is none, or Run is not caught up with the invalidation stream. Without
+// a bus there is no stream to miss, and the tier is bounded by LocalTTL alone.
+func (c *Cache) localEpoch() (uint64, bool) {
+	if c.local == nil {
+		return 0, false
+	}
+	if c.bus == nil {
+		return c.epoch.Load(), true
+	}
+	sub := c.sub.Load()
+	if sub == nil {
+		return 0, false
+	}
+	e := c.epoch.Load()
+	if s, ok := (*sub).(bus.Synced); ok {
+		synced, syncs := s.Synced()
+		if !synced {
+			return 0, false
+		}
+		e += syncs
+	}
+	return e, true
+}
+
+// fill stores val in the local tier for ttl unless the tier is bypassed, or an
+// invalidation was applied since invals read inv, or the epoch moved on from epoch.
+func (c *Cache) fill(key string, val []byte, ttl time.Duration, epoch, inv uint64) {
+	if e, ok := c.localEpoch(); !ok || e != epoch || c.invals.Load() != inv {
+		return
+	}
+	c.local.c.Set(key, localEntry{val: bytes.Clone(val), epoch: epoch}, ttl)
 }
 
 // New wraps b. Call Close when done; with a Bus, run Run for the life of the instance.
@@ -111,7 +165,7 @@ func New(b Backend, opts Options) *Cache {
 	}
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
-		c.local = newTTLCache(opts.LocalSize)
+		c.local = newTTLCache[localEntry](opts.LocalSize)
 	}
 	return c
 }
@@ -130,11 +184,13 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 
 // get looks in the local tier, then the backend, and tells where it found key.
 func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
-	if c.local != nil {
-		if item := c.local.c.Get(key); item != nil {
-			return bytes.Clone(item.Value()), "local", true
+	epoch, useLocal := c.localEpoch()
+	if useLocal {
+		if item := c.local.c.Get(key); item != nil && item.Value().epoch == epoch {
+			return bytes.Clone(item.Value().val), "local", true
 		}
 	}
+	inv := c.invals.Load()
 	var val []byte
 	var ok bool
 	if err := c.call(ctx, "get", func(ctx context.Context) (err error) {
@@ -143,8 +199,8 @@ func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
 	}); err != nil || !ok {
 		return nil, "", false
 	}
-	if c.local != nil {
-		c.local.c.Set(key, bytes.Clone(val), c.localTTL)
+	if useLocal {
+		c.fill(key, val, c.localTTL, epoch, inv)
 	}
 	return val, "backend", true
 }
@@ -170,10 +226,17 @@ func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) er
 // returned for callers that must know the value was stored (a revocation); a content cache
 // may ignore them.
 func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if c.local != nil {
-		c.local.c.Set(key, bytes.Clone(val), c.localExpiry(ttl))
+	epoch, _ := c.localEpoch()
+	return c.set(ctx, key, val, ttl, epoch, c.invals.Load())
+}
+
+// set is Set for a value read when the local tier's epoch was epoch and invals was inv.
+func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration, epoch, inv uint64) error {
+	err := c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
+	if err == nil {
+		c.fill(key, val, c.localExpiry(ttl), epoch, inv)
 	}
-	return c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
+	return err
 }
 
 func (c *Cache) localExpiry(ttl time.Duration) time.Duration {
@@ -191,11 +254,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if c.local != nil {
-		for _, k := range keys {
-			c.local.c.Delete(k)
-		}
-	}
+	c.forgetLocal(keys)
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
@@ -232,6 +291,10 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 	}
 	ch := c.flights.DoChan(key, func() (any, error) {
 		fctx := context.WithoutCancel(ctx)
+		// Read before the source is: an invalidation after this may concern the value
+		// loaded, which must then not reach the local tier.
+		epoch, _ := c.localEpoch()
+		inv := c.invals.Load()
 		// A flight that ended just before this one started has filled the cache: look
 		// again instead of loading twice.
 		if val, _, ok := c.get(fctx, key); ok {
@@ -243,7 +306,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 			prom.Inc(c.m.loadErrors)
 			return nil, err
 		}
-		c.Set(fctx, key, val, ttl)
+		_ = c.set(fctx, key, val, ttl, epoch, inv)
 		return loaded{val: val}, nil
 	})
 	select {
@@ -282,10 +345,18 @@ func (c *Cache) Check(ctx context.Context) error {
 	return c.b.Ping(ctx)
 }
 
+// maxListenBackoff caps the wait between attempts to resubscribe to invalidations. A
+// failed attempt is cheap (a Redis client's circuit breaker fails it at once), and the
+// wait bounds how long after Redis returns the local tier stays bypassed.
+const maxListenBackoff = 400 * time.Millisecond
+
 // Run applies invalidations from the bus to the local tier until ctx is done, then
-// returns nil. When the subscription fails or ends (bus down, fell behind), it
-// resubscribes with backoff and empties the local tier, since invalidations may have
-// been missed. Without a Bus or a local tier there is nothing to do and it returns nil.
+// returns nil. The local tier is used only while Run is subscribed and, with a bus
+// whose subscriptions report it (bus.Synced), caught up with the stream: until Run first
+// subscribes, while the subscription is down or its reader is cut from Redis, and until
+// it has read to the end of the stream again, reads go to the backend and nothing is
+// kept locally, and entries from before are never served again. When the subscription
+// ends (bus closed, fell behind), it resubscribes with backoff. Without a Bus or a local tier there is nothing to do and it returns nil.
 // Ready tells when it listens.
 func (c *Cache) Run(ctx context.Context) error {
 	if c.bus == nil || c.local == nil {
@@ -295,7 +366,7 @@ func (c *Cache) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for first := true; ; first = false {
 		if !first {
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			backoff = min(max(2*backoff, 100*time.Millisecond), maxListenBackoff)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -314,13 +385,18 @@ func (c *Cache) Run(ctx context.Context) error {
 			continue
 		}
 		if !first {
+			// Invalidations may have been missed while unsubscribed: nothing kept from
+			// before is served again, and the memory is given back.
+			c.epoch.Add(1)
 			c.local.c.DeleteAll()
 		}
+		c.sub.Store(&sub)
 		c.markReady()
 		for ev := range sub.Events() {
 			backoff = 0
 			c.applyInvalidation(ev)
 		}
+		c.sub.Store(nil)
 		sub.Close()
 		if ctx.Err() != nil {
 			return nil
@@ -347,10 +423,20 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 		c.log.Error("cache: undecodable invalidation", "id", ev.ID, "err", err)
 		return
 	}
-	for _, k := range inv.Keys {
+	c.forgetLocal(inv.Keys)
+	prom.Inc(c.m.invalidations)
+}
+
+// forgetLocal drops keys from the local tier and makes fills that read before this
+// moment drop their value.
+func (c *Cache) forgetLocal(keys []string) {
+	if c.local == nil {
+		return
+	}
+	c.invals.Add(1)
+	for _, k := range keys {
 		c.local.c.Delete(k)
 	}
-	prom.Inc(c.m.invalidations)
 }
 
 // Close stops the local tier and closes the backend (a Redis backend leaves its client
@@ -366,6 +452,12 @@ func (c *Cache) Close() error {
 // request would otherwise log the same thing.
 func (c *Cache) backendError(ctx context.Context, op string, err error) {
 	c.m.error(op)
+	if plaza.ErrorCodeOf(err) == plaza.EUnavailable {
+		// The backend failing may mean the bus fails too (one Redis), with invalidations
+		// lost on the way: disown the local tier rather than wait for the stream's reader
+		// to notice.
+		c.epoch.Add(1)
+	}
 	now := time.Now().UnixNano()
 	last := c.lastLog.Load()
 	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {

@@ -321,6 +321,14 @@ func contract(t *testing.T, be backend) {
 		go func() { runs <- a.Run(ctx) }()
 		go func() { runs <- c.Run(ctx) }()
 
+		// The local tier is used only once Run listens for invalidations.
+		for _, r := range []*cache.Cache{a, c} {
+			select {
+			case <-r.Ready():
+			case <-time.After(waitFor):
+				t.Fatal("Run never became ready")
+			}
+		}
 		a.Set(t.Context(), "k", []byte("v1"), time.Minute)
 		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v1" {
 			t.Fatalf("instance B: Get = %q, %v", val, ok)
@@ -330,14 +338,7 @@ func contract(t *testing.T, be backend) {
 		if val, ok := c.Get(t.Context(), "k"); !ok || string(val) != "v1" {
 			t.Fatalf("instance B: Get = %q, %v; want v1 from the local tier", val, ok)
 		}
-		// Once B listens, one Delete on A reaches it; the bus delivers it asynchronously.
-		for _, r := range []*cache.Cache{a, c} {
-			select {
-			case <-r.Ready():
-			case <-time.After(waitFor):
-				t.Fatal("Run never became ready")
-			}
-		}
+		// One Delete on A reaches B; the bus delivers it asynchronously.
 		must(t, a.Delete(t.Context(), "k"))
 		deadline := time.Now().Add(waitFor)
 		for {

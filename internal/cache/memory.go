@@ -19,14 +19,14 @@ func NewMemory(maxEntries int) Backend {
 	if maxEntries <= 0 {
 		maxEntries = 10_000
 	}
-	return &memory{store: newTTLCache(maxEntries)}
+	return &memory{store: newTTLCache[[]byte](maxEntries)}
 }
 
 type memory struct {
 	// mu serializes writes so Incr's read-modify-write cannot interleave with another
 	// write of the same key; reads go straight to the (internally locked) ttlcache.
 	mu    sync.Mutex
-	store *ttlCache
+	store *ttlCache[[]byte]
 }
 
 func (m *memory) Get(_ context.Context, key string) ([]byte, bool, error) {
@@ -102,19 +102,19 @@ func itemTTL(ttl time.Duration) time.Duration {
 
 // ttlCache is a ttlcache bounded by entries, whose expired items are removed by
 // ttlcache's own cleaner rather than only when touched or evicted.
-type ttlCache struct {
-	c       *ttlcache.Cache[string, []byte]
+type ttlCache[V any] struct {
+	c       *ttlcache.Cache[string, V]
 	done    chan struct{}
 	closing sync.Once
 	isDone  chan struct{}
 }
 
-func newTTLCache(capacity int) *ttlCache {
-	t := &ttlCache{
+func newTTLCache[V any](capacity int) *ttlCache[V] {
+	t := &ttlCache[V]{
 		// Reading does not extend an entry's life: a TTL is a promise about staleness.
 		c: ttlcache.New(
-			ttlcache.WithCapacity[string, []byte](uint64(capacity)),
-			ttlcache.WithDisableTouchOnHit[string, []byte](),
+			ttlcache.WithCapacity[string, V](uint64(capacity)),
+			ttlcache.WithDisableTouchOnHit[string, V](),
 		),
 		done:   make(chan struct{}),
 		isDone: make(chan struct{}),
@@ -126,7 +126,7 @@ func newTTLCache(capacity int) *ttlCache {
 	return t
 }
 
-func (t *ttlCache) closed() bool {
+func (t *ttlCache[V]) closed() bool {
 	select {
 	case <-t.isDone:
 		return true
@@ -137,7 +137,7 @@ func (t *ttlCache) closed() bool {
 
 // close stops the cleaner. ttlcache's Stop is a no-op until Start has begun, so it is
 // repeated until the cleaner goroutine has actually returned.
-func (t *ttlCache) close() {
+func (t *ttlCache[V]) close() {
 	t.closing.Do(func() {
 		close(t.isDone)
 		for {

@@ -96,7 +96,8 @@ const redisURLForm = "redis://[[user]:password@]host[:port][/db] or rediss://…
 // ParseRedisURL parses a Redis URL into client options. Its errors say what is wrong and
 // the expected form but never repeat the password; the caller names where the URL came
 // from (REDIS_URL, a test's variable). The options enable ContextTimeoutEnabled,
-// so a caller's deadline (the cache's per-call timeout) bounds a hung Redis.
+// so a caller's deadline (the cache's per-call timeout) bounds a hung Redis, and retry
+// little, so a dead one fails fast.
 func ParseRedisURL(raw string) (*redis.Options, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, fmt.Errorf("empty; expected %s", redisURLForm)
@@ -120,5 +121,11 @@ func ParseRedisURL(raw string) (*redis.Options, error) {
 		return nil, fmt.Errorf("host %q: %s; expected %s", u.Host, msg, redisURLForm)
 	}
 	opts.ContextTimeoutEnabled = true
+	// A dead Redis must show at once, not after go-redis's default 3 retries of 5 dials
+	// each (about two seconds a call): one retry covers a pooled connection the server
+	// closed, one dial attempt a refused connection. The circuit breaker (redisx) then
+	// keeps later calls off the network.
+	opts.MaxRetries = 1
+	opts.DialerRetries = 1
 	return opts, nil
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"plaza/internal/bus"
 	"plaza/internal/catalog"
 	"plaza/internal/plaza"
 )
@@ -35,10 +34,8 @@ func (s slowSearchStore) List(ctx context.Context, f catalog.Filter) (catalog.Pa
 // served; a search that outruns the timeout is stopped and answered the same way.
 func TestSearchesTakeTurns(t *testing.T) {
 	t.Parallel()
-	b := bus.NewMemory(bus.MemoryOptions{})
-	t.Cleanup(func() { b.Close() })
 	st := slowSearchStore{entered: make(chan struct{}, 10), release: make(chan struct{})}
-	svc, err := catalog.New(catalog.Options{Store: st, Events: b, SearchSlots: 1, QueryTimeout: 200 * time.Millisecond})
+	svc, err := catalog.New(catalog.Options{Store: st, SearchSlots: 1, QueryTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"plaza/internal/bus"
 	"plaza/internal/cache"
 	"plaza/internal/catalog"
 	"plaza/internal/catalog/cached"
@@ -37,10 +36,8 @@ func BenchmarkProductEncode(b *testing.B) {
 func BenchmarkProductJSON(b *testing.B) {
 	ctx := context.Background()
 	db := storetest.Open(b, store.SQLite)
-	bs := bus.NewMemory(bus.MemoryOptions{})
-	b.Cleanup(func() { bs.Close() })
 	discard := slog.New(slog.DiscardHandler)
-	seeder, err := catalog.New(catalog.Options{Store: db.Products(), Events: bs, Logger: discard})
+	seeder, err := catalog.New(catalog.Options{Store: db.Products(), Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,10 +94,8 @@ func BenchmarkProductJSON(b *testing.B) {
 // cache invalidation.
 func BenchmarkCreate(b *testing.B) {
 	db := storetest.Open(b, store.SQLite)
-	bs := bus.NewMemory(bus.MemoryOptions{})
-	b.Cleanup(func() { bs.Close() })
 	discard := slog.New(slog.DiscardHandler)
-	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: bs, Logger: discard})
+	svc, err := catalog.New(catalog.Options{Store: db.Products(), Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}

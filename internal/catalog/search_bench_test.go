@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"plaza/internal/bus"
 	"plaza/internal/catalog"
 	"plaza/internal/plaza"
 	"plaza/internal/store"
@@ -32,9 +31,7 @@ func BenchmarkSearchUnderHostileLoad(b *testing.B) {
 func searchUnderHostileLoad(b *testing.B, db *store.DB) {
 	{
 		ctx := context.Background()
-		bs := bus.NewMemory(bus.MemoryOptions{})
-		b.Cleanup(func() { bs.Close() })
-		svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: bs})
+		svc, err := catalog.New(catalog.Options{Store: db.Products()})
 		if err != nil {
 			b.Fatal(err)
 		}

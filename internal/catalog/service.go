@@ -17,28 +17,28 @@ type Store interface {
 	// List returns a page of a normalized filter (see Filter.Normalize); a cursor it did not
 	// issue for that sort is EBadRequest.
 	List(ctx context.Context, f Filter) (Page, error)
-	// Insert adds products in one transaction.
+	// Insert adds products in one transaction (bulk loads: no events).
 	Insert(ctx context.Context, ps ...Product) error
+	// Create adds p; events are stored in the same transaction (the outbox) and published
+	// after the commit, so they exist if and only if the product does.
+	Create(ctx context.Context, p Product, events ...plaza.Outgoing) error
 	// InsertDemo inserts ps unless demo data was offered before or products exist; it
 	// reports whether it inserted. Instances starting together seed at most once.
 	InsertDemo(ctx context.Context, ps []Product) (bool, error)
 	// Update writes p's client fields and UpdatedAt if the stored version is still version,
-	// bumps the version and returns the stored product. ENotFound when p.ID is gone,
-	// EPreconditionFailed when the version moved on.
-	Update(ctx context.Context, p Product, version int64) (Product, error)
-	// Delete removes the product if its stored version is still version; errors as Update.
-	Delete(ctx context.Context, id string, version int64) error
+	// bumps the version and returns the stored product; events are stored with the
+	// change, as for Create. ENotFound when p.ID is gone, EPreconditionFailed when the
+	// version moved on.
+	Update(ctx context.Context, p Product, version int64, events ...plaza.Outgoing) (Product, error)
+	// Delete removes the product if its stored version is still version; events and
+	// errors as Update.
+	Delete(ctx context.Context, id string, version int64, events ...plaza.Outgoing) error
 	// PathCounts counts products per (category, subcategory).
 	PathCounts(ctx context.Context) ([]PathCount, error)
 	// Count counts every product.
 	Count(ctx context.Context) (int64, error)
 	// Analyze refreshes the planner's statistics after a bulk load.
 	Analyze(ctx context.Context) error
-}
-
-// Publisher publishes domain events (bus.Bus implements it).
-type Publisher interface {
-	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
 }
 
 // Event types on plaza.StreamCatalog; the data is the product (as it was, for deleted).
@@ -55,10 +55,10 @@ const (
 	updateAttempts = 3
 )
 
-// Options configure New. Store and Events are required.
+// Options configure New. Store is required. Events reach the bus through the store's
+// outbox (the store's relay publishes them), not from here.
 type Options struct {
 	Store  Store
-	Events Publisher
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -83,10 +83,9 @@ const DefaultQueryTimeout = 2 * time.Second
 // versions; caching encoded reads and entity tags belong to the transports' side (see
 // internal/catalog/cached and internal/etag).
 type Service struct {
-	store  Store
-	events Publisher
-	log    *slog.Logger
-	now    func() time.Time
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
 
 	queryTimeout time.Duration
 	searches     chan struct{} // a token per running search
@@ -94,10 +93,10 @@ type Service struct {
 
 // New builds the catalog service.
 func New(opts Options) (*Service, error) {
-	if opts.Store == nil || opts.Events == nil {
-		return nil, errors.New("catalog: Options.Store and Options.Events are required")
+	if opts.Store == nil {
+		return nil, errors.New("catalog: Options.Store is required")
 	}
-	s := &Service{store: opts.Store, events: opts.Events, log: opts.Logger, now: opts.Now, queryTimeout: opts.QueryTimeout}
+	s := &Service{store: opts.Store, log: opts.Logger, now: opts.Now, queryTimeout: opts.QueryTimeout}
 	if s.queryTimeout <= 0 {
 		s.queryTimeout = DefaultQueryTimeout
 	}
@@ -180,10 +179,13 @@ func (s *Service) Create(ctx context.Context, in Input) (Product, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	p := Product{ID: plaza.NewID(), Version: 1, CreatedAt: now, UpdatedAt: now}
 	p = p.with(in)
-	if err := s.store.Insert(ctx, p); err != nil {
+	ev, err := s.event(who, EventCreated, p)
+	if err != nil {
 		return Product{}, err
 	}
-	s.publish(ctx, who, EventCreated, p)
+	if err := s.store.Create(ctx, p, ev); err != nil {
+		return Product{}, err
+	}
 	return p, nil
 }
 
@@ -219,14 +221,21 @@ func (s *Service) Patch(ctx context.Context, id string, expect plaza.Expect, app
 		}
 		next := cur.with(in)
 		next.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-		updated, err := s.store.Update(ctx, next, cur.Version)
+		// The event describes the product as the store will hold it: the same fields,
+		// the version bumped by one.
+		stored := next
+		stored.Version = cur.Version + 1
+		ev, err := s.event(who, EventUpdated, stored)
+		if err != nil {
+			return Product{}, err
+		}
+		updated, err := s.store.Update(ctx, next, cur.Version, ev)
 		if retry(err, expect, attempt) {
 			continue
 		}
 		if err != nil {
 			return Product{}, lostRace(err, expect)
 		}
-		s.publish(ctx, who, EventUpdated, updated)
 		return updated, nil
 	}
 }
@@ -243,14 +252,17 @@ func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) (P
 		if err != nil {
 			return Product{}, err
 		}
-		err = s.store.Delete(ctx, id, cur.Version)
+		ev, err := s.event(who, EventDeleted, cur)
+		if err != nil {
+			return Product{}, err
+		}
+		err = s.store.Delete(ctx, id, cur.Version, ev)
 		if retry(err, expect, attempt) {
 			continue
 		}
 		if err != nil {
 			return Product{}, lostRace(err, expect)
 		}
-		s.publish(ctx, who, EventDeleted, cur)
 		return cur, nil
 	}
 }
@@ -294,17 +306,13 @@ func (p Product) with(in Input) Product {
 	return p
 }
 
-// publish announces a committed write. It cannot undo the write, so a failure is logged,
-// and it is not skipped because the client went away.
-func (s *Service) publish(ctx context.Context, who plaza.Principal, typ string, p Product) {
-	ctx = context.WithoutCancel(ctx)
+// event is the product.* event of a write, handed to the store with it (the outbox).
+func (s *Service) event(who plaza.Principal, typ string, p Product) (plaza.Outgoing, error) {
 	ev, err := plaza.NewEvent(typ, who.UserID, p, s.now())
-	if err == nil {
-		_, err = s.events.Publish(ctx, plaza.StreamCatalog, ev)
-	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "catalog: event not published", "type", typ, "product_id", p.ID, "err", err)
+		return plaza.Outgoing{}, plaza.Wrap(plaza.EInternal, err, "internal error")
 	}
+	return plaza.Outgoing{Stream: plaza.StreamCatalog, Event: ev}, nil
 }
 
 // authorize lets admins write: anonymous callers are unauthenticated, others forbidden.

@@ -46,7 +46,18 @@ func newInstance(t *testing.T, db *store.DB, backend cache.Backend, b bus.Bus) i
 		cancel()
 		<-done
 	})
-	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	// The store's relay publishes the events writes store with their changes, as in
+	// Plaza; instances sharing a database each run one, as Plaza instances do.
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		_ = db.RelayOutbox(ctx, b, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-relayed
+	})
+	svc, err := catalog.New(catalog.Options{Store: db.Products()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,9 +67,7 @@ func newInstance(t *testing.T, db *store.DB, backend cache.Backend, b bus.Bus) i
 // newCore is the catalog service alone, for what transports do not call (seeding).
 func newCore(t *testing.T, db *store.DB) *catalog.Service {
 	t.Helper()
-	b := bus.NewMemory(bus.MemoryOptions{})
-	t.Cleanup(func() { b.Close() })
-	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	svc, err := catalog.New(catalog.Options{Store: db.Products()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +287,12 @@ func TestEventsCarryTheProduct(t *testing.T) {
 				}
 				if ev.Type != want.typ || ev.ActorID != admin.UserID || got.ID != p.ID || got.Version != want.version || got.Name != up.Name {
 					t.Fatalf("event %s %+v; want %s of version %d", ev.Type, got, want.typ, want.version)
+				}
+				if stored, _ := json.Marshal(up); ev.Type == catalog.EventUpdated && string(ev.Data) != string(stored) {
+					t.Fatalf("product.updated carries %s; the store returned %s", ev.Data, stored)
+				}
+				if ev.Key == "" {
+					t.Fatalf("event %s has no key to dedupe by", ev.Type)
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatalf("no %s event", want.typ)

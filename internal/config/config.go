@@ -34,17 +34,20 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	SessionLifetime time.Duration // how long a login's refresh tokens last in all
 	QueryTimeout    time.Duration // database time one list or search may take
-	AdminEmail      string
-	AdminPassword   string
-	DebugAddr       string
-	MetricsAddr     string // when set, /metrics is served there and not on the public listener
-	MetricsToken    string // when set, /metrics on the public listener needs it as a bearer token
-	TrustedProxies  []netip.Prefix
-	MaxBodyBytes    int64
-	CacheSize       int           // entries in the in-process cache (the local tier when Redis is used)
-	WSMaxConns      int           // WebSocket connections per user per instance
-	PresenceTTL     time.Duration // how long a chat member outlives its instance's last heartbeat
-	GraphQL         GraphQL
+	// DrainDelay is how long a stopping server keeps serving, readiness failing, before its
+	// listeners close: the time a load balancer needs to see the 503 and stop routing here.
+	DrainDelay     time.Duration
+	AdminEmail     string
+	AdminPassword  string
+	DebugAddr      string
+	MetricsAddr    string // when set, /metrics is served there and not on the public listener
+	MetricsToken   string // when set, /metrics on the public listener needs it as a bearer token
+	TrustedProxies []netip.Prefix
+	MaxBodyBytes   int64
+	CacheSize      int           // entries in the in-process cache (the local tier when Redis is used)
+	WSMaxConns     int           // WebSocket connections per user per instance
+	PresenceTTL    time.Duration // how long a chat member outlives its instance's last heartbeat
+	GraphQL        GraphQL
 }
 
 // GraphQL holds the limits of /graphql.
@@ -196,6 +199,18 @@ var options = []option{
 		c.SessionLifetime = d
 		return nil
 	}},
+	{"PLAZA_DRAIN_DELAY", "drain-delay", "", "how long a stopping server keeps serving with /readyz failing before its listeners close (default 5s in production, 0 in development)", func(c *Config, v string) error {
+		if v == "" {
+			c.DrainDelay = -1 // the environment's default, set once PLAZA_ENV is known
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("expected a duration >= 0 like 5s, got %q", v)
+		}
+		c.DrainDelay = d
+		return nil
+	}},
 	{"PLAZA_ADMIN_EMAIL", "admin-email", "", "email of an admin created at start if absent", func(c *Config, v string) error {
 		c.AdminEmail = v
 		return nil
@@ -331,8 +346,19 @@ func Load(fs *flag.FlagSet, doc string, args []string, getenv func(string) strin
 			c.QueryTimeout = 250 * time.Millisecond
 		}
 	}
+	if c.DrainDelay < 0 {
+		c.DrainDelay = 0
+		if c.Production() {
+			c.DrainDelay = DefaultProductionDrainDelay
+		}
+	}
 	return c, c.validate()
 }
+
+// DefaultProductionDrainDelay is PLAZA_DRAIN_DELAY in production: about what a Kubernetes
+// preStop hook gives, long enough for load balancers probing every second or two to stop
+// routing to an instance whose /readyz fails. Development stops at once.
+const DefaultProductionDrainDelay = 5 * time.Second
 
 // printFlags lists a command's own flags, before the settings every command shares.
 func printFlags(out io.Writer, flags []*flag.Flag) {

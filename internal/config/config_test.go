@@ -173,3 +173,31 @@ func TestQueryTimeoutFollowsTheEnvironment(t *testing.T) {
 		t.Errorf("a negative timeout: %v", err)
 	}
 }
+
+// TestDrainDelayDefaultsByEnvironment: production waits for load balancers by default,
+// development stops at once, and a value given wins in both.
+func TestDrainDelayDefaultsByEnvironment(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("k", MinJWTSecretLen)
+	cases := []struct {
+		vars map[string]string
+		want time.Duration
+	}{
+		{map[string]string{}, 0},
+		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": secret}, 5 * time.Second},
+		{map[string]string{"PLAZA_ENV": "production", "PLAZA_JWT_SECRET": secret, "PLAZA_DRAIN_DELAY": "0s"}, 0},
+		{map[string]string{"PLAZA_DRAIN_DELAY": "2s"}, 2 * time.Second},
+	}
+	for _, c := range cases {
+		cfg, err := load(nil, env(c.vars), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DrainDelay != c.want {
+			t.Errorf("%v: DrainDelay %s, want %s", c.vars, cfg.DrainDelay, c.want)
+		}
+	}
+	if _, err := load(nil, env(map[string]string{"PLAZA_DRAIN_DELAY": "-1s"}), nil); err == nil || !strings.Contains(err.Error(), "PLAZA_DRAIN_DELAY") {
+		t.Errorf("a negative delay: %v", err)
+	}
+}

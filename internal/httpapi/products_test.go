@@ -33,7 +33,7 @@ func newCatalogServer(t *testing.T, db *store.DB) *httptest.Server {
 	t.Helper()
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
-	svc, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	svc, err := catalog.New(catalog.Options{Store: db.Products()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,10 +139,20 @@ func New(opts Options) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// ServeHTTP serves r. While draining, every response carries Connection: close, which
+// net/http honours by closing the connection after it: keep-alive clients move to another
+// instance one request at a time while this one still answers, instead of having an idle
+// connection reset under a request when the listeners close.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
+	s.handler.ServeHTTP(w, r)
+}
 
 // SetDraining turns readiness to 503 at once, before listeners stop, so load balancers move
-// traffic away while in-flight requests finish.
+// traffic away while in-flight requests finish, and closes each connection after its next
+// response.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // handle registers h under pattern and records the pattern for logs and metrics.

@@ -5,6 +5,9 @@ package redisx
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -24,4 +27,15 @@ func Err(err error, what string) error {
 		return plaza.Wrap(plaza.EInternal, err, what+" failed")
 	}
 	return plaza.Wrap(plaza.EUnavailable, err, what+" unavailable")
+}
+
+// RouteLogs sends go-redis's own log lines (a pool that cannot dial, …), which it would
+// otherwise print unstructured on stderr, to log as warnings. go-redis has one logger per
+// process, so the last call wins.
+func RouteLogs(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
 }

@@ -57,7 +57,7 @@ func newSite(t *testing.T, o options) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	products, err := catalog.New(catalog.Options{Store: db.Products(), Events: b})
+	products, err := catalog.New(catalog.Options{Store: db.Products()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"plaza/internal/plaza"
 )
 
 // Pool sizing for PostgreSQL. Every instance holds up to maxOpen connections, so N
@@ -24,7 +28,7 @@ const (
 
 const databaseURLHint = "expected postgres://user:password@host:5432/dbname?sslmode=disable (or postgresql://…)"
 
-func openPostgres(databaseURL string, log *slog.Logger) (*DB, error) {
+func openPostgres(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, databaseURLError(databaseURL, err)
@@ -40,8 +44,17 @@ func openPostgres(databaseURL string, log *slog.Logger) (*DB, error) {
 	pool.SetConnMaxLifetime(pgMaxLifetime)
 	pool.SetConnMaxIdleTime(pgMaxIdleTime)
 
+	// Connect now: an unreachable server is a start-up failure to report before anything
+	// else happens, not a first request's.
+	pctx, cancel := context.WithTimeout(ctx, pgConnectTimeout)
+	defer cancel()
+	if err := pool.PingContext(pctx); err != nil {
+		pool.Close()
+		return nil, plaza.Wrap(plaza.EUnavailable, unwrapConnect(err), fmt.Sprintf("PostgreSQL at %s:%d does not answer", cfg.Host, cfg.Port))
+	}
 	log.Info("store opened", "dialect", Postgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
-	return &DB{dialect: Postgres, writer: pool, reader: pool, log: log}, nil
+	where := fmt.Sprintf("postgres://%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+	return &DB{dialect: Postgres, writer: pool, reader: pool, log: log, location: where}, nil
 }
 
 // databaseURLError explains a DATABASE_URL that does not parse without repeating it: the
@@ -102,4 +115,16 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		return s[:i], s[i+len(sep):], true
 	}
 	return s, "", false
+}
+
+// unwrapConnect returns the innermost cause of a failed connection (the refused dial, the
+// failed authentication): pgx's outer message quotes connection settings.
+func unwrapConnect(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }

@@ -36,6 +36,13 @@ func (s Products) Insert(ctx context.Context, ps ...catalog.Product) error {
 	return s.db.Tx(ctx, func(q Querier) error { return insertProducts(ctx, q, s.db.dialect, ps) })
 }
 
+// Create adds p and stores events in the outbox in the same transaction.
+func (s Products) Create(ctx context.Context, p catalog.Product, events ...plaza.Outgoing) error {
+	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+		return insertProducts(ctx, q, s.db.dialect, []catalog.Product{p})
+	})
+}
+
 func insertProducts(ctx context.Context, q Querier, d Dialect, ps []catalog.Product) error {
 	rows := make([][]any, len(ps))
 	var paths [][]any
@@ -117,10 +124,11 @@ func (s Products) InsertDemo(ctx context.Context, ps []catalog.Product) (bool, e
 }
 
 // Update stores p's editable fields (the onUpdate columns of productColumns) if the stored
-// version is still version, bumps the version and returns the stored product.
-func (s Products) Update(ctx context.Context, p catalog.Product, version int64) (catalog.Product, error) {
+// version is still version, bumps the version and returns the stored product; events go
+// to the outbox in the same transaction.
+func (s Products) Update(ctx context.Context, p catalog.Product, version int64, events ...plaza.Outgoing) (catalog.Product, error) {
 	var out catalog.Product
-	err := s.db.Tx(ctx, func(q Querier) error {
+	err := s.db.txWithEvents(ctx, events, func(q Querier) error {
 		err := scanProduct(q.QueryRowContext(ctx, productUpdate, updateArgs(&p, version)...), &out)
 		if errors.Is(err, sql.ErrNoRows) {
 			return missedWrite(ctx, q, p.ID)
@@ -138,9 +146,9 @@ func (s Products) Update(ctx context.Context, p catalog.Product, version int64) 
 }
 
 // Delete removes the product (and, by cascade, its path rows) if the stored version is
-// still version.
-func (s Products) Delete(ctx context.Context, id string, version int64) error {
-	return s.db.Tx(ctx, func(q Querier) error {
+// still version; events go to the outbox in the same transaction.
+func (s Products) Delete(ctx context.Context, id string, version int64, events ...plaza.Outgoing) error {
+	return s.db.txWithEvents(ctx, events, func(q Querier) error {
 		res, err := q.ExecContext(ctx, `DELETE FROM products WHERE id = $1 AND version = $2`, id, version)
 		if err != nil {
 			return err

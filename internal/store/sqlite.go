@@ -74,7 +74,11 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 	}
 
 	log.Info("store opened", "dialect", SQLite, "path", path, "readers", n)
-	return &DB{dialect: SQLite, writer: writer, reader: reader, log: log}, nil
+	where, err := filepath.Abs(path)
+	if err != nil {
+		where = path
+	}
+	return &DB{dialect: SQLite, writer: writer, reader: reader, log: log, location: where}, nil
 }
 
 // sqliteDSN builds a file: URI for path with the shared pragmas plus extra parameters.

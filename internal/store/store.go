@@ -69,14 +69,21 @@ type DB struct {
 	// point lookups on the hot path. modernc's SQLite otherwise parses the SQL on every call,
 	// which was a fifth of the CPU of an uncached product read.
 	stmts sync.Map
+	// location says where the data lives, for people: the SQLite file's absolute path, or
+	// the PostgreSQL server and database (never a password).
+	location string
+	// wake tells this process's outbox relay that events were committed.
+	wake     chan struct{}
+	wakeOnce sync.Once
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
 const pingTimeout = 2 * time.Second
 
 // Open opens the database cfg names. It does not migrate; call Migrate for that.
-// SQLite is opened and checked at once; PostgreSQL connects lazily, so a server that is
-// down shows up in Ping (readiness) rather than failing startup.
+// Both are opened and checked at once: a PostgreSQL server that does not answer fails
+// Open, so start-up reports it before writing anything; once open, an outage shows in Ping
+// (readiness).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -86,13 +93,17 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	case cfg.DatabaseURL == "":
 		return openSQLite(ctx, cfg.DataDir, log)
 	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
-		return openPostgres(cfg.DatabaseURL, log)
+		return openPostgres(ctx, cfg.DatabaseURL, log)
 	default:
 		// The URL is not echoed: it may carry a password.
 		return nil, errors.New("store: DATABASE_URL must be empty (SQLite in the data directory) " +
 			"or a PostgreSQL URL starting with postgres:// or postgresql://")
 	}
 }
+
+// Location says where the data lives: the SQLite file's absolute path, or
+// postgres://host:port/database.
+func (db *DB) Location() string { return db.location }
 
 // Dialect reports which backend db talks to.
 func (db *DB) Dialect() Dialect { return db.dialect }

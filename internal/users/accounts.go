@@ -362,6 +362,12 @@ func (s *Service) EnsureAdmin(ctx context.Context, name, email, password string)
 	return err == nil, err
 }
 
+// ValidateAdmin checks the admin EnsureAdmin would register, storing nothing: start-up
+// refuses weak credentials before it writes anything.
+func ValidateAdmin(name, email, password string) error {
+	return validate(User{Name: NormalizeName(name), Email: NormalizeEmail(email), Role: plaza.RoleAdmin}, &password)
+}
+
 // validate checks u and, when one is being set, the password (which must not resemble
 // the user's name or email), reporting every problem at once.
 func validate(u User, password *string) error {

@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"plaza/internal/plaza"
+)
+
+// The transactional outbox. A write that changes something events describe stores its
+// events (plaza.Outgoing) in the outbox table inside its own transaction, so an event
+// exists if and only if its change was committed; RelayOutbox publishes the rows to the
+// bus after the commit. A crash between commit and publish loses nothing: the rows wait
+// for the next relay.
+
+// Publisher is where the relay publishes (bus.Bus implements it).
+type Publisher interface {
+	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
+}
+
+// outboxLockClass is the first key of the advisory locks the outbox takes on PostgreSQL:
+// per stream (the second key, hashtext of its name) around each write, and
+// outboxRelayLock, held by the one relay of all instances.
+const (
+	outboxLockClass = 0x706c617a // "plaz"
+	outboxRelayLock = 0
+)
+
+// Relay pacing. A relay is woken at once by commits in its own process and polls for
+// those of other instances (PostgreSQL); after a failed publish it retries with backoff
+// capped so that events flow again well within a second of the bus returning.
+const (
+	relayPoll       = 200 * time.Millisecond
+	relayBatch      = 100
+	relayMaxBackoff = 400 * time.Millisecond
+	relayTimeout    = 2 * time.Second
+)
+
+// writeEvents stores evs in the outbox inside the caller's transaction q. On PostgreSQL
+// each stream's writers are serialized from here to their commit (a transaction-level
+// advisory lock), so a stream's rows are numbered in commit order and the relay, reading
+// in seq order, never publishes a later event before an earlier one that was still
+// uncommitted. Events without a Key get one.
+func (db *DB) writeEvents(ctx context.Context, q Querier, evs []plaza.Outgoing) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := Time(time.Now())
+	locked := map[string]bool{}
+	for _, o := range evs {
+		if o.Stream == "" {
+			return fmt.Errorf("store: outbox event %q has no stream", o.Event.Type)
+		}
+		if db.dialect == Postgres && !locked[o.Stream] {
+			if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, outboxLockClass, o.Stream); err != nil {
+				return err
+			}
+			locked[o.Stream] = true
+		}
+		ev := o.Event
+		ev.ID = ""
+		if ev.Key == "" {
+			ev.Key = plaza.NewID()
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("store: encoding outbox event: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO outbox (stream, event, created_at) VALUES ($1, $2, $3)`, o.Stream, string(raw), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// txWithEvents is Tx for a write that stores evs with its change, waking this process's
+// relay once they are committed.
+func (db *DB) txWithEvents(ctx context.Context, evs []plaza.Outgoing, fn func(q Querier) error) error {
+	err := db.Tx(ctx, func(q Querier) error {
+		if err := fn(q); err != nil {
+			return err
+		}
+		return db.writeEvents(ctx, q, evs)
+	})
+	if err == nil && len(evs) > 0 {
+		select {
+		case db.outboxWake() <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+func (db *DB) outboxWake() chan struct{} {
+	db.wakeOnce.Do(func() { db.wake = make(chan struct{}, 1) })
+	return db.wake
+}
+
+// OutboxLen counts the events waiting to be published.
+func (db *DB) OutboxLen(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n)
+	return n, MapError(err)
+}
+
+// RelayOutbox publishes the outbox to pub until ctx ends, then returns nil: in seq order,
+// so in order per stream; at least once, since a row is deleted only after its publish
+// succeeded (a failure between the two publishes it again, and subscribers drop the
+// repeated Key); with retries, stopping at the first failure so nothing overtakes it. On
+// PostgreSQL only one instance relays at a time (a session advisory lock); the others
+// stand by and take over when its connection goes.
+func (db *DB) RelayOutbox(ctx context.Context, pub Publisher, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := relay{db: db, pub: pub, log: log}
+	defer r.release()
+	backoff := time.Duration(0)
+	for {
+		wait := relayPoll
+		if r.lead(ctx) {
+			sent, err := r.round(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				backoff = min(max(2*backoff, 25*time.Millisecond), relayMaxBackoff)
+				wait = backoff/2 + rand.N(backoff/2+1)
+				log.Warn("outbox: publishing failed; retrying", "retry_in", wait.String(), "err", err)
+			case err == nil:
+				backoff = 0
+				if sent == relayBatch {
+					wait = 0 // more waiting
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-db.outboxWake():
+		case <-time.After(wait):
+		}
+	}
+}
+
+type relay struct {
+	db   *DB
+	pub  Publisher
+	log  *slog.Logger
+	lock *sql.Conn // PostgreSQL: the connection holding the relay lock
+}
+
+// lead reports whether this process is the relay. On SQLite it always is (one process
+// owns the file); on PostgreSQL it holds, or now takes, the relay lock.
+func (r *relay) lead(ctx context.Context) bool {
+	if r.db.dialect != Postgres {
+		return true
+	}
+	if r.lock != nil {
+		if r.lock.PingContext(ctx) == nil {
+			return true
+		}
+		r.release()
+	}
+	conn, err := r.db.writer.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, outboxLockClass, outboxRelayLock).Scan(&ok); err != nil || !ok {
+		conn.Close()
+		return false
+	}
+	r.lock = conn
+	return true
+}
+
+func (r *relay) release() {
+	if r.lock != nil {
+		// Closing returns the connection to the pool still holding the session lock;
+		// unlock first.
+		_, _ = r.lock.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, outboxLockClass, outboxRelayLock)
+		r.lock.Close()
+		r.lock = nil
+	}
+}
+
+// round publishes one batch and deletes what it published. It returns how many rows it
+// published, and the first error, where it stopped.
+func (r *relay) round(ctx context.Context) (int, error) {
+	rows, err := r.db.writer.QueryContext(ctx, `SELECT seq, stream, event FROM outbox ORDER BY seq LIMIT $1`, relayBatch)
+	if err != nil {
+		return 0, err
+	}
+	type row struct {
+		seq    int64
+		stream string
+		ev     plaza.Event
+	}
+	var batch []row
+	for rows.Next() {
+		var x row
+		var raw string
+		if err := rows.Scan(&x.seq, &x.stream, &raw); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if err := json.Unmarshal([]byte(raw), &x.ev); err != nil {
+			// Written by writeEvents, so this is corruption: keep the row for a human
+			// rather than drop an event, and hold the rest behind it (order).
+			rows.Close()
+			return 0, fmt.Errorf("outbox row %d does not decode: %w", x.seq, err)
+		}
+		batch = append(batch, x)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var published []string
+	var pubErr error
+	for _, x := range batch {
+		pctx, cancel := context.WithTimeout(ctx, relayTimeout)
+		_, err := r.pub.Publish(pctx, x.stream, x.ev)
+		cancel()
+		if err != nil {
+			pubErr = fmt.Errorf("%s on %s: %w", x.ev.Type, x.stream, err)
+			break
+		}
+		published = append(published, strconv.FormatInt(x.seq, 10))
+	}
+	if len(published) > 0 {
+		// Exactly the rows published: on PostgreSQL a lower seq of another stream may
+		// commit after this batch was read, and must not be deleted unpublished.
+		if _, err := r.db.writer.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (`+strings.Join(published, ",")+`)`); err != nil {
+			return len(published), fmt.Errorf("deleting published rows (they will be published again): %w", err)
+		}
+	}
+	return len(published), pubErr
+}

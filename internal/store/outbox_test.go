@@ -1,0 +1,139 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"plaza/internal/catalog"
+	"plaza/internal/plaza"
+	"plaza/internal/store"
+	"plaza/internal/store/storetest"
+)
+
+// flakyBus fails its first failures publishes, then records what it is given.
+type flakyBus struct {
+	mu       sync.Mutex
+	failures int
+	got      []plaza.Event
+	streams  []string
+	arrived  chan struct{}
+}
+
+func (b *flakyBus) Publish(_ context.Context, stream string, ev plaza.Event) (plaza.Event, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failures > 0 {
+		b.failures--
+		return plaza.Event{}, plaza.Errorf(plaza.EUnavailable, "bus down")
+	}
+	b.got = append(b.got, ev)
+	b.streams = append(b.streams, stream)
+	select {
+	case b.arrived <- struct{}{}:
+	default:
+	}
+	return ev, nil
+}
+
+func outgoing(t *testing.T, typ string, p catalog.Product) plaza.Outgoing {
+	t.Helper()
+	ev, err := plaza.NewEvent(typ, "admin-1", p, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plaza.Outgoing{Stream: plaza.StreamCatalog, Event: ev}
+}
+
+// TestOutboxSurvivesACrashAndKeepsOrder: events stored with their writes while no relay
+// runs (a process that crashed right after its commits) wait in the outbox; a write that
+// fails leaves none. A relay started later publishes every one, in commit order, through
+// a bus that fails at first, and empties the outbox.
+func TestOutboxSurvivesACrashAndKeepsOrder(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		s := db.Products()
+		p := product("Outbox mug", "home", "kitchen", 900, 3, time.Now())
+		var want []plaza.Outgoing
+		add := func(o plaza.Outgoing) plaza.Outgoing { want = append(want, o); return o }
+		if err := s.Create(ctx, p, add(outgoing(t, catalog.EventCreated, p))); err != nil {
+			t.Fatal(err)
+		}
+		p.Stock = 2
+		up, err := s.Update(ctx, p, 1, add(outgoing(t, catalog.EventUpdated, p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A write that fails takes its event with it.
+		if _, err := s.Update(ctx, p, 1, outgoing(t, catalog.EventUpdated, p)); plaza.ErrorCodeOf(err) != plaza.EPreconditionFailed {
+			t.Fatalf("stale update: %v", err)
+		}
+		if err := s.Delete(ctx, p.ID, up.Version, add(outgoing(t, catalog.EventDeleted, up))); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.OutboxLen(ctx); err != nil || n != 3 {
+			t.Fatalf("outbox holds %d events (%v), want 3", n, err)
+		}
+
+		bus := &flakyBus{failures: 3, arrived: make(chan struct{}, 1)}
+		rctx, stop := context.WithCancel(ctx)
+		relayed := make(chan error, 1)
+		go func() { relayed <- db.RelayOutbox(rctx, bus, nil) }()
+		deadline := time.After(30 * time.Second) // a hang guard
+		for {
+			if n, err := db.OutboxLen(ctx); err == nil && n == 0 {
+				break
+			}
+			select {
+			case <-bus.arrived:
+			case <-time.After(10 * time.Millisecond):
+			case <-deadline:
+				t.Fatal("the relay never emptied the outbox")
+			}
+		}
+		stop()
+		if err := <-relayed; err != nil {
+			t.Fatalf("RelayOutbox = %v after cancel", err)
+		}
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		if len(bus.got) != len(want) {
+			t.Fatalf("published %d events, want %d", len(bus.got), len(want))
+		}
+		for i, ev := range bus.got {
+			if ev.Key != want[i].Event.Key || ev.Type != want[i].Event.Type || bus.streams[i] != plaza.StreamCatalog {
+				t.Errorf("event %d: %s %s on %s; want %s %s", i, ev.Type, ev.Key, bus.streams[i], want[i].Event.Type, want[i].Event.Key)
+			}
+		}
+	})
+}
+
+// TestOutboxRelayStopsAtAFailure: while the bus fails, nothing is lost and nothing
+// overtakes the failed event; the relay keeps retrying until ctx ends.
+func TestOutboxRelayStopsAtAFailure(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		p := product("Never published", "home", "", 100, 1, time.Now())
+		if err := db.Products().Create(ctx, p, outgoing(t, catalog.EventCreated, p)); err != nil {
+			t.Fatal(err)
+		}
+		bus := &flakyBus{failures: 1 << 30, arrived: make(chan struct{}, 1)}
+		rctx, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer stop()
+		if err := db.RelayOutbox(rctx, bus, nil); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+		if n, err := db.OutboxLen(ctx); err != nil || n != 1 {
+			t.Fatalf("outbox holds %d events (%v) after failed publishes, want 1", n, err)
+		}
+		if bus.failures == 1<<30 {
+			t.Fatal("the relay never tried to publish")
+		}
+	})
+}
