@@ -44,12 +44,13 @@ type testServer struct {
 	reg *prometheus.Registry
 }
 
-// newTestServer serves /ws and /api/events on the memory bus. The caller is the user the
-// X-User header names (the middleware's job in Plaza).
-func newTestServer(t *testing.T, opts Options) *testServer {
+// newTestServer serves /ws and /api/events on a memory bus keeping retain events per
+// stream (0: the default). The caller is the user the X-User header names (the
+// middleware's job in Plaza).
+func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b := bus.NewMemory(bus.MemoryOptions{})
+	b := bus.NewMemory(bus.MemoryOptions{Retain: retain})
 	reg := prometheus.NewRegistry()
 	opts.Chat, opts.Bus, opts.Shutdown, opts.Registerer = fakeChat{}, b, ctx, reg
 	s := New(opts)
@@ -167,7 +168,7 @@ func waitFor(t *testing.T, received <-chan int, n int) {
 // full, while a member who reads keeps receiving every message.
 func TestSlowWebSocketIsCut(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Options{})
+	ts := newTestServer(t, Options{}, 0)
 	fast := dialRoom(t, ts, "fast", nil)
 	slow := dialRoom(t, ts, "slow", &http.Client{Transport: &http.Transport{DialContext: slowDialer}})
 
@@ -277,7 +278,7 @@ func openSSE(t *testing.T, ts *testServer, client *http.Client, lastID string) (
 // last ID and gets exactly what it missed.
 func TestSlowEventStreamIsCut(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Options{})
+	ts := newTestServer(t, Options{}, 0)
 	fast, _ := openSSE(t, ts, http.DefaultClient, "")
 	slowClient := &http.Client{Transport: &http.Transport{DialContext: slowDialer}}
 	slow, _ := openSSE(t, ts, slowClient, "")
@@ -332,5 +333,56 @@ func TestSlowEventStreamIsCut(t *testing.T) {
 		if id = strings.TrimSuffix(id, idSep); id != want.ID {
 			t.Fatalf("resumed with %s, want %s", id, want.ID)
 		}
+	}
+}
+
+// TestEventStreamReset: on the in-process bus too, resuming from an ID older than the
+// retained history gets "event: reset" and then live events, while one within it replays.
+func TestEventStreamReset(t *testing.T) {
+	t.Parallel()
+	const retain = 10
+	ts := newTestServer(t, Options{}, retain)
+	var sent []plaza.Event
+	for range retain + 5 {
+		ev, _ := plaza.NewEvent("product.updated", "admin", map[string]any{"id": len(sent)}, time.Now())
+		ev, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, ev)
+	}
+	within, _ := openSSE(t, ts, http.DefaultClient, sent[len(sent)-3].ID+idSep)
+	for _, want := range sent[len(sent)-2:] {
+		if id, err := within.next(); err != nil || strings.TrimSuffix(id, idSep) != want.ID {
+			t.Fatalf("within the history: %s %v, want %s", id, err, want.ID)
+		}
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.url+"/api/events", nil)
+	req.Header.Set("Last-Event-ID", sent[0].ID+idSep)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	var head []string
+	for len(head) < 4 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		head = append(head, strings.TrimSuffix(line, "\n"))
+	}
+	if head[0] != "retry: 3000" || !strings.HasPrefix(head[1], "id: ") || head[2] != "event: reset" {
+		t.Fatalf("an ID past the history began with %q", head)
+	}
+	live, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := &sseReader{r: r}
+	if id, err := after.next(); err != nil || strings.TrimSuffix(id, idSep) != live.ID {
+		t.Fatalf("after the reset: %s %v, want %s", id, err, live.ID)
 	}
 }
