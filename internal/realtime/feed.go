@@ -46,28 +46,18 @@ type sseClient struct {
 	queue chan *feedEvent
 
 	endOnce sync.Once
-	ended   chan struct{} // closed by end
-	why     endReason
+	ended   chan struct{} // closed by end: the queue filled up, the session or the feed ended
 }
-
-type endReason int
-
-const (
-	endSlow    endReason = iota + 1 // the queue filled up
-	endSession                      // logged out, deleted
-	endFeed                         // the feed's bus subscription ended
-)
 
 func newSSEClient(ctx context.Context, user string, types typeFilter) *sseClient {
 	return &sseClient{ctx: ctx, user: user, types: types, queue: make(chan *feedEvent, sseQueue), ended: make(chan struct{})}
 }
 
-// end ends the client's stream and reports whether this call did: only the first reason
-// counts.
-func (c *sseClient) end(why endReason) bool {
+// end ends the client's stream and reports whether this call did.
+func (c *sseClient) end() bool {
 	first := false
 	c.endOnce.Do(func() {
-		c.why, first = why, true
+		first = true
 		close(c.ended)
 	})
 	return first
@@ -84,23 +74,23 @@ func (c *sseClient) wants(i int, typ, about string) bool {
 type feeds struct {
 	s *Server
 
-	mu     sync.Mutex // taken before a feed's mu, never after
-	byName map[int]*feed
-	all    map[*sseClient]struct{} // every client, for session checks
+	mu       sync.Mutex // taken before a feed's mu, never after
+	byStream map[int]*feed
+	all      map[*sseClient]struct{} // every client, for session checks
 }
 
 // join adds c to stream i's feed, subscribing the stream on first use.
 func (fs *feeds) join(c *sseClient, i int) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	f := fs.byName[i]
+	f := fs.byStream[i]
 	if f == nil {
 		sub, err := fs.s.opts.Bus.Subscribe(fs.s.opts.Shutdown, sseStreams[i].name, "")
 		if err != nil {
 			return err
 		}
 		f = &feed{stream: i, sub: sub, clients: map[*sseClient]struct{}{}}
-		fs.byName[i] = f
+		fs.byStream[i] = f
 		go fs.forward(f)
 	}
 	f.mu.Lock()
@@ -115,13 +105,13 @@ func (fs *feeds) leave(c *sseClient) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	delete(fs.all, c)
-	for i, f := range fs.byName {
+	for i, f := range fs.byStream {
 		f.mu.Lock()
 		delete(f.clients, c)
 		empty := len(f.clients) == 0
 		f.mu.Unlock()
 		if empty {
-			delete(fs.byName, i)
+			delete(fs.byStream, i)
 			f.sub.Close()
 		}
 	}
@@ -159,7 +149,7 @@ func (fs *feeds) forward(f *feed) {
 			case c.queue <- fe:
 			default:
 				fs.s.m.dropped.WithLabelValues("sse").Inc()
-				if c.end(endSlow) {
+				if c.end() {
 					fs.s.m.slowCuts.WithLabelValues("sse").Inc()
 				}
 			}
@@ -167,14 +157,14 @@ func (fs *feeds) forward(f *feed) {
 		f.mu.Unlock()
 	}
 	fs.mu.Lock()
-	if fs.byName[f.stream] == f {
-		delete(fs.byName, f.stream)
+	if fs.byStream[f.stream] == f {
+		delete(fs.byStream, f.stream)
 	}
 	fs.mu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for c := range f.clients {
-		c.end(endFeed)
+		c.end()
 	}
 }
 

@@ -267,7 +267,7 @@ func (h *hub) beat(ctx context.Context) {
 	if check != nil {
 		for _, c := range h.s.feeds.clients() {
 			if c.user != "" && plaza.ErrorCodeOf(check(c.ctx)) == plaza.EUnauthenticated {
-				c.end(endSession)
+				c.end()
 			}
 		}
 	}

@@ -111,7 +111,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), tickets: tickets{cache: opts.Tickets}}
 	s.hub = newHub(s)
-	s.feeds = feeds{s: s, byName: map[int]*feed{}, all: map[*sseClient]struct{}{}}
+	s.feeds = feeds{s: s, byStream: map[int]*feed{}, all: map[*sseClient]struct{}{}}
 	go s.hub.heartbeats(opts.Shutdown, opts.PresenceTTL/3)
 	return s
 }
