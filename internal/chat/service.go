@@ -63,11 +63,28 @@ type Service struct {
 	// rooms remembers slugs known to exist: rooms are never deleted, so a positive answer
 	// never goes stale, and typing and messages cost no room lookup.
 	rooms sync.Map
+
+	amu        sync.Mutex
+	announcing map[string]*announcement // by room
 }
+
+// announcement is when a room's presence was last announced from here, and whether a
+// later announcement is due.
+type announcement struct {
+	last    time.Time
+	pending bool
+}
+
+// PresenceInterval bounds how often one instance announces a room's presence after joins
+// and leaves: the first change is announced at once, those that follow within the interval
+// together at its end. Every member receives every announcement, so without it a thousand
+// members connecting after a deploy would be a million frames.
+const PresenceInterval = time.Second
 
 // NewService builds the service.
 func NewService(opts Options) *Service {
-	s := &Service{store: opts.Store, presence: opts.Presence, bus: opts.Bus, name: opts.CallerName, log: opts.Logger, now: opts.Now}
+	s := &Service{store: opts.Store, presence: opts.Presence, bus: opts.Bus, name: opts.CallerName, log: opts.Logger, now: opts.Now,
+		announcing: map[string]*announcement{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -295,10 +312,51 @@ func (s *Service) Join(ctx context.Context, room, conn, since string) (Joined, e
 	if err := s.presence.Add(ctx, room, conn, Member{ID: p.UserID, Name: name}); err != nil {
 		return Joined{}, err
 	}
-	if j.Members, err = s.AnnouncePresence(ctx, room); err != nil {
+	if j.Members, err = s.presence.Members(ctx, room); err != nil {
+		return Joined{}, err
+	}
+	if err := s.presenceChanged(ctx, room); err != nil {
 		return Joined{}, err
 	}
 	return j, nil
+}
+
+// presenceChanged announces room's presence now, or at the end of the PresenceInterval
+// when it was announced within it (once, however many changes came meanwhile). A late
+// announcement that fails is logged: the members' next heartbeat announces it again.
+func (s *Service) presenceChanged(ctx context.Context, room string) error {
+	s.amu.Lock()
+	a := s.announcing[room]
+	if a == nil {
+		a = &announcement{}
+		s.announcing[room] = a
+	}
+	if a.pending {
+		s.amu.Unlock()
+		return nil
+	}
+	now := time.Now() // the timer's clock, not s.now: the interval is real time
+	wait := a.last.Add(PresenceInterval).Sub(now)
+	if wait <= 0 {
+		a.last = now
+		s.amu.Unlock()
+		_, err := s.AnnouncePresence(ctx, room)
+		return err
+	}
+	a.pending = true
+	s.amu.Unlock()
+	later := context.WithoutCancel(ctx)
+	time.AfterFunc(wait, func() {
+		s.amu.Lock()
+		a.pending, a.last = false, time.Now()
+		s.amu.Unlock()
+		ctx, cancel := context.WithTimeout(later, 5*time.Second)
+		defer cancel()
+		if _, err := s.AnnouncePresence(ctx, room); err != nil {
+			s.log.WarnContext(ctx, "chat: announcing presence failed; the next heartbeat will", "room", room, "err", err)
+		}
+	})
+	return nil
 }
 
 // recover returns the messages after since when since is a message of the room still kept
@@ -325,8 +383,7 @@ func (s *Service) Leave(ctx context.Context, room, conn string) error {
 	if err := s.presence.Remove(ctx, room, conn); err != nil {
 		return err
 	}
-	_, err := s.AnnouncePresence(ctx, room)
-	return err
+	return s.presenceChanged(ctx, room)
 }
 
 // Heartbeat keeps connection conn of the caller present in room; the transport calls it

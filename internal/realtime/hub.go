@@ -236,8 +236,8 @@ func (h *hub) forward(r *room) {
 }
 
 // heartbeats keeps this instance's members present, tells rooms when members of another
-// instance expired, and ends the connections of callers whose session ended, every
-// interval until ctx is done.
+// instance expired, and ends the connections and SSE streams of callers whose session
+// ended, every interval until ctx is done.
 func (h *hub) heartbeats(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -263,13 +263,19 @@ func (h *hub) beat(ctx context.Context) {
 	}
 	h.mu.Unlock()
 
+	check := h.s.opts.CheckSession
+	if check != nil {
+		for _, c := range h.s.feeds.clients() {
+			if c.user != "" && plaza.ErrorCodeOf(check(c.ctx)) == plaza.EUnauthenticated {
+				c.end()
+			}
+		}
+	}
 	chatSvc := h.s.opts.Chat
 	for _, c := range conns {
-		if check := h.s.opts.CheckSession; check != nil {
-			if err := check(c.ctx); plaza.ErrorCodeOf(err) == plaza.EUnauthenticated {
-				c.close(websocket.StatusPolicyViolation, "the session has ended")
-				continue
-			}
+		if check != nil && plaza.ErrorCodeOf(check(c.ctx)) == plaza.EUnauthenticated {
+			c.close(websocket.StatusPolicyViolation, "the session has ended")
+			continue
 		}
 		for _, name := range c.joined() {
 			if err := chatSvc.Heartbeat(c.ctx, name, c.id); err != nil && c.ctx.Err() == nil {

@@ -65,9 +65,9 @@ type Options struct {
 	Bus  Subscriber
 	// Tickets is the shared cache tickets live in (the security-state cache).
 	Tickets Cache
-	// CheckSession, when set, is asked about every connection's caller each presence
-	// heartbeat; an EUnauthenticated answer (the user was deleted, the token revoked) ends
-	// the connection with 1008.
+	// CheckSession, when set, is asked about the caller of every WebSocket connection and
+	// signed-in SSE stream each presence heartbeat; an EUnauthenticated answer (the user
+	// was deleted, the token revoked) ends the connection with 1008, and the stream.
 	CheckSession func(ctx context.Context) error
 	// Origins are the browser origins allowed besides the server's own host
 	// (PLAZA_CORS_ORIGINS; "*" allows any).
@@ -91,6 +91,7 @@ type Server struct {
 	m       metrics
 	tickets tickets
 	hub     *hub
+	feeds   feeds
 	wg      sync.WaitGroup // open connections and streams
 }
 
@@ -110,6 +111,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), tickets: tickets{cache: opts.Tickets}}
 	s.hub = newHub(s)
+	s.feeds = feeds{s: s, byStream: map[int]*feed{}, all: map[*sseClient]struct{}{}}
 	go s.hub.heartbeats(opts.Shutdown, opts.PresenceTTL/3)
 	return s
 }

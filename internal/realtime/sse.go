@@ -38,6 +38,10 @@ const idSep = "~"
 // Last-Event-ID header (or last_event_id query) resumes after that event from the
 // retained history; one older than the history gets an "event: reset" first. Errors are
 // returned before the stream starts, for the transport to answer.
+//
+// Live events come from the instance's feeds. A resuming client also reads the history
+// through a bus subscription of its own until the feed's first event shows it has caught
+// up, then drops it: that subscription's buffer is paid only while replaying.
 func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 	p, signedIn, err := s.principal(r)
 	if err != nil {
@@ -55,41 +59,70 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 	// sent can already name it, and a client that drops before any event resumes without
 	// a gap. (With Redis this trusts the instance's clock to agree with Redis's.)
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10) + "-0"
-	pos := make([]string, len(sseStreams))
+	// last is, per stream, the position events must come after: the client's, then that
+	// of the last event written. "" (a new stream) takes whatever the feed brings.
+	last := make([]string, len(sseStreams))
 	if lastID != "" {
 		parts := strings.Split(lastID, idSep)
 		if len(parts) != len(sseStreams) {
 			return plaza.Errorf(plaza.EBadRequest, "Last-Event-ID %q is not an ID this server sent", lastID)
 		}
-		copy(pos, parts)
+		copy(last, parts)
 	}
 
-	reset := false
-	subs := make([]bus.Subscription, len(sseStreams))
 	ctx := r.Context()
+	user := ""
+	if signedIn {
+		user = p.UserID
+	}
+	client := newSSEClient(plaza.WithPrincipal(ctx, p), user, types)
+	defer s.feeds.leave(client)
+	reset := false
+	followed := make([]bool, len(sseStreams))
+	replay := make([]bus.Subscription, len(sseStreams))
+	defer func() {
+		for _, sub := range replay {
+			if sub != nil {
+				sub.Close()
+			}
+		}
+	}()
 	for i, st := range sseStreams {
 		if st.signedIn && !signedIn || !wants(types, st.prefix) {
-			pos[i] = ""
+			last[i] = ""
 			continue
 		}
-		if pos[i] == "" {
-			pos[i] = now
-		}
-		sub, err := s.opts.Bus.Subscribe(ctx, st.name, pos[i])
-		if errors.Is(err, bus.ErrTrimmed) {
-			reset, pos[i] = true, now
-			sub, err = s.opts.Bus.Subscribe(ctx, st.name, now)
-		}
-		if err != nil {
-			for _, sub := range subs[:i] {
-				if sub != nil {
-					sub.Close()
-				}
-			}
+		followed[i] = true
+		// Join the feed before reading the history, so that nothing published between
+		// the two is missed; what both bring is written once, by position.
+		if err := s.feeds.join(client, i); err != nil {
 			return err
 		}
-		defer sub.Close()
-		subs[i] = sub
+		if last[i] == "" {
+			continue
+		}
+		sub, err := s.opts.Bus.Subscribe(ctx, st.name, last[i])
+		if errors.Is(err, bus.ErrTrimmed) {
+			reset, last[i] = true, ""
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		replay[i] = sub
+	}
+	idOf := func() string {
+		pos := make([]string, len(sseStreams))
+		for i := range pos {
+			switch {
+			case !followed[i]:
+			case last[i] != "":
+				pos[i] = last[i]
+			default:
+				pos[i] = now
+			}
+		}
+		return strings.Join(pos, idSep)
 	}
 
 	unlimitedDeadlines(w)
@@ -107,10 +140,10 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "retry: %d\n", SSERetry.Milliseconds())
 	if reset {
-		fmt.Fprintf(&buf, "id: %s\nevent: reset\ndata: {}\n\n", strings.Join(pos, idSep))
+		fmt.Fprintf(&buf, "id: %s\nevent: reset\ndata: {}\n\n", idOf())
 	} else {
 		// An ID with no data is not an event, but it sets the client's last event ID.
-		fmt.Fprintf(&buf, "id: %s\n\n", strings.Join(pos, idSep))
+		fmt.Fprintf(&buf, "id: %s\n\n", idOf())
 	}
 	send := func() bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
@@ -124,47 +157,86 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 	if !send() {
 		return nil
 	}
+	write := func(i int, id, typ string, data []byte) bool {
+		last[i] = id
+		fmt.Fprintf(&buf, "id: %s\nevent: %s\ndata: %s\n\n", idOf(), typ, data)
+		if !send() {
+			return false
+		}
+		s.m.out.WithLabelValues("sse").Inc()
+		return true
+	}
+	// replayed writes an event from stream i's replay; false ends the stream.
+	replayed := func(i int, ev plaza.Event, ok bool) bool {
+		if !ok {
+			// The bus cut the replay because this client did not keep up (or the bus
+			// closed): end the stream; the client resumes from its last ID.
+			if errors.Is(replay[i].Err(), bus.ErrSlowConsumer) {
+				s.m.slowCuts.WithLabelValues("sse").Inc()
+			}
+			return false
+		}
+		if !client.wants(i, ev.Type, about(ev)) {
+			last[i] = ev.ID
+			return true
+		}
+		data, _ := json.Marshal(ev)
+		return write(i, ev.ID, ev.Type, data)
+	}
 
 	heartbeat := time.NewTicker(SSEHeartbeat)
 	defer heartbeat.Stop()
-	catalog, users := events(subs[0]), events(subs[1])
 	for {
 		var ev plaza.Event
 		var ok bool
 		i := 0
+		// An ended client goes now, not after the events it has queued.
+		select {
+		case <-client.ended:
+			return nil
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.opts.Shutdown.Done():
 			return nil
+		case <-client.ended:
+			continue
 		case <-heartbeat.C:
 			buf.WriteString(": heartbeat\n\n")
 			if !send() {
 				return nil
 			}
 			continue
-		case ev, ok = <-catalog:
-		case ev, ok = <-users:
+		case fe := <-client.queue:
+			i = fe.stream
+			// While replaying, the feed's first new event marks where the replay (which
+			// holds it too: it was subscribed after the feed) hands over.
+			for replay[i] != nil && (last[i] == "" || later(fe.id, last[i])) {
+				ev, ok := <-replay[i].Events()
+				if !replayed(i, ev, ok) {
+					return nil
+				}
+			}
+			if sub := replay[i]; sub != nil {
+				sub.Close()
+				replay[i] = nil
+			}
+			if last[i] != "" && !later(fe.id, last[i]) {
+				continue // written already, from the replay
+			}
+			if !write(i, fe.id, fe.typ, fe.data) {
+				return nil
+			}
+			continue
+		case ev, ok = <-events(replay[0]):
+		case ev, ok = <-events(replay[1]):
 			i = 1
 		}
-		if !ok {
-			// The bus cut the subscription because this client did not keep up (or the
-			// bus closed): end the stream; the client resumes from its last ID.
-			if errors.Is(subs[i].Err(), bus.ErrSlowConsumer) {
-				s.m.slowCuts.WithLabelValues("sse").Inc()
-			}
+		if !replayed(i, ev, ok) {
 			return nil
 		}
-		pos[i] = ev.ID
-		if !types.match(ev.Type) || !strings.HasPrefix(ev.Type, sseStreams[i].prefix) || sseStreams[i].signedIn && !about(ev, p.UserID) {
-			continue
-		}
-		data, _ := json.Marshal(ev)
-		fmt.Fprintf(&buf, "id: %s\nevent: %s\ndata: %s\n\n", strings.Join(pos, idSep), ev.Type, data)
-		if !send() {
-			return nil
-		}
-		s.m.out.WithLabelValues("sse").Inc()
 	}
 }
 
@@ -173,14 +245,6 @@ func events(sub bus.Subscription) <-chan plaza.Event {
 		return nil // a nil channel never delivers: the select skips it
 	}
 	return sub.Events()
-}
-
-// about reports whether a user event is about user id.
-func about(ev plaza.Event, id string) bool {
-	var d struct {
-		ID string `json:"id"`
-	}
-	return json.Unmarshal(ev.Data, &d) == nil && d.ID == id
 }
 
 // typeFilter is the ?types= list; empty means every type.

@@ -47,7 +47,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(plaza.WithPrincipal(context.WithoutCancel(r.Context()), p))
 	c := &conn{
 		s: s, id: plaza.NewID(), p: p, ctx: ctx, cancel: cancel, ws: ws,
-		queue: make(chan []byte, QueueSize), closing: make(chan struct{}),
+		ready: make(chan struct{}, 1), closing: make(chan struct{}),
 		limiter: rate.NewLimiter(FrameRate, FrameBurst), rooms: map[string]bool{},
 	}
 	s.wg.Add(1)
@@ -71,7 +71,13 @@ type conn struct {
 	cancel context.CancelFunc
 	ws     *websocket.Conn
 
-	queue     chan []byte   // frames for the writer; bounded
+	// queue holds the frames for the writer, at most QueueSize. It is a slice that grows
+	// when frames wait and is handed to the writer whole, rather than a channel of
+	// QueueSize: an idle connection then holds no queue at all, which is most of what a
+	// channel that size would cost it.
+	qmu       sync.Mutex
+	queue     [][]byte
+	ready     chan struct{} // a token when queue is not empty
 	closing   chan struct{} // closed once, by close
 	closeOnce sync.Once
 	code      websocket.StatusCode
@@ -203,13 +209,37 @@ func (c *conn) enqueue(b []byte) {
 		return
 	default:
 	}
-	select {
-	case c.queue <- b:
-	default:
+	c.qmu.Lock()
+	full := len(c.queue) >= QueueSize
+	if !full {
+		c.queue = append(c.queue, b)
+	}
+	c.qmu.Unlock()
+	if full {
 		c.s.m.dropped.WithLabelValues("ws").Inc()
 		c.s.m.slowCuts.WithLabelValues("ws").Inc()
 		c.close(websocket.StatusTryAgainLater, "too slow: the send queue is full")
+		return
 	}
+	select {
+	case c.ready <- struct{}{}:
+	default: // the writer has a token already
+	}
+}
+
+// next takes the oldest queued frame, if any. An emptied queue lets its array go.
+func (c *conn) next() ([]byte, bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) == 0 {
+		return nil, false
+	}
+	b := c.queue[0]
+	c.queue[0] = nil
+	if c.queue = c.queue[1:]; len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return b, true
 }
 
 // close asks the writer to close the connection with code; only the first call counts.
@@ -221,24 +251,44 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 }
 
 // write sends queued frames and pings until the connection is closing, then sends the
-// close frame. A write or ping that does not complete in time ends the connection.
+// close frame. A write or ping that does not complete in time ends the connection. Closing
+// goes before anything still queued: a client cut for being slow gets its 1013 as soon as
+// the write under way completes, not after the backlog it could not take.
 func (c *conn) write() {
 	ping := time.NewTicker(PingInterval)
 	defer ping.Stop()
 	for {
 		select {
-		case b := <-c.queue:
-			ctx, cancel := context.WithTimeout(c.ctx, writeWait)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					c.s.m.slowCuts.WithLabelValues("ws").Inc()
+		case <-c.closing:
+			c.ws.Close(c.code, c.reason)
+			return
+		default:
+		}
+		select {
+		case <-c.ready:
+			for {
+				b, ok := c.next()
+				if !ok {
+					break
 				}
-				c.ws.CloseNow()
-				return
+				select {
+				case <-c.closing:
+					c.ws.Close(c.code, c.reason)
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(c.ctx, writeWait)
+				err := c.ws.Write(ctx, websocket.MessageText, b)
+				cancel()
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) {
+						c.s.m.slowCuts.WithLabelValues("ws").Inc()
+					}
+					c.ws.CloseNow()
+					return
+				}
+				c.s.m.out.WithLabelValues("ws").Inc()
 			}
-			c.s.m.out.WithLabelValues("ws").Inc()
 		case <-ping.C:
 			// The reader answers pongs; a peer that has not within the rest of the read
 			// deadline is gone.

@@ -54,6 +54,8 @@ type options struct {
 	pgURL     string
 	redisURL  string
 	render    string
+	realtime  bool
+	rtOnly    bool
 }
 
 func parseOptions(args []string, getenv func(string) string) (options, error) {
@@ -74,6 +76,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.StringVar(&o.pgURL, "postgres-url", getenv("PLAZA_TEST_POSTGRES_URL"), "admin URL of a throwaway PostgreSQL for a second run (default $PLAZA_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.redisURL, "redis-url", getenv("PLAZA_TEST_REDIS_URL"), "URL of a throwaway Redis for that run (default $PLAZA_TEST_REDIS_URL)")
+	fs.BoolVar(&o.realtime, "realtime", true, "measure the WebSocket and SSE loads too (a Plaza of their own on SQLite)")
+	fs.BoolVar(&o.rtOnly, "realtime-only", false, "measure the real-time loads only (no wrk scenarios, no baseline) and merge them into the report in -out")
 	fs.StringVar(&o.render, "render", "", "measure nothing: render the report and chart again from this benchmarks.json (after editing bench/findings.md)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -160,8 +164,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		wrk: wrkRunner{bin: wrkBin, luaDir: filepath.Join(o.root, "bench", "lua"),
 			threads: o.threads, conns: o.conns, duration: o.duration, warmup: o.warmup, timeout: 5 * time.Second},
 	}
-	if err := h.startBaseline(ctx); err != nil {
-		return err
+	if !o.rtOnly {
+		if err := h.startBaseline(ctx); err != nil {
+			return err
+		}
 	}
 
 	backends := []backendSpec{{name: "sqlite", label: "SQLite, in-process cache and bus"}}
@@ -174,12 +180,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rep.Meta.Notes = append(rep.Meta.Notes, "No PostgreSQL + Redis run: PLAZA_TEST_POSTGRES_URL and PLAZA_TEST_REDIS_URL were not set (`make bench` sets them through scripts/with-services.sh when PostgreSQL and redis-server are installed).")
 	}
 
-	var failures []error
-	first, err := h.measureBaseline(ctx)
-	if err != nil {
-		return err
+	if o.rtOnly {
+		backends = nil
 	}
-	h.baselines = append(h.baselines, first)
+	var failures []error
+	if !o.rtOnly {
+		first, err := h.measureBaseline(ctx)
+		if err != nil {
+			return err
+		}
+		h.baselines = append(h.baselines, first)
+	}
 	for _, spec := range backends {
 		logf("backend %s", spec.name)
 		r, err := h.runBackend(ctx, spec)
@@ -198,6 +209,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		h.baselines = append(h.baselines, b)
 		r.Baselines = h.baselines[len(h.baselines)-2:]
 		rep.Runs = append(rep.Runs, r)
+	}
+	if o.realtime || o.rtOnly {
+		if rep.Realtime, err = h.runRealtime(ctx, rep.Meta); err != nil {
+			return fmt.Errorf("stopped before the end, nothing written: %w", err)
+		}
+	}
+	if o.rtOnly && o.outDir != "" {
+		// Merged into the last full report, whose other measurements stay as they were.
+		if b, err := os.ReadFile(filepath.Join(o.root, o.outDir, "benchmarks.json")); err == nil {
+			var last Report
+			if err := json.Unmarshal(b, &last); err != nil {
+				return fmt.Errorf("benchmarks.json: %w", err)
+			}
+			last.Realtime = rep.Realtime
+			return writeReport(o, last, stdout, logf)
+		}
 	}
 	rep.Meta.Elapsed = time.Since(began)
 	rep.Meta.LoadAfter = loadAverage()

@@ -14,6 +14,7 @@ type Report struct {
 	Runs       []BackendRun
 	GoBench    []GoBench
 	GoBenchErr string
+	Realtime   *RealtimeRun
 }
 
 // BackendRun is Plaza measured on one backend.
@@ -279,6 +280,8 @@ func (r Report) Markdown(findings string) string {
 		}
 	}
 	w("\n")
+
+	r.realtimeMarkdown(w)
 
 	w("## Go benchmarks\n\n")
 	if len(r.GoBench) == 0 && r.GoBenchErr == "" {

@@ -236,3 +236,30 @@ func TestReportJSONRoundTrip(t *testing.T) {
 		t.Errorf("re-rendered report differs:\n%s\n---\n%s", got, want)
 	}
 }
+
+// TestRealtimeMarkdown: each load is judged against its goals, delivery included: a p99
+// under the goal with deliveries missing is not met.
+func TestRealtimeMarkdown(t *testing.T) {
+	loads := []RealtimeResult{
+		{Name: "room A", Conns: 10, Rate: 5, Sent: 50, Expected: 500, Delivered: 500, GoalP99: 25 * time.Millisecond, GoalConn: 12 << 10, PerConn: 10 << 10},
+		{Name: "room B", Conns: 10, Rate: 5, Sent: 50, Expected: 500, Delivered: 499, GoalP99: 25 * time.Millisecond},
+		{Name: "room C", Conns: 10, GoalP99: time.Second, Skip: "the open-file limit is 1024"},
+	}
+	loads[0].LatencyUS.P99, loads[1].LatencyUS.P99 = 20_000, 20_000
+	md := Report{Realtime: &RealtimeRun{Commit: "abc", Loads: loads}}.Markdown("")
+	for _, want := range []string{
+		"| room A | 10 | 5 | 50 | 500 (500) | 0 | ",
+		"| 25 ms | met |",
+		"| room B | 10 | 5 | 50 | 499 (500) | 0 | ",
+		"| 25 ms | **missed** |",
+		"not measured: the open-file limit is 1024",
+		"| room A | 10.0 KiB | 12 KiB | met |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Count(md, "| 25 ms | met |") != 1 {
+		t.Errorf("room B, with a delivery missing, is reported met:\n%s", md)
+	}
+}

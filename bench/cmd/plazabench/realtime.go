@@ -1,0 +1,578 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// RealtimeResult is one real-time load: how long an event took from its sender to each
+// receiver, and what each connection cost the server in resident memory.
+type RealtimeResult struct {
+	Key, Name string
+	Conns     int
+	Rate      float64 // messages or updates per second
+	Sent      int64   // sent in the measured window
+	Expected  int64   // deliveries the window owed: Sent × Conns
+	Delivered int64   // of those, delivered before the end
+	Cut       int64   // connections the server closed during the window
+	LatencyUS struct{ P50, P99, P999, Max int64 }
+	PerConn   int64 // bytes of RSS per open connection, idle
+	GoalP99   time.Duration
+	GoalConn  int64    // bytes
+	Skip      string   // why it was not measured
+	Profile   *Profile // with -profile always: Plaza's CPU during the measured window
+}
+
+// RealtimeRun is when and under which load the real-time loads were measured: with
+// -realtime-only they are measured apart from, and merged into, an earlier report.
+type RealtimeRun struct {
+	Date       time.Time
+	Commit     string
+	Dirty      bool
+	LoadBefore float64 // 1-minute load average before the first load
+	LoadAfter  float64
+	Loads      []RealtimeResult
+}
+
+// The targets of issue 13.
+var realtimeLoads = []struct {
+	key, name string
+	sse       bool
+	conns     int
+	rate      float64
+	goalP99   time.Duration
+	goalConn  int64
+}{
+	{"ws-1k", "WebSocket room, 1,000 members, 20 messages/s", false, 1000, 20, 25 * time.Millisecond, 0},
+	{"ws-10k", "WebSocket room, 10,000 members, 5 messages/s", false, 10_000, 5, 150 * time.Millisecond, 12 << 10},
+	{"sse-5k", "SSE, 5,000 subscribers, 5 product updates/s", true, 5000, 5, 100 * time.Millisecond, 16 << 10},
+}
+
+// Real-time timings: members connect, idle for the memory reading, then the load runs a
+// warm-up and a measured window, and stragglers get a moment before the count.
+const (
+	rtIdle     = 3 * time.Second
+	rtWarmup   = 2 * time.Second
+	rtMeasure  = 10 * time.Second
+	rtDrain    = 2 * time.Second
+	rtParallel = 64 // connections opened at once
+)
+
+// raiseFileLimit lifts this process's open-file limit to its hard limit: 10,000 clients
+// are 10,000 sockets. Plaza, started after, inherits it (and Go lifts its own too).
+func raiseFileLimit() (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, err
+	}
+	l.Cur = l.Max
+	return l.Cur, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+}
+
+// runRealtime measures the real-time loads on one Plaza on SQLite with the in-process bus,
+// a fresh one per load so that each memory reading starts from the same idle server.
+func (h *harness) runRealtime(ctx context.Context, meta Meta) (*RealtimeRun, error) {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return nil, fmt.Errorf("raising the open-file limit: %w", err)
+	}
+	run := &RealtimeRun{Date: time.Now().UTC(), Commit: meta.Commit, Dirty: meta.Dirty, LoadBefore: loadAverage()}
+	defer func() { run.LoadAfter = loadAverage() }()
+	for _, l := range realtimeLoads {
+		r := RealtimeResult{Key: l.key, Name: l.name, Conns: l.conns, Rate: l.rate, GoalP99: l.goalP99, GoalConn: l.goalConn}
+		if need := uint64(l.conns) + 256; limit < need {
+			r.Skip = fmt.Sprintf("the open-file limit is %d, %d needed", limit, need)
+			run.Loads = append(run.Loads, r)
+			continue
+		}
+		h.logf("real time: %s", l.name)
+		if err := h.realtimeLoad(ctx, l.sse, &r); err != nil {
+			if ctx.Err() != nil {
+				return run, ctx.Err()
+			}
+			r.Skip = err.Error()
+			h.logf("%s: %v", l.name, err)
+		}
+		run.Loads = append(run.Loads, r)
+	}
+	return run, nil
+}
+
+func (h *harness) realtimeLoad(ctx context.Context, sse bool, r *RealtimeResult) error {
+	dir := filepath.Join(h.tmp, "realtime-"+r.Key)
+	adminPassword := "Bench-admin-" + randomHex(12)
+	userPassword := "Bench-user-" + randomHex(12)
+	env := []string{
+		"PLAZA_DATA_DIR=" + filepath.Join(dir, "data"),
+		"PLAZA_ENV=production",
+		"PLAZA_JWT_SECRET=" + randomHex(32),
+		"PLAZA_RATE_LIMIT=0",
+		"PLAZA_LOG_LEVEL=warn",
+		"PLAZA_ADMIN_EMAIL=" + adminEmail,
+		"PLAZA_ADMIN_PASSWORD=" + adminPassword,
+		// Every member signs in as the one bench user (a registration each would cost an
+		// argon2id hash each), so the per-user cap must allow them all.
+		"PLAZA_WS_MAX_CONNS=" + strconv.Itoa(r.Conns+10),
+	}
+	srv, err := h.startPlaza(env, "realtime "+r.Key)
+	if err != nil {
+		return err
+	}
+	defer srv.p.stop(30 * time.Second)
+	if _, err := waitReady(ctx, srv.p, srv.base+"/readyz", srv.p.started, time.Minute); err != nil {
+		return err
+	}
+	a := api{base: srv.base, client: &http.Client{Timeout: 30 * time.Second}}
+	token := ""
+	if sse {
+		token, err = a.login(ctx, adminEmail, adminPassword)
+	} else if err = a.register(ctx, "Bench User", userEmail, userPassword); err == nil {
+		token, err = a.login(ctx, userEmail, userPassword)
+	}
+	if err != nil {
+		return err
+	}
+	before, err := settledRSS(ctx, srv)
+	if err != nil {
+		return err
+	}
+
+	// Senders pace themselves; only what is sent within the measured window counts.
+	var window struct {
+		mu         sync.Mutex
+		start, end time.Time
+	}
+	inWindow := func(t time.Time) bool {
+		window.mu.Lock()
+		defer window.mu.Unlock()
+		return !window.start.IsZero() && !t.Before(window.start) && (window.end.IsZero() || t.Before(window.end))
+	}
+	lat := &latencies{counts: inWindow}
+	var load rtLoad
+	if sse {
+		load, err = openSSE(ctx, srv.base, r.Conns, lat)
+	} else {
+		load, err = openRoom(ctx, srv.base, token, r.Conns, lat)
+	}
+	if load != nil {
+		defer load.close()
+	}
+	if err != nil {
+		return err
+	}
+	after, err := settledRSS(ctx, srv)
+	if err != nil {
+		return err
+	}
+	r.PerConn = (after - before) / int64(r.Conns)
+	cutBefore := load.cut()
+
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	var sent atomic.Int64
+	var sendErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendErr = load.send(sendCtx, r.Rate, func(at time.Time) {
+			if inWindow(at) {
+				sent.Add(1)
+			}
+		}, token)
+	}()
+	time.Sleep(rtWarmup)
+	window.mu.Lock()
+	window.start = time.Now()
+	window.mu.Unlock()
+	if h.o.profile == "always" {
+		if r.Profile, err = h.cpuProfile(ctx, srv, r.Key, r.Name, rtMeasure-time.Second); err != nil {
+			return err
+		}
+	}
+	time.Sleep(time.Until(window.start.Add(rtMeasure)))
+	window.mu.Lock()
+	window.end = time.Now()
+	window.mu.Unlock()
+	stopSending()
+	wg.Wait()
+	time.Sleep(rtDrain)
+	if err := srv.p.alive(); err != nil {
+		return err
+	}
+	if sendErr != nil && !errors.Is(sendErr, context.Canceled) {
+		return fmt.Errorf("sending: %w", sendErr)
+	}
+	r.Sent = sent.Load()
+	r.Expected = r.Sent * int64(r.Conns)
+	r.Cut = load.cut() - cutBefore
+	all := lat.all()
+	r.Delivered = int64(len(all))
+	if len(all) > 0 {
+		slices.Sort(all)
+		q := func(p float64) int64 { return all[min(len(all)-1, int(p*float64(len(all))))] }
+		r.LatencyUS.P50, r.LatencyUS.P99, r.LatencyUS.P999, r.LatencyUS.Max = q(0.50), q(0.99), q(0.999), all[len(all)-1]
+	}
+	return nil
+}
+
+// cpuProfile takes a CPU profile of srv for d and returns its top functions.
+func (h *harness) cpuProfile(ctx context.Context, srv plaza, key, name string, d time.Duration) (*Profile, error) {
+	secs := int(d / time.Second)
+	prof := &Profile{Key: key, Name: name, Seconds: secs}
+	path := filepath.Join(h.tmp, "cpu-"+key+".pprof")
+	if err := fetch(ctx, "http://"+srv.debug+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), path); err != nil {
+		return nil, err
+	}
+	for _, cum := range []bool{false, true} {
+		args := []string{"tool", "pprof", "-top", "-nodecount=25"}
+		if cum {
+			args = append(args, "-cum")
+		}
+		out, err := exec.CommandContext(ctx, h.goBin, append(args, h.bins.plaza, path)...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("go tool pprof: %w", err)
+		}
+		if cum {
+			prof.TopCum = string(out)
+		} else {
+			prof.Top = string(out)
+		}
+	}
+	return prof, nil
+}
+
+// settledRSS is the server's VmRSS once idle for rtIdle and after a garbage collection
+// (pprof's heap profile with gc=1, on the debug listener), so that the heap's headroom
+// for garbage, which the collector sizes to the live heap, is not counted as connections'.
+func settledRSS(ctx context.Context, srv plaza) (int64, error) {
+	time.Sleep(rtIdle)
+	if err := fetch(ctx, "http://"+srv.debug+"/debug/pprof/heap?gc=1", os.DevNull); err != nil {
+		return 0, fmt.Errorf("collecting garbage: %w", err)
+	}
+	time.Sleep(time.Second)
+	return memStatus(srv.p.pid(), "VmRSS")
+}
+
+// latencies collects delivery latencies (µs) of events sent within the window.
+type latencies struct {
+	counts func(sent time.Time) bool
+	mu     sync.Mutex
+	us     []int64
+}
+
+func (l *latencies) add(sent, got time.Time) {
+	if !l.counts(sent) {
+		return
+	}
+	l.mu.Lock()
+	l.us = append(l.us, got.Sub(sent).Microseconds())
+	l.mu.Unlock()
+}
+
+func (l *latencies) all() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.us)
+}
+
+// rtLoad is a set of open connections that can be sent through.
+type rtLoad interface {
+	// send sends at rate per second until ctx ends, calling sent with each send time.
+	send(ctx context.Context, rate float64, sent func(time.Time), token string) error
+	cut() int64 // connections ended by the server so far
+	close()
+}
+
+// room is members of the general room.
+type room struct {
+	conns []*websocket.Conn
+	ended atomic.Int64
+}
+
+// openRoom connects n members of the general room with the bearer token; each reads its
+// frames and records the latency of every message, whose client_id is its send time.
+func openRoom(ctx context.Context, base, token string, n int, lat *latencies) (*room, error) {
+	r := &room{conns: make([]*websocket.Conn, n)}
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
+	err := parallel(ctx, n, func(ctx context.Context, i int) error {
+		c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+		if err != nil {
+			return err
+		}
+		c.SetReadLimit(1 << 20)
+		r.conns[i] = c
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"general"}`)); err != nil {
+			return err
+		}
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return err
+			}
+			if bytes.Contains(b, []byte(`"type":"joined"`)) {
+				break
+			}
+		}
+		go r.read(c, lat)
+		return nil
+	})
+	return r, err
+}
+
+func (r *room) read(c *websocket.Conn, lat *latencies) {
+	var f struct {
+		Type    string
+		Message struct {
+			ClientID string `json:"client_id"`
+		}
+	}
+	for {
+		_, b, err := c.Read(context.Background())
+		if err != nil {
+			r.ended.Add(1)
+			return
+		}
+		got := time.Now()
+		if !bytes.Contains(b, []byte(`"type":"message"`)) || json.Unmarshal(b, &f) != nil {
+			continue
+		}
+		if ns, err := strconv.ParseInt(f.Message.ClientID, 10, 64); err == nil {
+			lat.add(time.Unix(0, ns), got)
+		}
+	}
+}
+
+// send spreads the rate over enough members that none exceeds 5 messages a second, half
+// the per-connection limit.
+func (r *room) send(ctx context.Context, rate float64, sent func(time.Time), _ string) error {
+	senders := max(1, int(rate+4)/5)
+	every := time.Duration(float64(time.Second) * float64(senders) / rate)
+	var wg sync.WaitGroup
+	errs := make([]error, senders)
+	for i := range senders {
+		c := r.conns[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Senders start spread over one interval rather than all at once.
+			time.Sleep(every * time.Duration(i) / time.Duration(senders))
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				now := time.Now()
+				frame := `{"type":"message","room":"general","text":"bench","client_id":"` + strconv.FormatInt(now.UnixNano(), 10) + `"}`
+				// A send under way finishes: cut short, it might still arrive uncounted.
+				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				err := c.Write(wctx, websocket.MessageText, []byte(frame))
+				cancel()
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				sent(now)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *room) cut() int64 { return r.ended.Load() }
+
+func (r *room) close() {
+	for _, c := range r.conns {
+		if c != nil {
+			c.CloseNow()
+		}
+	}
+}
+
+// streams are SSE subscribers to product updates.
+type streams struct {
+	base   string
+	cancel context.CancelFunc
+	ended  atomic.Int64
+	sentAt sync.Map // stock value → send time
+}
+
+// openSSE opens n anonymous streams of product.updated events; each records the latency
+// of every event, looked up by the stock value the update set.
+func openSSE(ctx context.Context, base string, n int, lat *latencies) (*streams, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &streams{base: base, cancel: cancel}
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
+	err := parallel(ctx, n, func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(sctx, "GET", base+"/api/events?types=product.updated", nil)
+		if err != nil {
+			return err
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != 200 {
+			res.Body.Close()
+			return fmt.Errorf("GET /api/events: %d", res.StatusCode)
+		}
+		go s.read(res, lat)
+		return nil
+	})
+	return s, err
+}
+
+func (s *streams) read(res *http.Response, lat *latencies) {
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	var ev struct {
+		Data struct{ Stock int64 }
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			s.ended.Add(1)
+			return
+		}
+		data, ok := bytes.CutPrefix(line, []byte("data: "))
+		if !ok {
+			continue
+		}
+		got := time.Now()
+		if json.Unmarshal(data, &ev) != nil {
+			continue
+		}
+		if at, ok := s.sentAt.Load(ev.Data.Stock); ok {
+			lat.add(at.(time.Time), got)
+		}
+	}
+}
+
+// send updates one product's stock at rate as the admin; each update's stock value is
+// new, so subscribers can tell when it was sent.
+func (s *streams) send(ctx context.Context, rate float64, sent func(time.Time), token string) error {
+	a := api{base: s.base, client: &http.Client{Timeout: 10 * time.Second}}
+	var created struct{ ID string }
+	err := a.call(ctx, "POST", "/api/products", token, map[string]any{
+		"name": "Realtime bench " + randomHex(4), "description": "updated by the bench", "price_cents": 100,
+		"currency": "EUR", "category": "books", "subcategory": "fiction", "stock": 0,
+	}, &created)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	for stock := int64(1); ; stock++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := time.Now()
+		s.sentAt.Store(stock, now)
+		// An update under way finishes: cut short, it might still be applied uncounted.
+		if err := a.call(context.WithoutCancel(ctx), "PATCH", "/api/products/"+created.ID, token, map[string]any{"stock": stock}, nil); err != nil {
+			return err
+		}
+		sent(now)
+	}
+}
+
+func (s *streams) cut() int64 { return s.ended.Load() }
+
+func (s *streams) close() { s.cancel() }
+
+// parallel runs fn for 0..n-1, rtParallel at a time, and returns the first error.
+func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	next := atomic.Int64{}
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range rtParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { first = fmt.Errorf("connection %d: %w", i, err); cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// realtimeMarkdown writes the real-time section: delivery latency per load against its
+// goal, and resident memory per idle connection.
+func (r Report) realtimeMarkdown(w func(string, ...any)) {
+	rt := r.Realtime
+	if rt == nil || len(rt.Loads) == 0 {
+		return
+	}
+	w("## Real time\n\n")
+	commit := "`" + rt.Commit + "`"
+	if rt.Dirty {
+		commit += " with uncommitted changes"
+	}
+	w("Measured %s at commit %s; 1-minute load average %.2f before, %.2f after (the loads' own included). ", rt.Date.Format("2006-01-02 15:04 MST"), commit, rt.LoadBefore, rt.LoadAfter)
+	w("A Go load generator in the harness (github.com/coder/websocket, the open-file limit raised to its hard limit) on the same machine, against one Plaza on SQLite with the in-process bus, a fresh one per load. ")
+	w("Members connect, join `general` and idle %s; then senders run a %s warm-up and a %s measured window. ", fmtDuration(rtIdle), fmtDuration(rtWarmup), fmtDuration(rtMeasure))
+	w("Latency is from just before a sender's write to each receiver's read returning, both in the generator's process, over every delivery of what was sent in the window; deliveries are counted %s after it ends.\n\n", fmtDuration(rtDrain))
+	w("| load | connections | sent/s | sent | deliveries (of owed) | cut | p50 | p99 | p99.9 | max | goal p99 | |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, l := range rt.Loads {
+		if l.Skip != "" {
+			w("| %s | %s | — | — | — | — | — | — | — | — | %s | not measured: %s |\n", l.Name, fmtInt(int64(l.Conns)), fmtDuration(l.GoalP99), oneLine(l.Skip))
+			continue
+		}
+		status := metOrMissed(l.Delivered > 0 && time.Duration(l.LatencyUS.P99)*time.Microsecond <= l.GoalP99 && l.Delivered == l.Expected)
+		w("| %s | %s | %g | %s | %s (%s) | %d | %s | %s | %s | %s | %s | %s |\n", l.Name, fmtInt(int64(l.Conns)), l.Rate, fmtInt(l.Sent),
+			fmtInt(l.Delivered), fmtInt(l.Expected), l.Cut, fmtLatency(l.LatencyUS.P50), fmtLatency(l.LatencyUS.P99), fmtLatency(l.LatencyUS.P999), fmtLatency(l.LatencyUS.Max), fmtDuration(l.GoalP99), status)
+	}
+	w("\n| load | resident memory per idle connection | goal | |\n|---|---:|---:|---|\n")
+	for _, l := range rt.Loads {
+		if l.Skip != "" || l.GoalConn == 0 {
+			continue
+		}
+		w("| %s | %.1f KiB | %d KiB | %s |\n", l.Name, float64(l.PerConn)/1024, l.GoalConn>>10, metOrMissed(l.PerConn <= l.GoalConn))
+	}
+	w("\nMemory is Plaza's VmRSS with every connection open and idle (joined, for WebSockets) minus VmRSS before the first connected, divided by the connections; each reading follows %s of idleness and a garbage collection (a heap profile with gc=1 on `PLAZA_DEBUG_ADDR`). ", fmtDuration(rtIdle))
+	w("Every WebSocket member signs in as the one bench user (a registration each would cost an argon2id hash), so presence lists hold one name; SSE subscribers are anonymous and follow `product.updated`, which the admin sends by PATCHing one product's stock, the value telling the subscriber when it was sent.\n\n")
+	for _, l := range rt.Loads {
+		if p := l.Profile; p != nil {
+			w("<details><summary>%s: %d s CPU profile of Plaza in the measured window, top by flat and by cumulative time</summary>\n\n", l.Name, p.Seconds)
+			w("```\n%s\n```\n\n```\n%s\n```\n\n</details>\n\n", strings.TrimSpace(p.Top), strings.TrimSpace(p.TopCum))
+		}
+	}
+}

@@ -1,0 +1,388 @@
+package realtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"plaza/internal/bus"
+	"plaza/internal/chat"
+	"plaza/internal/plaza"
+)
+
+// fakeChat lets anyone into any room with no history; the tests publish room traffic on
+// the bus themselves, faster than the chat service's rate limits would let clients.
+type fakeChat struct{}
+
+func (fakeChat) Join(_ context.Context, room, _, _ string) (chat.Joined, error) {
+	return chat.Joined{Room: room, History: []chat.Message{}}, nil
+}
+func (fakeChat) Leave(context.Context, string, string) error { return nil }
+func (fakeChat) Send(context.Context, string, string, string) (chat.Message, error) {
+	return chat.Message{}, nil
+}
+func (fakeChat) Typing(context.Context, string) error                            { return nil }
+func (fakeChat) Heartbeat(context.Context, string, string) error                 { return nil }
+func (fakeChat) Members(context.Context, string) ([]chat.Member, error)          { return nil, nil }
+func (fakeChat) AnnouncePresence(context.Context, string) ([]chat.Member, error) { return nil, nil }
+
+type testServer struct {
+	*Server
+	url string
+	bus bus.Bus
+	reg *prometheus.Registry
+}
+
+// newTestServer serves /ws and /api/events on a memory bus keeping retain events per
+// stream (0: the default). The caller is the user the X-User header names (the
+// middleware's job in Plaza).
+func newTestServer(t *testing.T, opts Options, retain int) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := bus.NewMemory(bus.MemoryOptions{Retain: retain})
+	reg := prometheus.NewRegistry()
+	opts.Chat, opts.Bus, opts.Shutdown, opts.Registerer = fakeChat{}, b, ctx, reg
+	s := New(opts)
+	mux := http.NewServeMux()
+	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if u := r.Header.Get("X-User"); u != "" {
+				r = r.WithContext(plaza.WithPrincipal(r.Context(), plaza.Principal{UserID: u, Role: plaza.RoleUser}))
+			}
+			if err := f(w, r); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+			}
+		}
+	}
+	mux.Handle("GET /ws", serve(s.ServeWebSocket))
+	mux.Handle("GET /api/events", serve(s.ServeEvents))
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		cancel()
+		hs.CloseClientConnections()
+		hs.Close()
+		b.Close()
+	})
+	return &testServer{Server: s, url: hs.URL, bus: b, reg: reg}
+}
+
+// metric reads one sample of the server's metrics, as Prometheus would scrape it.
+func (ts *testServer) metric(t *testing.T, sample string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(ts.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// slowDialer connects with a receive buffer of a few KiB, so that a client that stops
+// reading fills the server's socket soon rather than after megabytes. The buffer is set
+// before connecting: shrunk later, it would drop data the window had already let in, and
+// the server would wait out retransmission timeouts after the client reads again.
+func slowDialer(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	return d.DialContext(ctx, network, addr)
+}
+
+func dialRoom(t *testing.T, ts *testServer, user string, client *http.Client) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"X-User": {user}}, HTTPClient: client,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"general"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"type":"joined"`) {
+		t.Fatalf("join: %s %v", b, err)
+	}
+	return c
+}
+
+// publishUntilCut publishes batches of events made by event on stream until the server
+// reports a slow-consumer cut of transport, each batch only once fast has counted it (so
+// that only the slow client falls behind); it returns the events published.
+func publishUntilCut(t *testing.T, ts *testServer, stream, transport string, received <-chan int, event func(n int) plaza.Event) []plaza.Event {
+	t.Helper()
+	const batch, maxBatches = 50, 2000 // the bound only guards against a hang
+	var sent []plaza.Event
+	for range maxBatches {
+		for range batch {
+			ev, err := ts.bus.Publish(t.Context(), stream, event(len(sent)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, ev)
+		}
+		waitFor(t, received, len(sent))
+		if ts.metric(t, `plaza_realtime_slow_consumers_total{transport="`+transport+`"}`) == "1" {
+			return sent
+		}
+	}
+	t.Fatalf("%d events and the slow client was never cut", len(sent))
+	return nil
+}
+
+// waitFor waits until the count on received reaches n.
+func waitFor(t *testing.T, received <-chan int, n int) {
+	t.Helper()
+	for got := 0; got < n; {
+		select {
+		case got = <-received:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the fast client got %d of %d events", got, n)
+		}
+	}
+}
+
+// TestSlowWebSocketIsCut: a member who stops reading is closed with 1013 once its queue is
+// full, while a member who reads keeps receiving every message.
+func TestSlowWebSocketIsCut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	fast := dialRoom(t, ts, "fast", nil)
+	slow := dialRoom(t, ts, "slow", &http.Client{Transport: &http.Transport{DialContext: slowDialer}})
+
+	received := make(chan int, 1)
+	texts := make(chan []string, 1)
+	go func() {
+		var got []string
+		for {
+			_, b, err := fast.Read(context.Background())
+			if err != nil {
+				texts <- got
+				return
+			}
+			var f struct{ Message chat.Message }
+			if json.Unmarshal(b, &f) == nil && f.Message.Text != "" {
+				got = append(got, f.Message.Text)
+				select {
+				case <-received:
+				default:
+				}
+				received <- len(got)
+			}
+		}
+	}()
+	text := strings.Repeat("x", 1000)
+	sent := publishUntilCut(t, ts, chat.Stream("general"), "ws", received, func(n int) plaza.Event {
+		ev, _ := plaza.NewEvent(chat.EventMessage, "u", chat.Message{ID: plaza.NewID(), Room: "general", Text: text}, time.Now())
+		return ev
+	})
+
+	// The slow member reads again: what was written before the cut, then 1013.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n := 0
+	for {
+		_, _, err := slow.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+				t.Fatalf("the slow member ended after %d messages with %v, want close 1013", n, err)
+			}
+			break
+		}
+		n++
+	}
+	if n >= len(sent) {
+		t.Fatalf("the slow member got all %d messages; it was not cut", n)
+	}
+	// The fast member is unaffected and still receives.
+	if _, err := ts.bus.Publish(t.Context(), chat.Stream("general"), sent[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, received, len(sent)+1)
+	fast.CloseNow()
+	if got := <-texts; len(got) != len(sent)+1 {
+		t.Fatalf("the fast member got %d of %d messages", len(got), len(sent)+1)
+	}
+}
+
+// sseReader reads an event stream's events (id and data lines) in order.
+type sseReader struct {
+	r      *bufio.Reader
+	lastID string
+}
+
+// next returns the next event's id, or an error when the stream ends.
+func (s *sseReader) next() (string, error) {
+	id, data := "", false
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "" && data:
+			s.lastID = id
+			return id, nil
+		case line == "":
+			if id != "" {
+				s.lastID = id
+			}
+			id = ""
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "data: "):
+			data = true
+		}
+	}
+}
+
+func openSSE(t *testing.T, ts *testServer, client *http.Client, lastID string) (*sseReader, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.url+"/api/events?types=product.updated", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := client.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("events: %v %v", res, err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	return &sseReader{r: bufio.NewReader(res.Body)}, res
+}
+
+// TestSlowEventStreamIsCut: an SSE client that stops reading is disconnected once its
+// queue is full, while a fast one receives everything; the slow one then resumes from its
+// last ID and gets exactly what it missed.
+func TestSlowEventStreamIsCut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	fast, _ := openSSE(t, ts, http.DefaultClient, "")
+	slowClient := &http.Client{Transport: &http.Transport{DialContext: slowDialer}}
+	slow, _ := openSSE(t, ts, slowClient, "")
+
+	received := make(chan int, 1)
+	go func() {
+		for n := 1; ; n++ {
+			if _, err := fast.next(); err != nil {
+				return
+			}
+			select {
+			case <-received:
+			default:
+			}
+			received <- n
+		}
+	}()
+	name := strings.Repeat("y", 1000)
+	sent := publishUntilCut(t, ts, plaza.StreamCatalog, "sse", received, func(n int) plaza.Event {
+		ev, _ := plaza.NewEvent("product.updated", "admin", map[string]any{"id": n, "name": name}, time.Now())
+		return ev
+	})
+
+	// The slow client reads again: what was written before the cut, then the end.
+	var ids []string
+	for {
+		id, err := slow.next()
+		if err != nil {
+			break
+		}
+		ids = append(ids, strings.TrimSuffix(id, idSep))
+	}
+	if len(ids) >= len(sent) {
+		t.Fatalf("the slow client got all %d events; it was not cut", len(ids))
+	}
+	for i, id := range ids {
+		if id != sent[i].ID {
+			t.Fatalf("event %d: id %s, want %s", i, id, sent[i].ID)
+		}
+	}
+	// Resumed from its last ID, it gets exactly the rest, then live events.
+	resumed, _ := openSSE(t, ts, http.DefaultClient, slow.lastID)
+	more, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(sent[len(ids):], more) {
+		id, err := resumed.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id = strings.TrimSuffix(id, idSep); id != want.ID {
+			t.Fatalf("resumed with %s, want %s", id, want.ID)
+		}
+	}
+}
+
+// TestEventStreamReset: on the in-process bus too, resuming from an ID older than the
+// retained history gets "event: reset" and then live events, while one within it replays.
+func TestEventStreamReset(t *testing.T) {
+	t.Parallel()
+	const retain = 10
+	ts := newTestServer(t, Options{}, retain)
+	var sent []plaza.Event
+	for range retain + 5 {
+		ev, _ := plaza.NewEvent("product.updated", "admin", map[string]any{"id": len(sent)}, time.Now())
+		ev, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, ev)
+	}
+	within, _ := openSSE(t, ts, http.DefaultClient, sent[len(sent)-3].ID+idSep)
+	for _, want := range sent[len(sent)-2:] {
+		if id, err := within.next(); err != nil || strings.TrimSuffix(id, idSep) != want.ID {
+			t.Fatalf("within the history: %s %v, want %s", id, err, want.ID)
+		}
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.url+"/api/events", nil)
+	req.Header.Set("Last-Event-ID", sent[0].ID+idSep)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	var head []string
+	for len(head) < 4 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		head = append(head, strings.TrimSuffix(line, "\n"))
+	}
+	if head[0] != "retry: 3000" || !strings.HasPrefix(head[1], "id: ") || head[2] != "event: reset" {
+		t.Fatalf("an ID past the history began with %q", head)
+	}
+	live, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := &sseReader{r: r}
+	if id, err := after.next(); err != nil || strings.TrimSuffix(id, idSep) != live.ID {
+		t.Fatalf("after the reset: %s %v, want %s", id, err, live.ID)
+	}
+}
