@@ -13,7 +13,7 @@ import (
 
 // newUsers builds the users and auth service over the backends, signing with keys.
 func newUsers(cfg config.Config, d *deps, keys [][]byte) (*users.Service, error) {
-	return users.New(users.Options{Users: d.db.Users(), Tokens: d.db.RefreshTokens(), Cache: d.state, Bus: d.bus, Keys: keys, Logger: d.log,
+	return users.New(users.Options{Users: d.db.Users(), Tokens: d.db.RefreshTokens(), Cache: d.state, Keys: keys, Logger: d.log,
 		SessionLifetime: cfg.SessionLifetime})
 }
 

@@ -20,12 +20,15 @@ type Store interface {
 	Room(ctx context.Context, slug string) (Room, error)
 	// Rooms returns every room by slug.
 	Rooms(ctx context.Context) ([]Room, error)
-	// InsertMessage stores m; ENotFound when its room does not exist.
-	InsertMessage(ctx context.Context, m Message) error
+	// InsertMessage stores m with the events that announce it (written in the same
+	// transaction, published after the commit: a stored message is always delivered);
+	// ENotFound when its room does not exist.
+	InsertMessage(ctx context.Context, m Message, events ...plaza.Outgoing) error
 	// Message returns message id of room, or ENotFound.
 	Message(ctx context.Context, room, id string) (Message, error)
-	// DeleteMessage removes message id of room, or answers ENotFound.
-	DeleteMessage(ctx context.Context, room, id string) error
+	// DeleteMessage removes message id of room with the events that announce it, or
+	// answers ENotFound.
+	DeleteMessage(ctx context.Context, room, id string, events ...plaza.Outgoing) error
 	// MessagesBefore returns up to limit messages of room with IDs before before ("" for
 	// the newest), newest first.
 	MessagesBefore(ctx context.Context, room, before string, limit int) ([]Message, error)
@@ -217,11 +220,12 @@ func (s *Service) Send(ctx context.Context, room, text, clientID string) (Messag
 	}
 	m := Message{ID: plaza.NewID(), Room: room, UserID: p.UserID, UserName: name, Text: text,
 		SentAt: s.now().UTC().Truncate(time.Microsecond), ClientID: clientID}
-	if err := s.store.InsertMessage(ctx, m); err != nil {
+	ev, err := s.event(ctx, room, EventMessage, m)
+	if err != nil {
 		return Message{}, err
 	}
-	if err := s.publish(ctx, room, EventMessage, m); err != nil {
-		return m, plaza.Wrap(plaza.EUnavailable, err, "the message was stored but could not be delivered now; members will see it when they rejoin")
+	if err := s.store.InsertMessage(ctx, m, ev); err != nil {
+		return Message{}, err
 	}
 	return m, nil
 }
@@ -242,13 +246,11 @@ func (s *Service) DeleteMessage(ctx context.Context, room, id string) error {
 	if m.UserID != p.UserID && !p.IsAdmin() {
 		return plaza.Errorf(plaza.EForbidden, "only the author of a message or an admin may delete it")
 	}
-	if err := s.store.DeleteMessage(ctx, room, id); err != nil {
+	ev, err := s.event(ctx, room, EventMessageDeleted, Deleted{Room: room, ID: id})
+	if err != nil {
 		return err
 	}
-	if err := s.publish(ctx, room, EventMessageDeleted, Deleted{Room: room, ID: id}); err != nil {
-		s.log.WarnContext(ctx, "chat: announcing a deletion failed", "room", room, "id", id, "err", err)
-	}
-	return nil
+	return s.store.DeleteMessage(ctx, room, id, ev)
 }
 
 // Typing tells the room's members that the caller is typing.
@@ -421,11 +423,21 @@ func (s *Service) AnnouncePresence(ctx context.Context, room string) ([]Member, 
 }
 
 func (s *Service) publish(ctx context.Context, room, typ string, data any) error {
+	ev, err := s.event(ctx, room, typ, data)
+	if err != nil {
+		return err
+	}
+	_, err = s.bus.Publish(ctx, ev.Stream, ev.Event)
+	return err
+}
+
+// event is a room event by the caller. Stored changes (messages, deletions) hand it to the
+// store's write (the outbox); presence and typing, which change nothing stored, publish it.
+func (s *Service) event(ctx context.Context, room, typ string, data any) (plaza.Outgoing, error) {
 	p, _ := plaza.PrincipalFrom(ctx)
 	ev, err := plaza.NewEvent(typ, p.UserID, data, s.now())
 	if err != nil {
-		return plaza.Wrap(plaza.EInternal, err, "internal error")
+		return plaza.Outgoing{}, plaza.Wrap(plaza.EInternal, err, "internal error")
 	}
-	_, err = s.bus.Publish(ctx, Stream(room), ev)
-	return err
+	return plaza.Outgoing{Stream: Stream(room), Event: ev}, nil
 }

@@ -29,8 +29,20 @@ func newService(t *testing.T) (*chat.Service, bus.Bus) {
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
 	names := map[string]string{"u-ann": "Ann", "u-bob": "Bob", "u-root": "Root"}
+	db := storetest.Open(t, store.SQLite)
+	// The store's relay publishes the messages' events, as in Plaza.
+	ctx, cancel := context.WithCancel(context.Background())
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		_ = db.RelayOutbox(ctx, b, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-relayed
+	})
 	svc := chat.NewService(chat.Options{
-		Store:    storetest.Open(t, store.SQLite).Chat(),
+		Store:    db.Chat(),
 		Presence: chat.NewPresenceMemory(0, nil),
 		Bus:      b,
 		CallerName: func(ctx context.Context) (string, error) {

@@ -78,7 +78,7 @@ func newUsersEnv(t testing.TB, db *store.DB, clock *userClock, keys ...[]byte) *
 	t.Cleanup(func() { b.Close() })
 	c := cache.New(cache.NewMemory(10_000), cache.Options{})
 	t.Cleanup(func() { c.Close() })
-	svc, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b, Keys: keys, Now: clock.now,
+	svc, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Keys: keys, Now: clock.now,
 		PasswordParams: users.Params{Memory: 64, Time: 1, Threads: 1}, RegistrationsPerIP: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func newSite(t *testing.T, o options) *site {
 	t.Cleanup(func() { b.Close() })
 	c := cache.New(cache.NewMemory(10_000), cache.Options{})
 	t.Cleanup(func() { c.Close() })
-	svc, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b,
+	svc, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c,
 		Keys: [][]byte{jwtKey}, PasswordParams: users.Params{Memory: 64, Time: 1, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)

@@ -61,10 +61,13 @@ func (s *Service) Register(ctx context.Context, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	if err := s.users.Create(ctx, u, hash); err != nil {
+	ev, err := s.event(ctx, EventCreated, u)
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.users.Create(ctx, u, hash, ev); err != nil {
 		return User{}, emailConflict(err)
 	}
-	s.publish(ctx, EventCreated, u)
 	return u, nil
 }
 
@@ -190,7 +193,6 @@ func (s *Service) Patch(ctx context.Context, id string, expect plaza.Expect, app
 				return User{}, err
 			}
 		}
-		s.publish(ctx, EventUpdated, u)
 		return u, nil
 	}
 }
@@ -241,7 +243,11 @@ func (s *Service) patchOnce(ctx context.Context, p plaza.Principal, id string, e
 		}
 	}
 	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	if err := s.users.Update(ctx, u, hash, before.Version); err != nil {
+	ev, err := s.event(ctx, EventUpdated, u)
+	if err != nil {
+		return User{}, c, err
+	}
+	if err := s.users.Update(ctx, u, hash, before.Version, ev); err != nil {
 		return User{}, c, written(notFound(emailConflict(err)), expect)
 	}
 	u.Version = before.Version + 1
@@ -303,7 +309,11 @@ func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) er
 		if err != nil {
 			return err
 		}
-		err = s.users.Delete(ctx, id, u.Version)
+		ev, err := s.event(ctx, EventDeleted, u)
+		if err != nil {
+			return err
+		}
+		err = s.users.Delete(ctx, id, u.Version, ev)
 		if plaza.ErrorCodeOf(err) == plaza.EPreconditionFailed && !expect.IsSet() && attempt < writeAttempts {
 			continue
 		}
@@ -311,7 +321,6 @@ func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) er
 			return written(notFound(err), expect)
 		}
 		s.forgetUser(ctx, id)
-		s.publish(ctx, EventDeleted, u)
 		return nil
 	}
 }

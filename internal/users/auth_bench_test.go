@@ -21,7 +21,7 @@ func benchService(b *testing.B, params users.Params) (*users.Service, string, st
 	b.Cleanup(func() { bs.Close() })
 	c := cache.New(cache.NewMemory(1000), cache.Options{Logger: slog.New(slog.DiscardHandler)})
 	b.Cleanup(func() { c.Close() })
-	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: bs, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
+	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
 	if err != nil {
 		b.Fatal(err)
 	}

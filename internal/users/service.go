@@ -11,9 +11,12 @@ import (
 // UserStore keeps users. store.Users implements it; its contract test runs on SQLite and
 // PostgreSQL.
 type UserStore interface {
+	// Writes take the events that describe them: they are stored in the same transaction
+	// (the outbox) and published after the commit, so an acknowledged change always has its
+	// event.
 	// Create inserts u with its password hash. EConflict when the email (compared by
 	// EmailKey) or the ID is taken.
-	Create(ctx context.Context, u User, passwordHash string) error
+	Create(ctx context.Context, u User, passwordHash string, events ...plaza.Outgoing) error
 	// ByID returns the user or ENotFound.
 	ByID(ctx context.Context, id string) (User, error)
 	// ByIDs returns the users of ids that exist, in no particular order, in one query.
@@ -28,10 +31,10 @@ type UserStore interface {
 	// is "", if the stored version is still version, and bumps it. ENotFound for an unknown
 	// ID, EPreconditionFailed when the version moved on, EConflict when the email is taken
 	// or the last admin would stop being one.
-	Update(ctx context.Context, u User, passwordHash string, version int64) error
+	Update(ctx context.Context, u User, passwordHash string, version int64, events ...plaza.Outgoing) error
 	// Delete removes the user and every refresh token of theirs if the stored version is
 	// still version; errors as Update (the last admin cannot be deleted).
-	Delete(ctx context.Context, id string, version int64) error
+	Delete(ctx context.Context, id string, version int64, events ...plaza.Outgoing) error
 }
 
 // TokenStore keeps refresh tokens. store.RefreshTokens implements it, under the same
@@ -77,17 +80,11 @@ type Cache interface {
 	GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(context.Context) ([]byte, error)) ([]byte, bool, error)
 }
 
-// Publisher publishes domain events (bus.Bus implements it).
-type Publisher interface {
-	Publish(ctx context.Context, stream string, ev plaza.Event) (plaza.Event, error)
-}
-
-// Options configure New. Users, Tokens, Cache, Bus and Keys are required.
+// Options configure New. Users, Tokens, Cache and Keys are required.
 type Options struct {
 	Users  UserStore
 	Tokens TokenStore
 	Cache  Cache
-	Bus    Publisher
 	// Keys are the JWT HMAC keys: the first signs, all verify.
 	Keys   [][]byte
 	Logger *slog.Logger
@@ -109,7 +106,6 @@ type Service struct {
 	users         UserStore
 	refreshTokens TokenStore
 	cache         Cache
-	bus           Publisher
 	keys          *keyring
 	log           *slog.Logger
 	now           func() time.Time
@@ -127,7 +123,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{users: opts.Users, refreshTokens: opts.Tokens, cache: opts.Cache, bus: opts.Bus, keys: kr, log: opts.Logger, now: opts.Now}
+	s := &Service{users: opts.Users, refreshTokens: opts.Tokens, cache: opts.Cache, keys: kr, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -172,17 +168,15 @@ type eventData struct {
 	Name string `json:"name"`
 }
 
-// publish announces a change that has been stored. A failure is logged, not returned: the
-// change happened, and subscribers that missed the event can reread the user.
-func (s *Service) publish(ctx context.Context, typ string, u User) {
+// event describes a change of u for the users stream; the store writes it in the change's
+// transaction. It carries no email and no hash (docs/contracts.md).
+func (s *Service) event(ctx context.Context, typ string, u User) (plaza.Outgoing, error) {
 	p, _ := plaza.PrincipalFrom(ctx)
 	ev, err := plaza.NewEvent(typ, p.UserID, eventData{ID: u.ID, Name: u.Name}, s.now())
-	if err == nil {
-		_, err = s.bus.Publish(ctx, plaza.StreamUsers, ev)
-	}
 	if err != nil {
-		s.log.WarnContext(ctx, "users: publishing event failed", "type", typ, "user_id", u.ID, "err", err)
+		return plaza.Outgoing{}, plaza.Wrap(plaza.EInternal, err, "internal error")
 	}
+	return plaza.Outgoing{Stream: plaza.StreamUsers, Event: ev}, nil
 }
 
 // principal returns the caller, or EUnauthenticated.

@@ -28,9 +28,20 @@ func newService(t *testing.T, db *store.DB, b bus.Bus, params users.Params) *use
 		b = bus.NewMemory(bus.MemoryOptions{})
 		t.Cleanup(func() { b.Close() })
 	}
+	// The store's relay publishes the events the service's writes store, as in Plaza.
+	ctx, cancel := context.WithCancel(context.Background())
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		_ = db.RelayOutbox(ctx, b, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-relayed
+	})
 	c := cache.New(cache.NewMemory(1000), cache.Options{})
 	t.Cleanup(func() { c.Close() })
-	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
+	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: params})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +209,7 @@ func TestLogoutWithTheCacheDownSaysSo(t *testing.T) {
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { b.Close() })
 	db := storetest.Open(t, store.SQLite)
-	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c, Bus: b,
+	s, err := users.New(users.Options{Users: db.Users(), Tokens: db.RefreshTokens(), Cache: c,
 		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, PasswordParams: cheap})
 	if err != nil {
 		t.Fatal(err)
