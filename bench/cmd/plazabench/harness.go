@@ -379,6 +379,9 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 		return r, err
 	}
 
+	// The ratio targets are judged here against the baseline measured before this backend;
+	// the caller sets the final pair, before and after.
+	r.Baselines = h.baselines[len(h.baselines)-1:]
 	missed := map[string]bool{}
 	for _, t := range r.Targets() {
 		missed[t.Key] = t.Key != "" && strings.Contains(t.Status, "missed")

@@ -72,7 +72,7 @@ func TestTargets(t *testing.T) {
 		"create product ≥ 0.080× baseline":              "— — not measured",
 		"GET /api/users/me ≥ 0.50× baseline":            "0.55× 0.65× met",
 		"broad search p99 ≤ 50 ms":                      "2.00 ms — met",
-		"gRPC GetProduct ≥ 1.0× REST GET (same client)": "0.90× — **missed**",
+		"gRPC GetProduct ≥ 1.0× REST GET (same client)": "0.900× — **missed**",
 		"start → /readyz 200 ≤ 300 ms":                  "90 ms — met",
 		"idle RSS ≤ 40 MB":                              "30.0 MB — met",
 	}
