@@ -2,8 +2,8 @@
 -- Arguments: the file of ids (one a line), the number of wrk threads and a start position
 -- (default 0). The threads deal the list between them: thread t reads ids t, t+T, t+2T, …
 -- from the start position on, so no two threads read the same id and an id comes back only
--- after every other id has been read, whatever the threads' relative speed: with a cache
--- smaller than the list, every read misses.
+-- after every other id has been read, whatever the threads' relative speed. The harness
+-- runs it against servers with PLAZA_PRODUCT_CACHE=off, so every read queries the database.
 local report = require "report"
 setup, response, done = report.setup, report.response, report.done
 

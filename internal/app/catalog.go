@@ -18,6 +18,10 @@ func newCatalog(ctx context.Context, cfg config.Config, d *deps) (*cached.Catalo
 		return nil, err
 	}
 	products := cached.New(svc, d.cache, d.log)
+	if !cfg.ProductCache {
+		products.SkipProductCache()
+		d.log.Warn("product cache off (PLAZA_PRODUCT_CACHE=off): every product read queries the database")
+	}
 	if cfg.Production() {
 		return products, nil
 	}

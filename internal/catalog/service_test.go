@@ -358,6 +358,48 @@ func TestCacheAcrossInstances(t *testing.T) {
 	})
 }
 
+// TestSkipProductCache: with the product cache off (PLAZA_PRODUCT_CACHE=off) every read is
+// answered by the store, a change made behind the cache's back shows at once, and nothing
+// is left in the cache for other instances to read.
+func TestSkipProductCache(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	ctx := t.Context()
+	b := bus.NewMemory(bus.MemoryOptions{})
+	t.Cleanup(func() { b.Close() })
+	backend := cache.NewMemory(1000)
+	off, on := newInstance(t, db, backend, b), newInstance(t, db, backend, b)
+	off.svc.SkipProductCache()
+
+	p, err := off.svc.Create(as(ctx, admin), laptop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := off.svc.ProductJSON(ctx, p.ID)
+		if err != nil || got.Hit || got.ETag != etag.Make(p.ID, p.Version) {
+			t.Fatalf("read: %+v, %v; want a miss with %s", got, err, etag.Make(p.ID, p.Version))
+		}
+	}
+	if got, err := on.svc.ProductJSON(ctx, p.ID); err != nil || got.Hit {
+		t.Fatalf("the cached instance found an entry the uncached one left: hit=%v, %v", got.Hit, err)
+	}
+
+	// A change straight in the store, which no cache hears of.
+	p.Name = "Renamed behind the cache"
+	if p, err = db.Products().Update(ctx, p, p.Version); err != nil {
+		t.Fatal(err)
+	}
+	got, err := off.svc.Product(ctx, p.ID)
+	if err != nil || got.Name != p.Name {
+		t.Fatalf("Product = %q, %v; want %q", got.Name, err, p.Name)
+	}
+	enc, err := off.svc.ProductJSON(ctx, p.ID)
+	if err != nil || enc.Hit || enc.ETag != etag.Make(p.ID, p.Version) {
+		t.Fatalf("ProductJSON after the change: %+v, %v", enc, err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

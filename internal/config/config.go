@@ -45,6 +45,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
 	CacheSize      int           // entries in the in-process cache (the local tier when Redis is used)
+	ProductCache   bool          // false: product reads skip the cache (a benchmarking aid)
 	WSMaxConns     int           // WebSocket connections per user per instance
 	PresenceTTL    time.Duration // how long a chat member outlives its instance's last heartbeat
 	GraphQL        GraphQL
@@ -254,6 +255,17 @@ var options = []option{
 	}},
 	{"PLAZA_CACHE_SIZE", "cache-size", "50000", "entries kept in the in-process cache (with Redis: in the local tier)", func(c *Config, v string) error {
 		return wholeNumber(&c.CacheSize, v, " of entries")
+	}},
+	{"PLAZA_PRODUCT_CACHE", "product-cache", "on", "on | off: off reads every product from the database, bypassing the cache (a benchmarking aid for uncached reads)", func(c *Config, v string) error {
+		switch v {
+		case "on":
+			c.ProductCache = true
+		case "off":
+			c.ProductCache = false
+		default:
+			return fmt.Errorf("expected on or off, got %q", v)
+		}
+		return nil
 	}},
 	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
 		return wholeNumber(&c.MaxBodyBytes, v, " of bytes")

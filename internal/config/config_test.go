@@ -25,7 +25,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8080" || c.GRPCAddr != ":50051" || c.DataDir != "./data" || c.Env != "development" ||
-		c.ShutdownTimeout != 30*time.Second || c.MaxBodyBytes != 1<<20 || c.RateLimit <= 0 || c.DatabaseURL != "" {
+		c.ShutdownTimeout != 30*time.Second || c.MaxBodyBytes != 1<<20 || c.RateLimit <= 0 || c.DatabaseURL != "" || !c.ProductCache {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -61,6 +61,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"PLAZA_TRUSTED_PROXIES": "10.0.0.0/99"}, "PLAZA_TRUSTED_PROXIES"},
 		{map[string]string{"PLAZA_MAX_BODY_BYTES": "-1"}, "PLAZA_MAX_BODY_BYTES"},
 		{map[string]string{"PLAZA_CACHE_SIZE": "0"}, "PLAZA_CACHE_SIZE"},
+		{map[string]string{"PLAZA_PRODUCT_CACHE": "false"}, "PLAZA_PRODUCT_CACHE"},
 		{map[string]string{"PLAZA_DEBUG_ADDR": "x"}, "PLAZA_DEBUG_ADDR"},
 		{map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, "DATABASE_URL"},
 		{map[string]string{"REDIS_URL": "http://u:hunter2@h:6379"}, "REDIS_URL"},

@@ -9,6 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	plazav1 "plaza/api/proto/plaza/v1"
 )
 
 // api is the few calls the harness makes to set a run up: register, log in, list ids.
@@ -132,4 +138,19 @@ func (a api) productIDs(ctx context.Context, n int) ([]string, error) {
 		cursor = page.NextCursor
 	}
 	return ids[:min(len(ids), n)], nil
+}
+
+// grpcProbe reads product id once over gRPC, as productload will.
+func grpcProbe(ctx context.Context, addr, id string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := plazav1.NewProductServiceClient(conn).GetProduct(ctx, &plazav1.GetProductRequest{Id: id}); err != nil {
+		return fmt.Errorf("GetProduct over gRPC: %w", err)
+	}
+	return nil
 }

@@ -23,15 +23,21 @@ type GoBench struct {
 	AllocsPerOp float64 // -1 when not reported
 }
 
-// benchPackages are the packages whose *_bench_test.go files the harness runs.
-var benchPackages = []string{"internal/httpapi", "internal/cache", "internal/users", "internal/catalog"}
+// benchPackages are the packages of the hot paths whose testing.B benchmarks the harness
+// runs: the middleware chain, the rate limiter, the access log's buffer, the cache, token
+// verification and the catalog.
+var benchPackages = []string{"internal/httpapi", "internal/ratelimit", "internal/logbuf", "internal/cache", "internal/users", "internal/catalog"}
 
-// goBenchPackages returns those of benchPackages under root that have benchmark files.
+// goBenchPackages returns those of benchPackages under root that have benchmarks.
 func goBenchPackages(root string) []string {
 	var pkgs []string
 	for _, p := range benchPackages {
-		if m, _ := filepath.Glob(filepath.Join(root, p, "*_bench_test.go")); len(m) > 0 {
-			pkgs = append(pkgs, "./"+p)
+		tests, _ := filepath.Glob(filepath.Join(root, p, "*_test.go"))
+		for _, f := range tests {
+			if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, []byte("\nfunc Benchmark")) {
+				pkgs = append(pkgs, "./"+p)
+				break
+			}
 		}
 	}
 	return pkgs

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,10 +45,32 @@ const (
 	scCached   = "cached"
 	scUncached = "uncached"
 	scList     = "list"
+	scSearch   = "search"
 	scCreate   = "create"
 	scMe       = "me"
 	scLogin    = "login"
+	scGRPC     = "grpc"      // GetProduct over gRPC, driven by bench/cmd/productload
+	scGRPCREST = "grpc-rest" // the same product over REST, by the same client
 )
+
+// searchWord is the broad search of the search scenario: the demo descriptions' warranty
+// lines put it in about 40% of generated products ("30 days", "within 30 days"), and
+// neither full-text engine drops it as a stop word.
+const searchWord = "days"
+
+// The two ways every scenario runs Plaza. The headline runs the defaults a user ships
+// with: production, the access log at info written to a file (the server's output), and
+// the rate limiter on, with a rate no load here reaches, so that its cost is paid but it
+// never answers 429. The tuned setting turns both off, as the harness's first reports did.
+var (
+	headlineEnv = []string{"PLAZA_LOG_LEVEL=info", "PLAZA_RATE_LIMIT=" + headlineRate, "PLAZA_RATE_BURST=" + headlineRate}
+	tunedEnv    = []string{"PLAZA_LOG_LEVEL=warn", "PLAZA_RATE_LIMIT=0"}
+)
+
+const headlineRate = "1000000"
+
+// uncachedIDs is how many product ids the uncached scenario reads in turn.
+const uncachedIDs = 20_000
 
 // listQuery is the filtered list page of the list scenario.
 const listQuery = "/api/products?category=electronics&min_price=1000&max_price=50000&in_stock=true&sort=-price&limit=20"
@@ -102,12 +125,15 @@ func (h *harness) measureBaseline(ctx context.Context) (Result, error) {
 type plaza struct {
 	p     *proc
 	base  string // http://127.0.0.1:port
+	http  string // HTTP listener host:port
+	grpc  string // gRPC listener host:port
 	debug string // pprof listener host:port
 }
 
-// startPlaza starts `plaza serve` with env on fresh loopback ports.
+// startPlaza starts `plaza serve` with env on fresh loopback ports. /metrics gets a
+// listener of its own, as production wants it (or a token) to serve it at all.
 func (h *harness) startPlaza(env []string, tag string) (plaza, error) {
-	var addrs [3]string
+	var addrs [4]string
 	for i := range addrs {
 		a, err := freeAddr()
 		if err != nil {
@@ -116,12 +142,75 @@ func (h *harness) startPlaza(env []string, tag string) (plaza, error) {
 		addrs[i] = a
 	}
 	full := append(minimalEnv(), env...)
-	full = append(full, "PLAZA_HTTP_ADDR="+addrs[0], "PLAZA_GRPC_ADDR="+addrs[1], "PLAZA_DEBUG_ADDR="+addrs[2])
+	full = append(full, "PLAZA_HTTP_ADDR="+addrs[0], "PLAZA_GRPC_ADDR="+addrs[1], "PLAZA_DEBUG_ADDR="+addrs[2], "PLAZA_METRICS_ADDR="+addrs[3])
 	p, err := h.ps.start("plaza "+tag, h.bins.plaza, []string{"serve"}, full, filepath.Join(h.tmp, "plaza-"+strings.ReplaceAll(tag, " ", "-")+".log"))
 	if err != nil {
 		return plaza{}, err
 	}
-	return plaza{p: p, base: "http://" + addrs[0], debug: addrs[2]}, nil
+	return plaza{p: p, base: "http://" + addrs[0], http: addrs[0], grpc: addrs[1], debug: addrs[2]}, nil
+}
+
+// serverKey is one of the measured servers of a backend: a setting, and whether the
+// product cache is off (PLAZA_PRODUCT_CACHE=off, for the uncached scenario).
+type serverKey struct {
+	tuned          bool
+	noProductCache bool
+}
+
+func (k serverKey) tag() string {
+	t := "headline"
+	if k.tuned {
+		t = "tuned"
+	}
+	if k.noProductCache {
+		t += " no-product-cache"
+	}
+	return t
+}
+
+// fleet is the measured servers of one backend, started when first needed and all on
+// the same database, so that every setting reads the same catalog and one setting's
+// measurement follows the other's within seconds.
+type fleet struct {
+	h       *harness
+	env     []string
+	servers map[serverKey]plaza
+}
+
+func (f *fleet) get(ctx context.Context, k serverKey) (plaza, error) {
+	if s, ok := f.servers[k]; ok {
+		return s, s.p.alive()
+	}
+	env := append(slices.Clone(f.env), headlineEnv...)
+	if k.tuned {
+		env = append(slices.Clone(f.env), tunedEnv...)
+	}
+	if k.noProductCache {
+		env = append(env, "PLAZA_PRODUCT_CACHE=off")
+	}
+	s, err := f.h.startPlaza(env, "measured "+k.tag())
+	if err != nil {
+		return s, err
+	}
+	f.servers[k] = s
+	_, err = waitReady(ctx, s.p, s.base+"/readyz", s.p.started, time.Minute)
+	return s, err
+}
+
+func (f *fleet) pids() []int {
+	var pids []int
+	for _, s := range f.servers {
+		pids = append(pids, s.p.pid())
+	}
+	return pids
+}
+
+func (f *fleet) stop() error {
+	var errs []error
+	for _, s := range f.servers {
+		errs = append(errs, s.p.stop(30*time.Second))
+	}
+	return errors.Join(errs...)
 }
 
 // timeStart starts Plaza, measures process start to the first /readyz 200, and stops it.
@@ -158,11 +247,17 @@ func randomHex(n int) string {
 // scenario is one measured load against Plaza.
 type scenario struct {
 	key, name, request string
-	load               load
-	// probe is one request like the load's, sent first: a scenario whose probe fails (the
-	// route does not exist yet, say) is reported as not measured instead of as errors.
-	probe func(ctx context.Context) error
+	// load is the load against one server.
+	load func(s plaza) load
+	// probe is one request like the load's, sent first to the headline server: a scenario
+	// whose probe fails (the route does not exist yet, say) is reported as not measured
+	// instead of as errors.
+	probe func(ctx context.Context, s plaza) error
 	note  string
+	// noProductCache runs the scenario on servers with PLAZA_PRODUCT_CACHE=off.
+	noProductCache bool
+	// client names the load generator when it is not wrk.
+	client string
 }
 
 // runBackend measures Plaza on one backend: start-up times, seeding, memory and every
@@ -176,14 +271,12 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 	adminPassword := "Bench-admin-" + randomHex(12)
 	userPassword := "Bench-user-" + randomHex(12)
 	// Production mode, as deployed: a configured signing key, and no demo catalog added at
-	// first start, so the catalog holds exactly the seeded products.
+	// first start, so the catalog holds exactly the seeded products. The setting's own
+	// variables (headlineEnv, tunedEnv) are added per server.
 	env := []string{
 		"PLAZA_DATA_DIR=" + filepath.Join(dir, "data"),
 		"PLAZA_ENV=production",
 		"PLAZA_JWT_SECRET=" + randomHex(32),
-		"PLAZA_RATE_LIMIT=0",
-		"PLAZA_LOG_LEVEL=warn",
-		"PLAZA_CACHE_SIZE=" + strconv.Itoa(h.o.cacheSize),
 		"PLAZA_ADMIN_EMAIL=" + adminEmail,
 		"PLAZA_ADMIN_PASSWORD=" + adminPassword,
 	}
@@ -202,7 +295,7 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 	}
 
 	h.logf("first start on an empty database")
-	d, err := h.timeStart(ctx, env, "first start")
+	d, err := h.timeStart(ctx, append(slices.Clone(env), headlineEnv...), "first start")
 	if err != nil {
 		return r, err
 	}
@@ -217,19 +310,17 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 
 	h.logf("timing %d restarts to /readyz 200", h.o.starts)
 	for i := range h.o.starts {
-		d, err := h.timeStart(ctx, env, "restart "+strconv.Itoa(i+1))
+		d, err := h.timeStart(ctx, append(slices.Clone(env), headlineEnv...), "restart "+strconv.Itoa(i+1))
 		if err != nil {
 			return r, err
 		}
 		r.Ready = append(r.Ready, d)
 	}
 
-	srv, err := h.startPlaza(env, "measured")
+	fl := &fleet{h: h, env: env, servers: map[serverKey]plaza{}}
+	defer fl.stop()
+	srv, err := fl.get(ctx, serverKey{})
 	if err != nil {
-		return r, err
-	}
-	defer srv.p.stop(30 * time.Second)
-	if _, err := waitReady(ctx, srv.p, srv.base+"/readyz", srv.p.started, time.Minute); err != nil {
 		return r, err
 	}
 	// Idle: ready, nothing asked yet, the start-up garbage given a moment to be collected.
@@ -243,34 +334,44 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 	if err != nil {
 		return r, err
 	}
+	// Every process of the run besides wrk: CPU they take is not "others'".
+	pids := func() []int {
+		return append(append(fl.pids(), h.baselinePID), servicePIDs(spec.pgAdminURL, spec.redisURL)...)
+	}
 	for _, sc := range scs {
-		res := ScenarioResult{Key: sc.key, Name: sc.name, Request: sc.request, Note: sc.note}
-		if err := sc.probe(ctx); err != nil {
+		res := ScenarioResult{Key: sc.key, Name: sc.name, Request: sc.request, Note: sc.note, Client: sc.client}
+		if err := sc.probe(ctx, srv); err != nil {
 			res.Skip = err.Error()
 			h.logf("%s: not measured: %v", sc.name, err)
 			r.Scenarios = append(r.Scenarios, res)
 			continue
 		}
-		h.logf("%s", sc.name)
-		var sampler *rssSampler
-		if sc.key == scCached {
-			sampler = sampleRSS(srv.p.pid(), 50*time.Millisecond)
-		}
-		out, err := h.wrk.measure(ctx, sc.load, func() []int {
-			return append([]int{srv.p.pid(), h.baselinePID}, servicePIDs(spec.pgAdminURL, spec.redisURL)...)
-		})
-		if sampler != nil {
-			r.LoadRSS = sampler.stop()
-		}
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", sc.name, err)
-		}
-		if err := srv.p.alive(); err != nil {
-			return r, err
-		}
-		res.Result = &out
-		if hit, ok := out.HitRatio(); ok && sc.key == scUncached && hit > maxUncachedHits && spec.redisURL != "" {
-			res.Note += "; the Redis tier is not bounded by PLAZA_CACHE_SIZE and keeps every product for its TTL, so after the first pass these reads are local-tier misses answered by Redis, not database reads"
+		for _, tuned := range []bool{false, true} {
+			k := serverKey{tuned: tuned, noProductCache: sc.noProductCache}
+			s, err := fl.get(ctx, k)
+			if err != nil {
+				return r, err
+			}
+			h.logf("%s, %s", sc.name, k.tag())
+			var sampler *rssSampler
+			if sc.key == scCached && !tuned {
+				sampler = sampleRSS(s.p.pid(), 50*time.Millisecond)
+			}
+			out, err := h.wrk.measure(ctx, sc.load(s), pids)
+			if sampler != nil {
+				r.LoadRSS = sampler.stop()
+			}
+			if err != nil {
+				return r, fmt.Errorf("%s (%s): %w", sc.name, k.tag(), err)
+			}
+			if err := s.p.alive(); err != nil {
+				return r, err
+			}
+			if tuned {
+				res.Tuned = &out
+			} else {
+				res.Result = &out
+			}
 		}
 		r.Scenarios = append(r.Scenarios, res)
 	}
@@ -278,18 +379,29 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 		return r, err
 	}
 
+	// The ratio targets are judged here against the baseline measured before this backend;
+	// the caller sets the final pair, before and after.
+	r.Baselines = h.baselines[len(h.baselines)-1:]
+	missed := map[string]bool{}
+	for _, t := range r.Targets() {
+		missed[t.Key] = t.Key != "" && strings.Contains(t.Status, "missed")
+	}
 	for _, sc := range scs {
-		if !h.shouldProfile(r, sc.key) {
+		if !h.shouldProfile(r, sc.key, missed[sc.key]) {
 			continue
 		}
+		s, err := fl.get(ctx, serverKey{noProductCache: sc.noProductCache})
+		if err != nil {
+			return r, err
+		}
 		h.logf("%s: CPU profile under load", sc.name)
-		prof, err := h.profile(ctx, srv, sc)
+		prof, err := h.profile(ctx, s, sc)
 		if err != nil {
 			return r, fmt.Errorf("profiling %s: %w", sc.name, err)
 		}
 		r.Profiles = append(r.Profiles, prof)
 	}
-	return r, srv.p.stop(30 * time.Second)
+	return r, fl.stop()
 }
 
 // setUp registers the user, logs both accounts in, collects product ids and returns the
@@ -301,67 +413,62 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 		userToken, userErr = a.login(ctx, userEmail, userPassword)
 	}
 	adminToken, adminErr := a.login(ctx, adminEmail, adminPassword)
-	ids, idsErr := a.productIDs(ctx, h.o.products)
+	ids, idsErr := a.productIDs(ctx, min(h.o.products, uncachedIDs))
 	idsFile := filepath.Join(dir, "ids.txt")
 	if err := os.WriteFile(idsFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	unavailable := func(err error) func(context.Context) error {
-		return func(context.Context) error { return err }
+	unavailable := func(err error) func(context.Context, plaza) error {
+		return func(context.Context, plaza) error { return err }
 	}
 	// probe sends one request like the scenario's and wants a 2xx answer.
-	probe := func(method, path, token string, body any) func(context.Context) error {
-		return func(ctx context.Context) error {
-			return a.call(ctx, method, path, token, body, nil)
+	probe := func(method, path, token string, body any) func(context.Context, plaza) error {
+		return func(ctx context.Context, s plaza) error {
+			return api{base: s.base, client: a.client}.call(ctx, method, path, token, body, nil)
 		}
 	}
+	get := func(path string, headers ...string) func(plaza) load {
+		return func(s plaza) load { return load{url: s.base + path, script: "get.lua", headers: headers} }
+	}
 	bearer := func(t string) []string { return []string{"Authorization: Bearer " + t} }
-	a2 := h.o.threads
 
 	hot := ""
 	if len(ids) > 0 {
 		hot = ids[len(ids)/2]
 	}
+	noIDs := unavailable(fmt.Errorf("no product ids: %v", idsErr))
 	var scs []scenario
 	cached := scenario{key: scCached, name: "(b) cached product GET", request: "GET /api/products/{id}, one id",
-		load: load{url: a.base + "/api/products/" + hot, script: "get.lua"},
+		load: get("/api/products/" + hot), probe: noIDs,
 		note: "one product, read before so it is cached"}
-	if hot == "" {
-		cached.probe = unavailable(fmt.Errorf("no product ids: %v", idsErr))
-	} else {
+	if hot != "" {
 		cached.probe = probe(http.MethodGet, "/api/products/"+hot, "", nil)
 	}
 	scs = append(scs, cached)
 
-	idsLoad := func(offset int) load {
-		l := load{url: a.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(a2), strconv.Itoa(offset)}}
-		// The measured pass goes on past where the warm-up stopped, by a cache's worth of
-		// ids, so that it does not start among the ids the warm-up left in the cache.
-		l.next = func(warm Result) load {
-			return load{url: l.url, script: l.script, args: []string{idsFile, strconv.Itoa(a2),
-				strconv.Itoa(offset + (int(warm.Requests)+h.o.cacheSize)/a2)}}
-		}
-		return l
-	}
 	uncached := scenario{key: scUncached, name: "(c) uncached product GET", request: "GET /api/products/{id}, a new id each time",
-		load: idsLoad(0),
-		note: fmt.Sprintf("%d ids in turn; the cache holds %d entries (PLAZA_CACHE_SIZE)", len(ids), h.o.cacheSize)}
-	switch {
-	case len(ids) == 0:
-		uncached.probe = unavailable(fmt.Errorf("no product ids: %v", idsErr))
-	case len(ids) <= h.o.cacheSize:
-		uncached.probe = unavailable(fmt.Errorf("only %d ids, not more than the cache's %d entries", len(ids), h.o.cacheSize))
-	default:
+		load: func(s plaza) load {
+			return load{url: s.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(h.o.threads)}}
+		},
+		probe: noIDs, noProductCache: true,
+		note: fmt.Sprintf("%s ids in turn, on servers with `PLAZA_PRODUCT_CACHE=off`: every read queries the database", fmtInt(int64(len(ids))))}
+	if len(ids) > 0 {
 		uncached.probe = probe(http.MethodGet, "/api/products/"+ids[0], "", nil)
 	}
 	scs = append(scs, uncached)
 
 	scs = append(scs, scenario{key: scList, name: "(d) filtered list page", request: "GET " + listQuery,
-		load:  load{url: a.base + listQuery, script: "get.lua"},
-		probe: probe(http.MethodGet, listQuery, "", nil)})
+		load: get(listQuery), probe: probe(http.MethodGet, listQuery, "", nil)})
 
-	create := scenario{key: scCreate, name: "(e) create product (admin)", request: "POST /api/products",
-		load: load{url: a.base + "/", script: "post_product.lua", args: []string{randomHex(4)}, headers: bearer(adminToken)},
+	searchPath := "/api/products?q=" + searchWord
+	scs = append(scs, scenario{key: scSearch, name: "(e) broad search", request: "GET " + searchPath,
+		load: get(searchPath), probe: probe(http.MethodGet, searchPath, "", nil),
+		note: fmt.Sprintf("one word about 40%% of the %s products hold; first page by relevance", fmtInt(int64(h.o.products)))})
+
+	create := scenario{key: scCreate, name: "(f) create product (admin)", request: "POST /api/products",
+		load: func(s plaza) load {
+			return load{url: s.base + "/", script: "post_product.lua", args: []string{randomHex(4)}, headers: bearer(adminToken)}
+		},
 		note: "admin's access token; a new name each time"}
 	if adminErr != nil {
 		create.probe = unavailable(fmt.Errorf("the admin could not log in: %w", adminErr))
@@ -372,9 +479,8 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 	}
 	scs = append(scs, create)
 
-	me := scenario{key: scMe, name: "(f) GET /api/users/me", request: "GET /api/users/me with a JWT",
-		load: load{url: a.base + "/api/users/me", script: "get.lua", headers: bearer(userToken)},
-		note: "user's access token"}
+	me := scenario{key: scMe, name: "(g) GET /api/users/me", request: "GET /api/users/me with a JWT",
+		load: get("/api/users/me", bearer(userToken)...), note: "user's access token"}
 	if userErr != nil {
 		me.probe = unavailable(fmt.Errorf("no user token: %w", userErr))
 	} else {
@@ -382,8 +488,10 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 	}
 	scs = append(scs, me)
 
-	login := scenario{key: scLogin, name: "(g) login", request: "POST /api/auth/login",
-		load: load{url: a.base + "/", script: "login.lua", args: []string{userEmail, userPassword}},
+	login := scenario{key: scLogin, name: "(h) login", request: "POST /api/auth/login",
+		load: func(s plaza) load {
+			return load{url: s.base + "/", script: "login.lua", args: []string{userEmail, userPassword}}
+		},
 		note: "one argon2id verification per request"}
 	if userErr != nil {
 		login.probe = unavailable(fmt.Errorf("no user to log in: %w", userErr))
@@ -391,25 +499,43 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 		login.probe = probe(http.MethodPost, "/api/auth/login", "", map[string]string{"email": userEmail, "password": userPassword})
 	}
 	scs = append(scs, login)
+
+	// Issue 15: GetProduct over gRPC against REST GET of the same product, both driven by
+	// bench/cmd/productload at wrk's concurrency, so that the ratio compares transports.
+	productload := func(transport string) func(plaza) load {
+		return func(s plaza) load {
+			addr := s.http
+			if transport == "grpc" {
+				addr = s.grpc
+			}
+			return load{gen: []string{"-transport", transport, "-addr", addr, "-id", hot, "-concurrency", strconv.Itoa(h.o.conns)}}
+		}
+	}
+	grpcGet := scenario{key: scGRPC, name: "(i) gRPC GetProduct", request: "plaza.v1.ProductService/GetProduct, the id of (b)",
+		load: productload("grpc"), probe: noIDs, client: "productload",
+		note: fmt.Sprintf("bench/cmd/productload: %d callers over 4 connections", h.o.conns)}
+	restGet := scenario{key: scGRPCREST, name: "(j) REST GET, same client", request: "GET /api/products/{id}, the id of (b)",
+		load: productload("rest"), probe: noIDs, client: "productload",
+		note: fmt.Sprintf("bench/cmd/productload: %d callers, a keep-alive connection each", h.o.conns)}
+	if hot != "" {
+		grpcGet.probe = func(ctx context.Context, s plaza) error { return grpcProbe(ctx, s.grpc, hot) }
+		restGet.probe = cached.probe
+	}
+	scs = append(scs, grpcGet, restGet)
 	return scs, nil
 }
 
-// shouldProfile says whether scenario key gets a CPU profile: with -profile=missed, when it
-// has a throughput target and missed it against the baseline measured before it.
-func (h *harness) shouldProfile(r BackendRun, key string) bool {
-	t, ok := ratioTargets[key]
-	if !ok || h.o.profile == "never" {
+// shouldProfile says whether scenario key gets a CPU profile (on its headline server):
+// always with -profile=always, with -profile=missed when its target was missed.
+func (h *harness) shouldProfile(r BackendRun, key string, missed bool) bool {
+	if h.o.profile == "never" {
 		return false
 	}
 	res := r.scenario(key)
 	if res == nil || res.Result == nil {
 		return false
 	}
-	if h.o.profile == "always" {
-		return true
-	}
-	before := h.baselines[len(h.baselines)-1].RPS()
-	return before > 0 && res.Result.RPS()/before < t
+	return h.o.profile == "always" || missed
 }
 
 // profile drives the scenario again (without warm-up) while taking a CPU profile through
@@ -419,7 +545,7 @@ func (h *harness) profile(ctx context.Context, srv plaza, sc scenario) (Profile,
 	prof := Profile{Key: sc.key, Name: sc.name, Seconds: secs}
 	wrkDone := make(chan error, 1)
 	go func() {
-		_, err := h.wrk.run(ctx, sc.load, h.o.duration+2*time.Second)
+		_, err := h.wrk.run(ctx, sc.load(srv), h.o.duration+2*time.Second)
 		wrkDone <- err
 	}()
 	select {

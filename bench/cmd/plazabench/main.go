@@ -46,7 +46,6 @@ type options struct {
 	warmup    time.Duration
 	products  int
 	starts    int
-	cacheSize int
 	goBench   bool
 	benchtime string
 	profile   string
@@ -67,13 +66,12 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 16, "wrk connections (concurrency)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario (whole seconds)")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up per scenario before measuring (whole seconds)")
-	fs.IntVar(&o.products, "products", 10_000, "products seeded with `plaza seed`")
+	fs.IntVar(&o.products, "products", 100_000, "products seeded with `plaza seed` (the search goal is over 100,000)")
 	fs.IntVar(&o.starts, "starts", 5, "restarts timed from process start to /readyz 200")
-	fs.IntVar(&o.cacheSize, "cache-size", 1000, "PLAZA_CACHE_SIZE of the measured instance; must be below -products for the uncached scenario to miss")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the testing.B benchmarks too")
 	fs.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the testing.B benchmarks")
 	fs.StringVar(&o.profile, "profile", "missed", "CPU-profile scenarios under load: missed (those whose target is missed), always, never")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "give up after this long")
 	fs.StringVar(&o.pgURL, "postgres-url", getenv("PLAZA_TEST_POSTGRES_URL"), "admin URL of a throwaway PostgreSQL for a second run (default $PLAZA_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.redisURL, "redis-url", getenv("PLAZA_TEST_REDIS_URL"), "URL of a throwaway Redis for that run (default $PLAZA_TEST_REDIS_URL)")
 	fs.BoolVar(&o.realtime, "realtime", true, "measure the WebSocket and SSE loads too (a Plaza of their own on SQLite)")
@@ -90,8 +88,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	default:
 		return o, fmt.Errorf("-profile: expected missed, always or never, got %q", o.profile)
 	}
-	if o.threads < 1 || o.conns < o.threads || o.duration < time.Second || o.warmup < 0 || o.starts < 1 || o.products < 1 || o.cacheSize < 1 {
-		return o, errors.New("need -threads >= 1, -conns >= -threads, -duration >= 1s, -warmup >= 0, -starts, -products and -cache-size >= 1")
+	if o.threads < 1 || o.conns < o.threads || o.duration < time.Second || o.warmup < 0 || o.starts < 1 || o.products < 1 {
+		return o, errors.New("need -threads >= 1, -conns >= -threads, -duration >= 1s, -warmup >= 0, -starts and -products >= 1")
 	}
 	return o, nil
 }
@@ -161,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	h := &harness{
 		o: o, logf: logf, ps: &ps, tmp: tmp, bins: bins, goBin: goBin,
-		wrk: wrkRunner{bin: wrkBin, luaDir: filepath.Join(o.root, "bench", "lua"),
+		wrk: wrkRunner{bin: wrkBin, genBin: bins.productload, luaDir: filepath.Join(o.root, "bench", "lua"),
 			threads: o.threads, conns: o.conns, duration: o.duration, warmup: o.warmup, timeout: 5 * time.Second},
 	}
 	if !o.rtOnly {
@@ -306,18 +304,19 @@ func ensureWrk(ctx context.Context, logf func(string, ...any)) (string, error) {
 	return exec.LookPath("wrk")
 }
 
-type binaries struct{ plaza, baseline string }
+type binaries struct{ plaza, baseline, productload string }
 
 // build compiles plaza (with the commit stamped in, as `make build` does) in the product's
-// module and the baseline in the bench module.
+// module, and the baseline and the gRPC/REST load generator in the bench module.
 func build(ctx context.Context, goBin, root, dir, commit string) (binaries, error) {
-	b := binaries{plaza: filepath.Join(dir, "plaza"), baseline: filepath.Join(dir, "baseline")}
+	b := binaries{plaza: filepath.Join(dir, "plaza"), baseline: filepath.Join(dir, "baseline"), productload: filepath.Join(dir, "productload")}
 	for _, c := range []struct {
 		dir  string
 		args []string
 	}{
 		{root, []string{"build", "-ldflags", "-X main.commit=" + commit, "-o", b.plaza, "./cmd/plaza"}},
 		{filepath.Join(root, "bench"), []string{"build", "-o", b.baseline, "./baseline"}},
+		{filepath.Join(root, "bench"), []string{"build", "-o", b.productload, "./cmd/productload"}},
 	} {
 		cmd := exec.CommandContext(ctx, goBin, c.args...)
 		cmd.Dir = c.dir

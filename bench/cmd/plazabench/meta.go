@@ -27,7 +27,6 @@ type Meta struct {
 	Warmup     time.Duration
 	Duration   time.Duration
 	Products   int
-	CacheSize  int
 	Starts     int
 	Argon2     users.Params // the parameters new password hashes use
 	Elapsed    time.Duration
@@ -40,7 +39,7 @@ func collectMeta(ctx context.Context, goBin string, o options, wrkBin string) Me
 	m := Meta{
 		Date: time.Now().UTC(), Cores: runtime.NumCPU(),
 		Threads: o.threads, Conns: o.conns, Warmup: o.warmup, Duration: o.duration,
-		Products: o.products, CacheSize: o.cacheSize, Starts: o.starts,
+		Products: o.products, Starts: o.starts,
 		Argon2: users.DefaultParams, LoadBefore: loadAverage(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {

@@ -121,7 +121,7 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.pgURL != "postgres://x" || o.redisURL != "redis://y" || o.conns != 16 || o.threads != 2 || o.products != 10_000 {
+	if o.pgURL != "postgres://x" || o.redisURL != "redis://y" || o.conns != 16 || o.threads != 2 || o.products != 100_000 {
 		t.Errorf("defaults: %+v", o)
 	}
 	for _, args := range [][]string{

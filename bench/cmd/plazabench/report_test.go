@@ -36,10 +36,13 @@ func sampleReport(t *testing.T) Report {
 	uncached.Cache.Miss = 100_000
 	me := result(t, wrkLine(220_000, 400, 12)) // 0.55, with errors
 	me.Status.FirstBad = 401
+	meTuned := result(t, wrkLine(260_000, 300, 0))                                              // 0.65
+	search := result(t, wrkLine(1_000, 20_000, 0))                                              // p99 2 ms: met
+	grpcGet, restGet := result(t, wrkLine(90_000, 500, 0)), result(t, wrkLine(100_000, 500, 0)) // 0.90: missed
 	return Report{
 		Meta: Meta{Date: time.Date(2026, 11, 23, 21, 0, 0, 0, time.UTC), Cores: 2, CPU: "Test CPU", MemTotal: 24 << 30,
 			GoVersion: "go1.26.8", Commit: "abc123", Dirty: true, WrkVersion: "4.1.0", Threads: 2, Conns: 16,
-			Warmup: 3 * time.Second, Duration: 10 * time.Second, Products: 10_000, CacheSize: 1000,
+			Warmup: 3 * time.Second, Duration: 10 * time.Second, Products: 100_000,
 			LoadBefore: 0.25, LoadAfter: 1.5},
 		Runs: []BackendRun{{
 			Name: "sqlite", Label: "SQLite, in-process cache and bus",
@@ -48,7 +51,10 @@ func sampleReport(t *testing.T) Report {
 				{Key: scCached, Name: "(b) cached product GET", Request: "GET /api/products/{id}", Result: cached},
 				{Key: scUncached, Name: "(c) uncached product GET", Request: "GET /api/products/{id}", Result: uncached},
 				{Key: scList, Name: "(d) filtered list page", Request: "GET /api/products?…", Skip: "GET /api/products answered 404: | no route"},
-				{Key: scMe, Name: "(f) GET /api/users/me", Request: "GET /api/users/me", Result: me},
+				{Key: scSearch, Name: "(e) broad search", Request: "GET /api/products?q=days", Result: search},
+				{Key: scMe, Name: "(g) GET /api/users/me", Request: "GET /api/users/me", Result: me, Tuned: meTuned},
+				{Key: scGRPC, Name: "(i) gRPC GetProduct", Request: "GetProduct", Client: "productload", Result: grpcGet},
+				{Key: scGRPCREST, Name: "(j) REST GET, same client", Request: "GET /api/products/{id}", Client: "productload", Result: restGet},
 			},
 			Ready:   []time.Duration{90 * time.Millisecond, 80 * time.Millisecond, 400 * time.Millisecond},
 			IdleRSS: 30 << 20,
@@ -61,26 +67,33 @@ func TestTargets(t *testing.T) {
 	t.Parallel()
 	run := sampleReport(t).Runs[0]
 	want := map[string]string{
-		"cached product GET ≥ 0.60× baseline":   "0.70× met",
-		"uncached product GET ≥ 0.35× baseline": "0.25× **missed**",
-		"GET /api/users/me ≥ 0.50× baseline":    "0.55× met",
-		"start → /readyz 200 ≤ 300 ms":          "90 ms met",
-		"idle RSS ≤ 40 MB":                      "30.0 MB met",
+		"cached product GET ≥ 0.60× baseline":           "0.70× — met",
+		"uncached product GET ≥ 0.35× baseline":         "0.25× — **missed**",
+		"create product ≥ 0.080× baseline":              "— — not measured",
+		"GET /api/users/me ≥ 0.50× baseline":            "0.55× 0.65× met",
+		"broad search p99 ≤ 50 ms":                      "2.00 ms — met",
+		"gRPC GetProduct ≥ 1.0× REST GET (same client)": "0.900× — **missed**",
+		"start → /readyz 200 ≤ 300 ms":                  "90 ms — met",
+		"idle RSS ≤ 40 MB":                              "30.0 MB — met",
 	}
 	got := run.Targets()
 	if len(got) != len(want) {
 		t.Fatalf("got %d targets, want %d: %+v", len(got), len(want), got)
 	}
 	for _, tg := range got {
-		if w := want[tg.What]; w != tg.Got+" "+tg.Status {
-			t.Errorf("%s: got %q, want %q", tg.What, tg.Got+" "+tg.Status, w)
+		if w := want[tg.What]; w != tg.Got+" "+tg.Tuned+" "+tg.Status {
+			t.Errorf("%s: got %q, want %q", tg.What, tg.Got+" "+tg.Tuned+" "+tg.Status, w)
 		}
 	}
 
 	run.Scenarios[1].Result.Cache.Hit = 90_000
+	run.Scenarios[3].Result.Status.S5xx = 3 // a search the query timeout stopped: 503
 	for _, tg := range run.Targets() {
 		if tg.What == "uncached product GET ≥ 0.35× baseline" && tg.Status != "not measured: 47% of the reads hit the cache" {
 			t.Errorf("uncached reads that hit the cache: %s", tg.Status)
+		}
+		if tg.What == "broad search p99 ≤ 50 ms" && tg.Got+" "+tg.Status != "2.00 ms, 3 errors **missed**" {
+			t.Errorf("a fast search with errors: %s %s", tg.Got, tg.Status)
 		}
 	}
 
@@ -110,13 +123,16 @@ func TestMarkdown(t *testing.T) {
 		"`abc123` with uncommitted changes",
 		"`PLAZA_RATE_LIMIT=0`",
 		"load average 0.25 before the run, 1.50 after",
-		"| (a) baseline | bare net/http JSON handler, own process | 40,000 | 1.00 | 0.15 ms | 2.00 ms | 3.00 ms | 0 | — | 0.00 | mean of 50,000 and 30,000 req/s",
-		"| (b) cached product GET | GET /api/products/{id} | 28,000 | 0.70 | 0.30 ms | 2.00 ms | 3.00 ms | 0 | 100% | 0.00 |",
+		"| (a) baseline | bare net/http JSON handler, own process | 40,000 | 1.00 | 0.15 ms | 2.00 ms | 3.00 ms | 0 | — | 0.00 | — | — | — | mean of 50,000 and 30,000 req/s",
+		"| (b) cached product GET | GET /api/products/{id} | 28,000 | 0.70 | 0.30 ms | 2.00 ms | 3.00 ms | 0 | 100% | 0.00 | — | — | — |",
+		"| 12 | — | 0.00 | 26,000 | 0.65 | 2.00 ms | errors: 12 4xx (first bad status 401) |",
+		"| (i) gRPC GetProduct | GetProduct | 9,000 | — | 0.50 ms |",
+		"**0.90× REST GET** of (j)",
+		"| sqlite | GET /api/users/me ≥ 0.50× baseline | 0.55× | 0.65× | met |",
 		"| (c) uncached product GET | GET /api/products/{id} | 10,000 | 0.25 | 0.90 ms |",
 		"not measured: GET /api/products answered 404: \\| no route",
-		"| 12 | — | 0.00 | errors: 12 4xx (first bad status 401) |",
 		"| sqlite | 90 ms | 3: 80 ms–400 ms |",
-		"| sqlite | uncached product GET ≥ 0.35× baseline | 0.25× | **missed** |",
+		"| sqlite | uncached product GET ≥ 0.35× baseline | 0.25× | — | **missed** |",
 		"| internal/cache | CacheGet/memory | 124 | 48 | 1 |",
 		"## Findings\n\nHand-written findings.",
 	} {
@@ -137,7 +153,7 @@ func TestMarkdown(t *testing.T) {
 	if !strings.Contains(md, "**Warning:** more than 0.20 of a core went to processes other than wrk, the baseline, Plaza and the PostgreSQL and Redis servers during sqlite (a) baseline run 2, sqlite (c) uncached product GET") {
 		t.Errorf("a busy machine was not warned about:\n%s", md)
 	}
-	if !strings.Contains(md, "| 0 | 0% | 0.50 |") || !strings.Contains(md, "| 0 | — | 0.30 | mean of") {
+	if !strings.Contains(md, "| 0 | 0% | 0.50 |") || !strings.Contains(md, "| 0 | — | 0.30 | — | — | — | mean of") {
 		t.Errorf("others' CPU not shown:\n%s", md)
 	}
 }
@@ -164,7 +180,7 @@ func TestWriteChart(t *testing.T) {
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "0.25 (hits)") {
 		t.Error("uncached reads that hit the cache are not marked")
 	}
-	for _, want := range []string{"<svg", "cached GET", "0.70", "0.25", "n/m", "target", "p99.9"} {
+	for _, want := range []string{"<svg", "cached GET", "0.70", "0.25", "n/m", "target", "p99.9", "gRPC ÷ REST", "0.90", "sqlite tuned"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("chart lacks %q", want)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,9 +42,11 @@ type Result struct {
 	} `json:"cache"`
 	// WrkCPU is the CPU time wrk itself used; OtherCores is how many cores' worth of CPU
 	// processes other than wrk, the baseline and Plaza used during the measured pass.
-	WrkCPU     time.Duration `json:"wrk_cpu_ns,omitempty"`
-	OtherCores float64       `json:"other_cores,omitempty"`
-	LatencyUS  struct {
+	WrkCPU time.Duration `json:"wrk_cpu_ns,omitempty"`
+	// FirstFailure is productload's: the first failed call's gRPC code or transport error.
+	FirstFailure string  `json:"first_failure,omitempty"`
+	OtherCores   float64 `json:"other_cores,omitempty"`
+	LatencyUS    struct {
 		Mean float64 `json:"mean"`
 		P50  int64   `json:"p50"`
 		P90  int64   `json:"p90"`
@@ -97,19 +100,20 @@ func parseWrk(out []byte) (Result, error) {
 	return r, errors.New("wrk printed no " + strings.TrimSpace(resultMarker) + " line (did the Lua script load?)")
 }
 
-// load is one wrk invocation.
+// load is one wrk invocation, or one of bench/cmd/productload when gen is set.
 type load struct {
 	url     string
 	script  string   // file name under bench/lua
 	args    []string // passed to the script's init
 	headers []string // "Name: value"
-	// next, when set, gives the measured pass's load from the warm-up's result.
-	next func(warm Result) load
+	// gen are productload's arguments; it prints the same result line as report.lua.
+	gen []string
 }
 
-// wrkRunner runs wrk at a fixed shape.
+// wrkRunner runs wrk (or productload) at a fixed shape.
 type wrkRunner struct {
 	bin      string
+	genBin   string // bench/cmd/productload
 	luaDir   string
 	threads  int
 	conns    int
@@ -122,12 +126,8 @@ type wrkRunner struct {
 // wrk and those of pids (the servers under test) took meanwhile.
 func (w wrkRunner) measure(ctx context.Context, l load, pids func() []int) (Result, error) {
 	if w.warmup > 0 {
-		warm, err := w.run(ctx, l, w.warmup)
-		if err != nil {
+		if _, err := w.run(ctx, l, w.warmup); err != nil {
 			return Result{}, fmt.Errorf("warm-up: %w", err)
-		}
-		if l.next != nil {
-			l = l.next(warm)
 		}
 	}
 	before, err := sampleCPU(pids()...)
@@ -147,7 +147,7 @@ func (w wrkRunner) measure(ctx context.Context, l load, pids func() []int) (Resu
 }
 
 func (w wrkRunner) run(ctx context.Context, l load, d time.Duration) (Result, error) {
-	args := []string{
+	bin, args := w.bin, []string{
 		"-t" + strconv.Itoa(w.threads), "-c" + strconv.Itoa(w.conns),
 		"-d" + durationArg(d), "--timeout", durationArg(w.timeout),
 		"-s", filepath.Join(w.luaDir, l.script),
@@ -160,17 +160,23 @@ func (w wrkRunner) run(ctx context.Context, l load, d time.Duration) (Result, er
 		args = append(args, "--")
 		args = append(args, l.args...)
 	}
+	target := l.url
+	if l.gen != nil {
+		bin = w.genBin
+		args = append(slices.Clone(l.gen), "-duration", durationArg(d), "-timeout", w.timeout.String())
+		target = strings.Join(l.gen, " ")
+	}
 	// wrk itself stops after d; the context only guards against a hang.
 	ctx, cancel := context.WithTimeout(ctx, d+w.timeout+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, w.bin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "LUA_PATH="+filepath.Join(w.luaDir, "?.lua")+";;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return Result{}, fmt.Errorf("wrk %s: %w: %s%s", l.url, err, stderr.Bytes(), out)
+		return Result{}, fmt.Errorf("%s %s: %w: %s%s", filepath.Base(bin), target, err, stderr.Bytes(), out)
 	}
 	r, err := parseWrk(out)
 	r.WrkCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()

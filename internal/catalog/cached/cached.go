@@ -52,6 +52,8 @@ type Catalog struct {
 	svc   Service
 	cache Cache
 	log   *slog.Logger
+	// readThrough: product reads skip the cache (SkipProductCache).
+	readThrough bool
 }
 
 // New wraps svc with cache.
@@ -61,6 +63,12 @@ func New(svc Service, cache Cache, log *slog.Logger) *Catalog {
 	}
 	return &Catalog{svc: svc, cache: cache, log: log}
 }
+
+// SkipProductCache makes every product read go to the service, as a miss would, without
+// storing the result: a benchmarking aid (PLAZA_PRODUCT_CACHE=off) that makes the uncached
+// path measurable on every backend, Redis included. Writes still drop product entries, for
+// instances that cache them. Call it before c serves.
+func (c *Catalog) SkipProductCache() { c.readThrough = true }
 
 // Encoded is a read in its encoded form: the JSON body (newline-terminated), the entity tag
 // when the resource has one, and whether it came from the cache.
@@ -78,6 +86,14 @@ func (c *Catalog) ProductJSON(ctx context.Context, id string) (Encoded, error) {
 			return nil, err
 		}
 		return productEntry(p)
+	}
+	if c.readThrough {
+		val, err := load(ctx)
+		if err != nil {
+			return Encoded{}, err
+		}
+		tag, body, _ := bytes.Cut(val, []byte{'\n'})
+		return Encoded{JSON: body, ETag: string(tag)}, nil
 	}
 	val, hit, err := c.cache.GetOrLoad(ctx, productKey(id), productTTL, load)
 	if err != nil {
@@ -130,6 +146,9 @@ func (c *Catalog) CategoriesJSON(ctx context.Context) (Encoded, error) {
 // Product returns product id decoded, for transports that do not serve JSON. It reads
 // through the same entry as ProductJSON.
 func (c *Catalog) Product(ctx context.Context, id string) (catalog.Product, error) {
+	if c.readThrough {
+		return c.svc.Product(ctx, id)
+	}
 	enc, err := c.ProductJSON(ctx, id)
 	if err != nil {
 		return catalog.Product{}, err
