@@ -8,11 +8,16 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test vet check-generated tools build run bench
+.PHONY: test vet check-generated tools lint-openapi build run bench
 
-test: vet check-generated tools
+test: vet check-generated tools lint-openapi
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
 	cd bench && $(GO) test -race -count=1 ./...
+
+# lint-openapi lints api/openapi/openapi.yaml with Redocly CLI (npm, installed into tools/
+# by scripts/node-tools.sh; Plaza itself never needs Node).
+lint-openapi:
+	bash scripts/lint-openapi.sh
 
 vet:
 	$(GO) vet ./...

@@ -49,4 +49,8 @@ func (s *Server) routes() {
 	s.handle("POST /api/auth/ws-ticket", s.handleWSTicket())
 	s.handle("GET /ws", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeWebSocket(w, r) }))
 	s.handle("GET /api/events", s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.streams.ServeEvents(w, r) }))
+
+	// The API's own description (api/openapi/openapi.yaml, the source of truth).
+	s.handle("GET /openapi.yaml", s.handleOpenAPIYAML())
+	s.handle("GET /openapi.json", s.handleOpenAPIJSON())
 }

@@ -70,6 +70,9 @@ type Server struct {
 	handler      http.Handler
 	draining     atomic.Bool
 	healthCache  healthCache
+	// patterns are the API routes in registration order; each must have an operation in
+	// api/openapi/openapi.yaml (a test walks them).
+	patterns []string
 
 	metrics       MetricsAccess
 	metricsBearer string
@@ -142,6 +145,7 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // handle registers h under pattern and records the pattern for logs and metrics.
 func (s *Server) handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		infoFrom(r.Context()).pattern = r.Pattern
 		h.ServeHTTP(w, r)
