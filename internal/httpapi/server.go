@@ -62,6 +62,7 @@ type Server struct {
 	catalog  Catalog
 	chat     Chat
 	streams  Streams
+	origins  []string // PLAZA_CORS_ORIGINS: other origins trusted for cookie-mode auth
 	limiter  *rateLimiter
 	// authFailures limits failed authentications per client IP, far below the request
 	// limit: a valid client fails rarely, a token guesser constantly.
@@ -89,6 +90,7 @@ func New(opts Options) *Server {
 		catalog:  opts.Catalog,
 		chat:     opts.Chat,
 		streams:  opts.Streams,
+		origins:  opts.CORSOrigins,
 		mux:      http.NewServeMux(),
 
 		metrics:       opts.Metrics,
