@@ -53,4 +53,11 @@ func (s *Server) routes() {
 	// The API's own description (api/openapi/openapi.yaml, the source of truth).
 	s.handle("GET /openapi.yaml", s.handleOpenAPIYAML())
 	s.handle("GET /openapi.json", s.handleOpenAPIJSON())
+
+	// The web UI and Swagger UI, from the binary: pages and assets, not API operations.
+	// The catch-all serves the app for every other GET path (it routes them in the
+	// browser); under /api/ it answers the API's 404.
+	s.handleUI("GET /swagger/{file...}", s.handleSwagger())
+	s.handleUI("GET /static/{file}", s.handleStatic())
+	s.handleUI(appRoute, s.handleApp())
 }

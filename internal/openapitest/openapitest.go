@@ -60,6 +60,10 @@ var newValidator = sync.OnceValues(func() (validator.Validator, error) {
 	return validator.NewValidatorFromV3Model(m, config.WithPathTree(lookup)), nil
 })
 
+// Unvalidated is the transport under the validating one, for requests that are not API
+// operations: the web UI's pages and assets.
+var Unvalidated http.RoundTripper = http.DefaultTransport
+
 // violations collects what the transport found, for Main to report even when a test
 // dropped the error the transport returned.
 var violations struct {
@@ -75,6 +79,7 @@ func Main(m *testing.M, skip ...string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	Unvalidated = http.DefaultTransport
 	http.DefaultTransport = &Transport{Base: http.DefaultTransport, Skip: skip}
 	code := m.Run()
 	violations.mu.Lock()
