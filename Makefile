@@ -8,11 +8,26 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test vet check-generated proto tools build run bench
+.PHONY: test vet check-generated proto tools lint-openapi e2e screenshot build run bench
 
-test: vet check-generated tools
+test: vet check-generated tools lint-openapi
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
 	cd bench && $(GO) test -race -count=1 ./...
+	GO=$(GO) bash e2e/run.sh
+
+# e2e runs the browser tests (e2e/run.sh: Debian's chromium driven by playwright-core against
+# a Plaza it builds and starts); without chromium they skip, under CI=true they fail.
+e2e:
+	GO=$(GO) bash e2e/run.sh
+
+# screenshot refreshes docs/webui.png, the README's picture of the app, from the browser tests.
+screenshot:
+	PLAZA_E2E_SCREENSHOT=docs/webui.png GO=$(GO) bash e2e/run.sh
+
+# lint-openapi lints api/openapi/openapi.yaml with Redocly CLI (npm, installed into tools/
+# by scripts/node-tools.sh; Plaza itself never needs Node).
+lint-openapi:
+	bash scripts/lint-openapi.sh
 
 vet:
 	$(GO) vet ./...

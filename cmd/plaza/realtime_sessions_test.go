@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"plaza/internal/openapitest"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// Every REST request these tests make through http.DefaultTransport (http.Get,
+	// http.DefaultClient, and clients without a transport of their own), and every answer,
+	// is validated against api/openapi/openapi.yaml; a disagreement fails the run. GraphQL
+	// exchanges follow GraphQL over HTTP instead, which the graphql-http audit checks.
+	openapitest.Main(m, "/graphql", "/playground")
 }
 
 // startProcess runs `plaza serve` with env in a child process and waits until it is ready;

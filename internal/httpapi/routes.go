@@ -56,6 +56,17 @@ func (s *Server) routes() {
 	graphQL := s.handleStream(func(w http.ResponseWriter, r *http.Request) error { return s.graphql.ServeGraphQL(w, r) })
 	s.handle("GET /graphql", graphQL)
 	s.handle("POST /graphql", graphQL)
-	s.handle("GET /playground", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
-	s.handle("GET /playground/{file...}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
+	s.handleUI("GET /playground", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
+	s.handleUI("GET /playground/{file...}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.graphql.ServePlayground(w, r) }))
+
+	// The API's own description (api/openapi/openapi.yaml, the source of truth).
+	s.handle("GET /openapi.yaml", s.handleOpenAPIYAML())
+	s.handle("GET /openapi.json", s.handleOpenAPIJSON())
+
+	// The web UI and Swagger UI, from the binary: pages and assets, not API operations.
+	// The catch-all serves the app for every other GET path (it routes them in the
+	// browser); under /api/ it answers the API's 404.
+	s.handleUI("GET /swagger/{file...}", s.handleSwagger())
+	s.handleUI("GET /static/{file}", s.handleStatic())
+	s.handleUI(appRoute, s.handleApp())
 }

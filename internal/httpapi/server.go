@@ -66,6 +66,7 @@ type Server struct {
 	chat     Chat
 	streams  Streams
 	graphql  GraphQL
+	origins  []string // PLAZA_CORS_ORIGINS: other origins trusted for cookie-mode auth
 	limiter  *ratelimit.Limiter
 	// authFailures limits failed authentications per client IP, far below the request
 	// limit: a valid client fails rarely, a token guesser constantly.
@@ -74,6 +75,9 @@ type Server struct {
 	handler      http.Handler
 	draining     atomic.Bool
 	healthCache  healthCache
+	// patterns are the API routes in registration order; each must have an operation in
+	// api/openapi/openapi.yaml (a test walks them).
+	patterns []string
 
 	metrics       MetricsAccess
 	metricsBearer string
@@ -91,6 +95,7 @@ func New(opts Options) *Server {
 		chat:     opts.Chat,
 		streams:  opts.Streams,
 		graphql:  opts.GraphQL,
+		origins:  opts.CORSOrigins,
 		mux:      http.NewServeMux(),
 
 		metrics:       opts.Metrics,
@@ -157,6 +162,16 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // handle registers h under pattern and records the pattern for logs and metrics.
 func (s *Server) handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.handleUI(pattern, h)
+}
+
+// appRoute is the web app's catch-all.
+const appRoute = "GET /{path...}"
+
+// handleUI registers a route that is not an API operation (the web UI's pages and
+// assets): logged and measured like any, but not in the API document.
+func (s *Server) handleUI(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		infoFrom(r.Context()).pattern = r.Pattern
 		h.ServeHTTP(w, r)
@@ -177,6 +192,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, loc, cw.status)
 		return
 	}
+	if cw.status == http.StatusMethodNotAllowed && isAPIPath(r.URL.Path) && !s.apiRouteAt(r) {
+		// Only the app's catch-all (GET) matched: there is no such API route at all.
+		cw.status = http.StatusNotFound
+		cw.header.Del("Allow")
+	}
 	if allow := cw.header.Get("Allow"); allow != "" {
 		w.Header().Set("Allow", allow)
 	}
@@ -185,6 +205,19 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		detail = r.Method + " is not allowed on " + r.URL.Path
 	}
 	writeProblem(w, r, cw.status, codeForStatus(cw.status), detail, nil)
+}
+
+// apiRouteAt reports whether an API route other than the app's catch-all serves r's path
+// with some method.
+func (s *Server) apiRouteAt(r *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" && p != appRoute {
+			return true
+		}
+	}
+	return false
 }
 
 // captureWriter takes the mux's own error response so it can be rewritten.

@@ -161,6 +161,9 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u users.User,
 func (s *Server) handleLogin() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, err := Decode[loginRequest](r)
+		if err == nil && cookieMode(r) {
+			err = s.checkCookieRequest(r)
+		}
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -172,37 +175,31 @@ func (s *Server) handleLogin() http.Handler {
 
 func (s *Server) handleRefresh() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := Decode[refreshTokenRequest](r)
+		token, err := s.refreshTokenOf(r)
 		if err != nil {
-			writeError(w, r, s.log, err)
+			s.writeTokens(w, r, users.Tokens{}, err)
 			return
 		}
-		tokens, err := s.users.Refresh(r.Context(), in.RefreshToken)
+		tokens, err := s.users.Refresh(r.Context(), token)
 		s.writeTokens(w, r, tokens, err)
 	})
 }
 
 func (s *Server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, err := Decode[refreshTokenRequest](r)
+		token, err := s.refreshTokenOf(r)
+		if cookieMode(r) && plaza.ErrorCodeOf(err) != plaza.EForbidden {
+			// Whatever happens next, this browser's refresh cookie is done with.
+			setRefreshCookie(w, r, "")
+		}
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if err := s.users.Logout(r.Context(), in.RefreshToken); err != nil {
+		if err := s.users.Logout(r.Context(), token); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-}
-
-// writeTokens answers a token response; RFC 6749 §5.1 requires no-store on it.
-func (s *Server) writeTokens(w http.ResponseWriter, r *http.Request, t users.Tokens, err error) {
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	noStore(w)
-	encode(w, r, http.StatusOK, t)
 }
