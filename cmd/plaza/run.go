@@ -72,6 +72,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		// The access log writes a line per request: batch them (a write every 100 ms at
 		// most, not one system call a line); Close writes the rest before run returns.
+		cfg.Version = version
 		logs := logbuf.New(stderr, 64<<10, logbuf.FlushInterval)
 		defer logs.Close()
 		return app.Serve(ctx, cfg, newLogger(cfg, logs))
