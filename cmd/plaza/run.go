@@ -29,6 +29,8 @@ Commands:
   migrate   apply or inspect database migrations: migrate up | down | status
   seed      add generated products: seed --products N
   user      manage users: user create --email … --name … [--admin] | user list
+  gateway   serve the API gateway in front of the instances: gateway [--config FILE]
+  instances list the instances the registry holds
   version   print version, commit and Go version
 
 Run 'plaza <command> --help' for the settings a command reads.
@@ -95,6 +97,10 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, rest, getenv, stdin, stdout, stderr)
+	case "gateway":
+		return runGateway(ctx, rest, getenv, stdout, stderr)
+	case "instances":
+		return runInstances(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "plaza %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
