@@ -505,9 +505,23 @@ func TestGatewayCluster(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		l.end()
 		if l.failed.Load() > 0 {
-			t.Fatalf("%d of %d requests failed during the drain: %v", l.failed.Load(), l.sent.Load(), l.failures[:min(5, len(l.failures))])
+			t.Fatalf("%d of %d requests failed during the drain: %v\n%s", l.failed.Load(), l.sent.Load(), l.failures[:min(5, len(l.failures))],
+				exchangeFailures(gws))
 		}
 	})
+}
+
+// exchangeFailures are the gateways' log lines about failed upstream exchanges.
+func exchangeFailures(gws []*gatewayProc) string {
+	var out []string
+	for _, g := range gws {
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(line, "upstream exchange failed") {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // waitMetric polls until the gateway's metric (summed over matching series) equals want;

@@ -58,15 +58,35 @@ func Announce(ctx context.Context, reg Registrar, inst Instance, ttl time.Durati
 	return a, nil
 }
 
-// Withdraw stops the heartbeats and removes the registration: called the moment drain
-// begins, so gateways stop choosing this instance before its listeners close. Safe to
-// call more than once.
+// Settle is how long Withdraw waits, when readers watch the registry, for them to have
+// read that the instance left: a gateway that reads the change a moment after the
+// instance closed its idle connections would have sent a request into one of them, and a
+// POST that met that close cannot be safely resent. Watchers refresh on the change
+// notice, a Redis round trip, so this is ample.
+const Settle = 250 * time.Millisecond
+
+// Withdraw stops the heartbeats, removes the registration and, if gateways watch the
+// registry, gives them Settle to stop choosing this instance: called the moment drain
+// begins, before the instance turns unready or closes a listener. Safe to call more than
+// once.
 func (a *Announcement) Withdraw(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
 		a.cancel()
 		<-a.done
-		err = a.reg.Deregister(ctx, a.id)
+		if err = a.reg.Deregister(ctx, a.id); err != nil {
+			return
+		}
+		if w, ok := a.reg.(interface {
+			Watchers(context.Context) (int64, error)
+		}); ok {
+			if n, werr := w.Watchers(ctx); werr == nil && n > 0 {
+				select {
+				case <-time.After(Settle):
+				case <-ctx.Done():
+				}
+			}
+		}
 	})
 	return err
 }

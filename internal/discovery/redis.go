@@ -132,6 +132,15 @@ func (r *Redis) Instances(ctx context.Context) ([]Instance, error) {
 	return sortByID(is), nil
 }
 
+// Watchers is how many readers watch for changes right now (gateways).
+func (r *Redis) Watchers(ctx context.Context) (int64, error) {
+	n, err := r.client.PubSubNumSub(ctx, r.events).Result()
+	if err != nil {
+		return 0, err
+	}
+	return n[r.events], nil
+}
+
 // Watch implements Watcher over Redis pub/sub.
 func (r *Redis) Watch(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)

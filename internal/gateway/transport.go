@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,7 +55,11 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	body := &onceBody{r: req.Body}
 	if req.Body == nil || req.Body == http.NoBody {
 		body = nil
-	} else if idempotent && req.ContentLength > 0 && req.ContentLength <= maxReplayBody {
+	} else if req.ContentLength > 0 && req.ContentLength <= maxReplayBody {
+		// Kept for every method: the transport below may then resend a request it knows
+		// was not written (GetBody), and a POST may follow a refused connection elsewhere.
+		// Whether a request is resent after it reached an instance is decided below, by
+		// method, not by whether the body could be.
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
 		if err != nil {
 			return nil, err
@@ -83,6 +88,9 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL.Scheme, out.URL.Host = "http", u.addr
 		if body != nil {
 			out.Body = body.next()
+			if body.replay != nil {
+				out.GetBody = func() (io.ReadCloser, error) { return body.next(), nil }
+			}
 		}
 		x.upstream.Store(u)
 		load := &u.inflight
@@ -93,7 +101,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := t.base.RoundTrip(out)
 		more := attempt+1 < cfg.Retry.Attempts
 		switch {
-		case err != nil && connectError(err):
+		case err != nil && notProcessed(err):
 			// It never reached the instance: any request may go elsewhere, and no
 			// instance got extra load from it, so the budget is not charged.
 			load.Add(-1)
@@ -160,14 +168,18 @@ func retryableStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
-// connectError reports whether err happened before any byte of the request reached the
-// instance: the dial failed (refused, unreachable, timed out).
-func connectError(err error) bool {
+// notProcessed reports whether err says the instance cannot have acted on the request:
+// the dial failed (refused, unreachable, timed out), or the instance closed the idle
+// connection the request was sent on. The instances are Go http.Servers, which close a
+// connection as idle (when draining, or after their idle timeout) only while no request
+// on it is being read, so a request that met that close was never processed. net/http
+// resends such a request by itself only when it is idempotent; here any may go elsewhere.
+func notProcessed(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // onceBody lets a request body be sent again: from memory when it was buffered, or as
