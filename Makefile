@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test vet check-generated proto tools lint-openapi e2e screenshot build run bench
+.PHONY: test vet check-generated proto tools lint-openapi e2e screenshot build run bench demo-cluster
 
 test: vet check-generated tools lint-openapi
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
@@ -69,3 +69,8 @@ bench:
 	else \
 		echo "bench: PostgreSQL is not installed; measuring SQLite only" >&2; bin/plazabench; \
 	fi
+
+# demo-cluster starts PostgreSQL, Redis, three instances and two gateways on loopback
+# (gateways on :8000 and :8010) and stops them after DEMO_SECONDS (600) or on Ctrl-C.
+demo-cluster: build
+	bash scripts/with-services.sh bash scripts/demo-cluster.sh

@@ -31,6 +31,8 @@ Commands:
   migrate   apply or inspect database migrations: migrate up | down | status
   seed      add generated products: seed --products N
   user      manage users: user create --email … --name … [--admin] | user list
+  gateway   serve the API gateway in front of the instances: gateway [--config FILE]
+  instances list the instances the registry holds
   version   print version, commit and Go version
 
 Run 'plaza <command> --help' for the settings a command reads.
@@ -74,6 +76,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		// The access log writes a line per request: batch them (a write every 100 ms at
 		// most, not one system call a line); Close writes the rest before run returns.
+		cfg.Version = version
 		logs := logbuf.New(stderr, 64<<10, logbuf.FlushInterval)
 		defer logs.Close()
 		return app.Serve(ctx, cfg, newLogger(cfg, logs))
@@ -96,6 +99,10 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, rest, getenv, stdin, stdout, stderr)
+	case "gateway":
+		return runGateway(ctx, rest, getenv, stdout, stderr)
+	case "instances":
+		return runInstances(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "plaza %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -175,6 +175,23 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	rpcErr := make(chan error, 1)
 	go func() { rpcErr <- rpc.Serve(rpcLn) }()
 	background.Go(func() error { rpc.WatchReadiness(streamsCtx); return nil })
+	registration, err := announce(ctx, cfg, d, ln.Addr(), rpcLn.Addr(), api.Ready, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	// Leaving the registry happens first thing in the drain, and on any other way out.
+	leave := func() {
+		if registration == nil {
+			return
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer wcancel()
+		if err := registration.Withdraw(wctx); err != nil {
+			log.Warn("leaving the registry failed; gateways drop this instance when its registration lapses", "err", err)
+		}
+	}
+	defer leave()
 
 	select {
 	case err := <-serveErr:
@@ -184,6 +201,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 
+	// Leave the registry first, so gateways stop choosing this instance before it answers
+	// 503 or closes its listeners.
+	leave()
 	// The drain's phases: readiness fails at once while everything keeps serving (each
 	// response closing its connection) for DrainDelay, long enough for load balancers to
 	// notice; only then do the listeners close and in-flight work get ShutdownTimeout.

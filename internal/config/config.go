@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"plaza/internal/discovery"
 )
 
 // Config is the whole configuration of `plaza serve` and the commands that share it.
@@ -49,6 +51,25 @@ type Config struct {
 	WSMaxConns     int           // WebSocket connections per user per instance
 	PresenceTTL    time.Duration // how long a chat member outlives its instance's last heartbeat
 	GraphQL        GraphQL
+	Discovery      Discovery
+	Gateway        Gateway
+	// Version is the build's version, set by the command (not a setting): instances
+	// announce it.
+	Version string
+}
+
+// Discovery is how instances announce themselves and gateways find them.
+type Discovery struct {
+	Spec          string        // PLAZA_DISCOVERY: redis, static:…, dns://…, dns+srv://…; "" = redis when REDIS_URL is set
+	TTL           time.Duration // a registration lapses this long after its last heartbeat
+	Zone          string        // this instance's (or gateway's) zone, for zone preference
+	AdvertiseHost string        // host announced instead of the listener's when it listens on all interfaces
+}
+
+// Gateway holds the listen addresses of `plaza gateway`.
+type Gateway struct {
+	HTTPAddr string
+	GRPCAddr string
 }
 
 // GraphQL holds the limits of /graphql.
@@ -305,6 +326,37 @@ var options = []option{
 		c.GraphQL.Introspection = v
 		return nil
 	}},
+	{"PLAZA_DISCOVERY", "discovery", "", "where instances are found: redis (the default with REDIS_URL), static:HTTP=GRPC,…, dns://NAME:PORT?grpc=PORT, dns+srv://NAME", func(c *Config, v string) error {
+		c.Discovery.Spec = v
+		if v == "" {
+			return nil
+		}
+		return discovery.CheckSpec(v)
+	}},
+	{"PLAZA_DISCOVERY_TTL", "discovery-ttl", "10s", "an instance that stops heartbeating (every third of it) leaves the registry after this long", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 300*time.Millisecond {
+			return fmt.Errorf("expected a duration of at least 300ms like 10s, got %q", v)
+		}
+		c.Discovery.TTL = d
+		return nil
+	}},
+	{"PLAZA_ZONE", "zone", "", "zone (rack, availability zone) of this instance or gateway; gateways prefer instances of their own zone", func(c *Config, v string) error {
+		c.Discovery.Zone = v
+		return nil
+	}},
+	{"PLAZA_ADVERTISE_HOST", "advertise-host", "", "host announced in the registry (default: the listener's address, or the host name when listening on all interfaces)", func(c *Config, v string) error {
+		c.Discovery.AdvertiseHost = v
+		return nil
+	}},
+	{"PLAZA_GATEWAY_ADDR", "gateway-addr", ":8000", "plaza gateway: HTTP listen address", func(c *Config, v string) error {
+		c.Gateway.HTTPAddr = v
+		return addr(v)
+	}},
+	{"PLAZA_GATEWAY_GRPC_ADDR", "gateway-grpc-addr", ":8001", "plaza gateway: gRPC (h2c) listen address", func(c *Config, v string) error {
+		c.Gateway.GRPCAddr = v
+		return addr(v)
+	}},
 }
 
 // Load reads the configuration of the command whose flag set is fs: it adds a flag for
@@ -400,6 +452,8 @@ func (c Config) validate() error {
 		return &Error{Var: "PLAZA_GRPC_TLS_KEY", Msg: "required when PLAZA_GRPC_TLS_CERT is set"}
 	case c.GRPCTLSKey != "" && c.GRPCTLSCert == "":
 		return &Error{Var: "PLAZA_GRPC_TLS_CERT", Msg: "required when PLAZA_GRPC_TLS_KEY is set"}
+	case c.Discovery.Spec == "redis" && c.RedisURL == "":
+		return &Error{Var: "PLAZA_DISCOVERY", Msg: "redis needs REDIS_URL"}
 	}
 	if !c.Production() {
 		return nil

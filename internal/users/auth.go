@@ -187,35 +187,15 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 // would let a deleted user back in while Redis is down; the lookup falls back to the
 // database instead.
 func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Principal, error) {
-	now := s.now()
-	c, ok := s.verified.get(token, now)
-	if !ok {
-		var err error
-		if c, err = s.keys.parseAccess(token, s.now); err != nil {
-			return plaza.Principal{}, err
-		}
-		s.verified.put(token, c, now)
-	}
-	if _, revoked := s.cache.Get(ctx, revokedKey(c.ID)); revoked {
-		return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
-	}
-	if c.Family != "" {
-		if _, revoked := s.cache.Get(ctx, familyKey(c.Family)); revoked {
-			return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
-		}
-	}
-	if v, ok := s.cache.Get(ctx, sessionsKey(c.Subject)); ok {
-		// The password changed: tokens issued before that second are ended. (A token issued
-		// in the same second, just before the change, slips through: iat has whole seconds.)
-		if since, err := strconv.ParseInt(string(v), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
-			return plaza.Principal{}, plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
-		}
-	}
-	role, err := s.currentRole(ctx, c.Subject)
+	c, err := s.verifier.Verify(ctx, token)
 	if err != nil {
 		return plaza.Principal{}, err
 	}
-	return plaza.Principal{UserID: c.Subject, Role: role, TokenID: c.ID}, nil
+	role, err := s.currentRole(ctx, c.UserID)
+	if err != nil {
+		return plaza.Principal{}, err
+	}
+	return plaza.Principal{UserID: c.UserID, Role: role, TokenID: c.TokenID}, nil
 }
 
 // deletedUser is cached for a user that no longer exists.

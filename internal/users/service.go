@@ -111,7 +111,7 @@ type Service struct {
 	now           func() time.Time
 	hasher        *hasher
 
-	verified           *verifiedTokens
+	verifier           *Verifier // signature, claims and revocations; Authenticate adds the role
 	decoded            *decodedUsers
 	sessionLifetime    time.Duration
 	registrationsPerIP int
@@ -130,7 +130,7 @@ func New(opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.verified = newVerifiedTokens(maxVerified)
+	s.verifier = &Verifier{keys: kr, state: opts.Cache, now: s.now, verified: newVerifiedTokens(maxVerified)}
 	s.decoded = newDecodedUsers(maxVerified)
 	s.registrationsPerIP = opts.RegistrationsPerIP
 	if s.registrationsPerIP == 0 {

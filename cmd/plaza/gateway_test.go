@@ -1,0 +1,597 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+
+	plazav1 "plaza/api/proto/plaza/v1"
+	"plaza/internal/redistest"
+	"plaza/internal/store/storetest"
+)
+
+// gatewayProc is one `plaza gateway` started in-process through run.
+type gatewayProc struct {
+	URL, GRPCAddr string
+	cancel        context.CancelFunc
+	done          chan struct{}
+	err           error // what run returned, once done is closed
+	logs          *lineLog
+}
+
+// lineLog keeps a process's log lines and finds the address a line announces.
+type lineLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// addr returns the addr of the first line logged with msg, once there is one.
+func (l *lineLog) addr(t *testing.T, msg string, exited <-chan struct{}) string {
+	t.Helper()
+	deadline := time.Now().Add(startWithin)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(l.String()))
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == msg {
+				return line.Addr
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("exited before %q\n%s", msg, l)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q line within %s\n%s", msg, startWithin, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startGateway(t *testing.T, env map[string]string, args ...string) *gatewayProc {
+	t.Helper()
+	vars := map[string]string{"PLAZA_GATEWAY_ADDR": "127.0.0.1:0", "PLAZA_GATEWAY_GRPC_ADDR": "127.0.0.1:0", "PLAZA_LOG_LEVEL": "info", "PLAZA_DATA_DIR": t.TempDir()}
+	for k, v := range env {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gatewayProc{cancel: cancel, done: make(chan struct{}), logs: &lineLog{}}
+	go func() {
+		g.err = run(ctx, append([]string{"plaza", "gateway"}, args...), func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, g.logs)
+		close(g.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-g.done:
+		case <-time.After(60 * time.Second):
+			t.Error("gateway did not stop within 60s")
+		}
+	})
+	g.GRPCAddr = g.logs.addr(t, "gateway grpc listening", g.done)
+	g.URL = "http://" + g.logs.addr(t, "gateway listening", g.done)
+	waitReady(t, g.URL)
+	return g
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(startWithin)
+	for {
+		res, err := http.Get(url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/readyz never answered 200 (last: %v)", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// binaryInstance is a `plaza serve` in a process of its own, so that it can be killed.
+type binaryInstance struct {
+	URL, Addr string
+	cmd       *exec.Cmd
+	logs      *lineLog
+}
+
+func buildPlaza(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "plaza")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startBinary(t *testing.T, bin string, env map[string]string) *binaryInstance {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "PLAZA_HTTP_ADDR=127.0.0.1:0", "PLAZA_GRPC_ADDR=127.0.0.1:0", "PLAZA_LOG_LEVEL=info", "PLAZA_DATA_DIR="+t.TempDir())
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	b := &binaryInstance{cmd: cmd, logs: &lineLog{}}
+	cmd.Stderr = b.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	b.Addr = b.logs.addr(t, "http server listening", exited)
+	b.URL = "http://" + b.Addr
+	waitReady(t, b.URL)
+	return b
+}
+
+// metric sums the samples of name whose labels contain every one of labels.
+func metric(t *testing.T, url, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
+}
+
+func served(t *testing.T, instanceURL string) float64 {
+	v, _ := metric(t, instanceURL, "plaza_http_requests_total")
+	return v
+}
+
+// load sends requests through the gateways from workers goroutines until stop is closed,
+// and counts what failed.
+type load struct {
+	sent, failed atomic.Int64
+	mu           sync.Mutex
+	failures     []string
+	wg           sync.WaitGroup
+	stop         chan struct{}
+}
+
+func startLoad(workers int, do func(i int) (int, error)) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := w; ; i += workers {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				code, err := do(i)
+				l.sent.Add(1)
+				if err != nil || code >= 300 {
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.failures = append(l.failures, strconv.Itoa(code)+" "+errString(err))
+					l.mu.Unlock()
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) end() { close(l.stop); l.wg.Wait() }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func getStatus(url string) (int, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+func postStatus(url, body string) (int, error) {
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+const gatewayConfig = `# routes of the end-to-end test
+routes:
+  - name: limited
+    path_prefix: /api/categories
+    methods: [GET]
+    limit: {rate: 0.05, burst: 6}
+  - name: api
+    path_prefix: /
+    pool: instances
+    timeout: 20s
+`
+
+// TestGatewayCluster is the issue's proof on loopback: PostgreSQL, Redis, three
+// instances (one a process of its own, to be killed) and two gateways.
+func TestGatewayCluster(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t) // a Redis of its own: the registry must hold only this test's instances
+	secret := "gateway-test-secret-0123456789abcdef"
+	common := map[string]string{
+		"DATABASE_URL": storetest.PostgresURL(t), "REDIS_URL": rs.URL(), "PLAZA_JWT_SECRET": secret,
+		"PLAZA_DISCOVERY_TTL": "3s",
+	}
+	inst := func(extra map[string]string) map[string]string {
+		m := map[string]string{"PLAZA_ADMIN_EMAIL": adminEmail, "PLAZA_ADMIN_PASSWORD": adminPassword, "PLAZA_RATE_LIMIT": "0",
+			"PLAZA_TRUSTED_PROXIES": "127.0.0.1/32"}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	bin := buildPlaza(t)
+	a := start(t, inst(nil))
+	b := start(t, inst(nil))
+	c := startBinary(t, bin, inst(nil))
+
+	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(cfgFile, []byte(gatewayConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gwEnv := map[string]string{"PLAZA_RATE_LIMIT": "0"}
+	for k, v := range common {
+		gwEnv[k] = v
+	}
+	gw1 := startGateway(t, gwEnv, "--config", cfgFile)
+	gw2 := startGateway(t, gwEnv, "--config", cfgFile)
+	gws := []*gatewayProc{gw1, gw2}
+	for _, g := range gws {
+		for _, in := range []string{a.Addr, b.Addr, c.Addr} {
+			waitMetric(t, g.URL, "plaza_gateway_upstream_available", 1, `pool="instances"`, `upstream="`+in+`"`)
+		}
+	}
+
+	// `plaza instances` lists the three, ready.
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"plaza", "instances"}, func(k string) string { return common[k] }, strings.NewReader(""), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), " ready"); n != 3 || !strings.Contains(out.String(), c.Addr) {
+		t.Fatalf("plaza instances:\n%s", out.String())
+	}
+
+	t.Run("traffic spreads across instances", func(t *testing.T) {
+		before := []float64{served(t, a.URL), served(t, b.URL), served(t, c.URL)}
+		for i := range 300 {
+			if code, err := getStatus(gws[i%2].URL + "/api/products?limit=1"); code != 200 {
+				t.Fatalf("request %d: %d %v", i, code, err)
+			}
+		}
+		for i, u := range []string{a.URL, b.URL, c.URL} {
+			// Each of three gets a share; a tenth of the 300 leaves room for a balancer's luck.
+			if got := served(t, u) - before[i]; got < 30 {
+				t.Errorf("instance %d served %v of 300 requests", i, got)
+			}
+		}
+	})
+
+	t.Run("a forged token is refused at the edge", func(t *testing.T) {
+		forged := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "plaza", "aud": "plaza-api", "sub": "someone",
+			"jti": "x", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()})
+		forged.Header["kid"] = "whatever"
+		tok, _ := forged.SignedString([]byte("not the secret, not the secret, not it"))
+		req, _ := http.NewRequest("GET", gw1.URL+"/api/users/me", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		// An instance's answer carries its security headers; the gateway's refusal does not.
+		if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") == "" || res.Header.Get("X-Frame-Options") != "" {
+			t.Fatalf("forged token: %d %v", res.StatusCode, res.Header)
+		}
+		rpc := dialGRPC(t, gw2.GRPCAddr, nil)
+		_, err = rpc.users.GetMe(as(t, tok), &plazav1.GetMeRequest{})
+		wantCode(t, "forged token over gRPC", err, codes.Unauthenticated)
+	})
+
+	admin := login(t, gw1.URL)
+
+	t.Run("gRPC and SSE through the gateway", func(t *testing.T) {
+		rpc := dialGRPC(t, gw2.GRPCAddr, nil)
+		page, err := rpc.products.ListProducts(as(t, ""), &plazav1.ListProductsRequest{PageSize: 2})
+		if err != nil || len(page.Products) != 2 {
+			t.Fatalf("ListProducts through the gateway: %v %v", page, err)
+		}
+		if _, err := rpc.users.GetMe(as(t, admin), &plazav1.GetMeRequest{}); err != nil {
+			t.Fatalf("GetMe with a valid token through the gateway: %v", err)
+		}
+		events := openEvents(t, gw2.URL, "?types=product.created", nil)
+		createProduct(t, gw1.URL, admin, "Gateway Lamp")
+		if ev := events.next(); ev.Event != "product.created" || !strings.Contains(ev.Data, "Gateway Lamp") {
+			t.Fatalf("event through the gateway: %+v", ev)
+		}
+	})
+
+	t.Run("chat through gateway 1 reaches a client of gateway 2 on another instance", func(t *testing.T) {
+		ann := registerAndSignIn(t, gw1.URL, "Ann")
+		bob := registerAndSignIn(t, gw2.URL, "Bob")
+		instances := []string{a.URL, b.URL, c.URL}
+		holder := func() int { // the instance whose open connections rose
+			for i, u := range instances {
+				if v, _ := metric(t, u, "plaza_realtime_connections", `transport="ws"`); v > 0 {
+					return i
+				}
+			}
+			return -1
+		}
+		wa := connect(t, gw1.URL, ann)
+		wa.send(`{"type":"join","room":"general"}`)
+		wa.next("joined")
+		first := holder()
+		if first < 0 {
+			t.Fatal("no instance counts the WebSocket of gateway 1")
+		}
+		var wb *wsConn
+		for range 30 { // each try lands elsewhere with probability 2/3
+			wb = connect(t, gw2.URL, bob)
+			wb.send(`{"type":"join","room":"general"}`)
+			wb.next("joined")
+			n := 0
+			for _, u := range instances {
+				if v, _ := metric(t, u, "plaza_realtime_connections", `transport="ws"`); v > 0 {
+					n++
+				}
+			}
+			if n == 2 {
+				break
+			}
+			wb.c.CloseNow()
+			wb = nil
+		}
+		if wb == nil {
+			t.Fatal("gateway 2 never placed the second socket on another instance")
+		}
+		wa.send(`{"type":"message","room":"general","text":"through two gateways","client_id":"g1"}`)
+		if m := wb.next("message").msg(); m.Text != "through two gateways" || m.UserName != "Ann" {
+			t.Fatalf("bob got %+v", m)
+		}
+	})
+
+	t.Run("one rate limit across both gateways", func(t *testing.T) {
+		ok, limited := 0, 0
+		for i := range 12 {
+			res, err := http.Get(gws[i%2].URL + "/api/categories")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			switch res.StatusCode {
+			case 200:
+				ok++
+			case 429:
+				limited++
+				if res.Header.Get("Retry-After") == "" || res.Header.Get("RateLimit-Limit") != "6" || res.Header.Get("RateLimit-Remaining") != "0" {
+					t.Fatalf("429 headers: %v", res.Header)
+				}
+			default:
+				t.Fatalf("categories: %d", res.StatusCode)
+			}
+		}
+		// Burst 6 at one request per 20 s: counted per gateway, 12 would pass.
+		if ok > 7 || limited < 5 {
+			t.Fatalf("%d passed and %d were limited of 12 alternating between the gateways", ok, limited)
+		}
+	})
+
+	t.Run("killing an instance mid-load loses no idempotent request", func(t *testing.T) {
+		l := startLoad(6, func(i int) (int, error) { return getStatus(gws[i%2].URL + "/api/products?limit=2") })
+		time.Sleep(time.Second)
+		killed := time.Now()
+		c.cmd.Process.Kill()
+		// It leaves both gateways' pools (ejected or failing its checks) within the issue's 2 s; the
+		// bound is doubled for a loaded machine, and the measured time logged.
+		var left time.Duration
+		for _, g := range gws {
+			waitMetric(t, g.URL, "plaza_gateway_upstream_available", 0, `pool="instances"`, `upstream="`+c.Addr+`"`)
+			left = max(left, time.Since(killed))
+		}
+		t.Logf("the killed instance left both pools after %v", left)
+		if left > 4*time.Second {
+			t.Errorf("the killed instance left the pools after %v, want within 2 s", left)
+		}
+		time.Sleep(time.Second)
+		l.end()
+		if l.failed.Load() > 0 {
+			t.Fatalf("%d of %d requests failed: %v", l.failed.Load(), l.sent.Load(), l.failures[:min(5, len(l.failures))])
+		}
+		t.Logf("%d requests, none lost", l.sent.Load())
+	})
+
+	t.Run("a new instance joins and a draining one gets no new requests", func(t *testing.T) {
+		d := start(t, inst(nil))
+		for _, g := range gws {
+			waitMetric(t, g.URL, "plaza_gateway_upstream_available", 1, `pool="instances"`, `upstream="`+d.Addr+`"`)
+		}
+		before := served(t, d.URL)
+		for i := range 60 {
+			if code, err := getStatus(gws[i%2].URL + "/api/products?limit=1"); code != 200 {
+				t.Fatalf("request %d: %d %v", i, code, err)
+			}
+		}
+		if served(t, d.URL) == before {
+			t.Fatal("the new instance got none of 60 requests")
+		}
+		// Drain b under a load of reads and of POSTs, which are never retried once sent:
+		// each one answered shows the gateway did not send it to the draining instance.
+		query := `{"query":"{ categories { path } }"}`
+		l := startLoad(4, func(i int) (int, error) {
+			if i%2 == 0 {
+				return postStatus(gws[i/2%2].URL+"/graphql", query)
+			}
+			return getStatus(gws[i/2%2].URL + "/api/products?limit=1")
+		})
+		time.Sleep(500 * time.Millisecond)
+		if err := b.stop(t); err != nil {
+			t.Errorf("instance b's drain: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		l.end()
+		if l.failed.Load() > 0 {
+			t.Fatalf("%d of %d requests failed during the drain: %v\n%s", l.failed.Load(), l.sent.Load(), l.failures[:min(5, len(l.failures))],
+				exchangeFailures(gws))
+		}
+	})
+}
+
+// exchangeFailures are the gateways' log lines about failed upstream exchanges.
+func exchangeFailures(gws []*gatewayProc) string {
+	var out []string
+	for _, g := range gws {
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(line, "upstream exchange failed") {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// waitMetric polls until the gateway's metric (summed over matching series) equals want;
+// a series that is gone counts as 0.
+func waitMetric(t *testing.T, url, name string, want float64, labels ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _ := metric(t, url, name, labels...)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v at %s is %v, want %v", name, labels, url, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGatewayReloadsOnSIGHUP: SIGHUP applies a changed --config file without a restart;
+// a broken file is refused with its line and field in the log, and the running
+// configuration stays.
+func TestGatewayReloadsOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	t.Cleanup(upstream.Close)
+	file := filepath.Join(t.TempDir(), "gateway.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("routes:\n  - name: private\n    path_prefix: /\n    auth: required\n")
+	g := startGateway(t, map[string]string{"PLAZA_DISCOVERY": "static:" + strings.TrimPrefix(upstream.URL, "http://"),
+		"PLAZA_JWT_SECRET": "reload-test-secret-0123456789abcdef"}, "--config", file)
+	status := func() int {
+		code, err := getStatus(g.URL + "/anything")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, g.logs)
+		}
+		return code
+	}
+	if code := status(); code != 401 {
+		t.Fatalf("auth required: %d", code)
+	}
+	hup := func(wantLog string) {
+		t.Helper()
+		before := strings.Count(g.logs.String(), wantLog)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(g.logs.String(), wantLog) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q after SIGHUP:\n%s", wantLog, g.logs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	write("routes:\n  - name: private\n    path_prefix: /\n    auth: sometimes\n")
+	hup("configuration not reloaded")
+	if !strings.Contains(g.logs.String(), `gateway.yaml:4: routes[0].auth`) {
+		t.Fatalf("the refusal does not name the line and field:\n%s", g.logs)
+	}
+	if code := status(); code != 401 {
+		t.Fatalf("after a bad reload the old configuration must stay: %d", code)
+	}
+	write("routes:\n  - name: public\n    path_prefix: /\n")
+	hup("configuration reloaded")
+	if code := status(); code != 200 {
+		t.Fatalf("after the reload: %d", code)
+	}
+}

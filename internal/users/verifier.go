@@ -1,0 +1,79 @@
+package users
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"plaza/internal/plaza"
+)
+
+// StateReader reads the security state that every instance writes: revoked token IDs,
+// revoked login families and password-change marks. cache.Cache implements it; so does
+// any reader of the same keys under the same prefix (plaza:state: in Redis).
+type StateReader interface {
+	Get(ctx context.Context, key string) ([]byte, bool)
+}
+
+// Claims are what a verified access token says about its holder.
+type Claims struct {
+	UserID  string
+	Role    plaza.Role // the role when the token was issued; the service rechecks the stored one
+	TokenID string
+}
+
+// Verifier checks access tokens the way Authenticate does, minus the look-up of the
+// user's current record, so that a process without the users store (plaza gateway)
+// refuses exactly the tokens the instances would: same keys, same claims, same
+// revocation list. It is safe for concurrent use.
+type Verifier struct {
+	keys     *keyring
+	state    StateReader
+	now      func() time.Time
+	verified *verifiedTokens
+}
+
+// NewVerifier verifies with keys (the first signs elsewhere; every one verifies here) and
+// reads revocations from state. now is the clock (nil: time.Now).
+func NewVerifier(keys [][]byte, state StateReader, now func() time.Time) (*Verifier, error) {
+	kr, err := newKeyring(keys)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{keys: kr, state: state, now: now, verified: newVerifiedTokens(maxVerified)}, nil
+}
+
+// Verify checks the token's signature and claims, then that it has not been revoked by a
+// logout (its jti), by the end of its login (its family) or by a password change since it
+// was issued. Every refusal is EUnauthenticated. While the state cannot be read (Redis
+// down) the revocation checks fail open, as they do on the instances.
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	now := v.now()
+	c, ok := v.verified.get(token, now)
+	if !ok {
+		var err error
+		if c, err = v.keys.parseAccess(token, v.now); err != nil {
+			return Claims{}, err
+		}
+		v.verified.put(token, c, now)
+	}
+	if _, revoked := v.state.Get(ctx, revokedKey(c.ID)); revoked {
+		return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
+	}
+	if c.Family != "" {
+		if _, revoked := v.state.Get(ctx, familyKey(c.Family)); revoked {
+			return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
+		}
+	}
+	if val, ok := v.state.Get(ctx, sessionsKey(c.Subject)); ok {
+		// The password changed: tokens issued before that second are ended. (A token issued
+		// in the same second, just before the change, slips through: iat has whole seconds.)
+		if since, err := strconv.ParseInt(string(val), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
+			return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
+		}
+	}
+	return Claims{UserID: c.Subject, Role: c.Role, TokenID: c.ID}, nil
+}
