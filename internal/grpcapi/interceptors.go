@@ -2,8 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -62,10 +60,10 @@ func withContext(ss grpc.ServerStream, ctx context.Context) grpc.ServerStream {
 func (s *Server) identify(ctx context.Context, setHeader func(metadata.MD) error) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	id := ""
-	if v := md.Get(requestIDKey); len(v) > 0 && validRequestID(v[0]) {
+	if v := md.Get(requestIDKey); len(v) > 0 && plaza.ValidRequestID(v[0]) {
 		id = v[0]
 	} else {
-		id = newRequestID()
+		id = plaza.NewRequestID()
 	}
 	_ = setHeader(metadata.Pairs(requestIDKey, id))
 	ci := &callInfo{id: id, ip: peerIP(ctx)}
@@ -90,25 +88,6 @@ func peerIP(ctx context.Context) string {
 		return host
 	}
 	return p.Addr.String()
-}
-
-// validRequestID is REST's rule: up to 128 letters, digits, '-', '_' or '.'.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // observe writes the access log line, in the shape of REST's ("request" with method,

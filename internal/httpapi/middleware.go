@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -44,32 +42,14 @@ func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
 func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
-		if !validRequestID(id) {
-			id = newRequestID()
+		if !plaza.ValidRequestID(id) {
+			id = plaza.NewRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
 		ri := &reqInfo{id: id, ip: clientIP(r, trusted)}
 		ctx := plaza.WithClientIP(context.WithValue(r.Context(), reqInfoKey{}, ri), ri.ip)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // securityHeaders sets the headers every response carries.
@@ -189,7 +169,7 @@ func sanitizeHeaderList(s string) string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if f != "" && validRequestID(f) {
+		if f != "" && plaza.ValidRequestID(f) {
 			out = append(out, f)
 		}
 	}

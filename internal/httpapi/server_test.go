@@ -409,7 +409,7 @@ func TestMetricsUseRoutePatterns(t *testing.T) {
 	t.Parallel()
 	ts, _, _ := newTestServer(t, Options{})
 	do(t, must(http.NewRequest("GET", ts.URL+"/healthz", nil)))
-	do(t, must(http.NewRequest("GET", ts.URL+"/api/random-"+newRequestID(), nil)))
+	do(t, must(http.NewRequest("GET", ts.URL+"/api/random-"+plaza.NewRequestID(), nil)))
 	body, _ := io.ReadAll(do(t, must(http.NewRequest("GET", ts.URL+"/metrics", nil))).Body)
 	text := string(body)
 	for _, want := range []string{
