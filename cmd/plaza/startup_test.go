@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStartupFailuresWriteNothing: a busy port, a weak admin password and a database that
@@ -77,16 +78,20 @@ func TestStartupSaysWhereDataLivesAndHowToGetAnAdmin(t *testing.T) {
 		Listeners []string
 	}
 	hint := false
-	for _, line := range strings.Split(in.logs.String(), "\n") {
-		var l struct{ Msg string }
-		if json.Unmarshal([]byte(line), &l) != nil {
-			continue
-		}
-		switch {
-		case l.Msg == "plaza started":
-			_ = json.Unmarshal([]byte(line), &started)
-		case strings.HasPrefix(l.Msg, "no admin exists yet"):
-			hint = strings.Contains(l.Msg, "PLAZA_ADMIN_EMAIL") && strings.Contains(l.Msg, "plaza user create")
+	// Log lines reach the output in batches (at most 100 ms late): read until both are
+	// there, for at most a minute (a hang guard).
+	for deadline := time.Now().Add(time.Minute); (started.Data == "" || !hint) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(in.logs.String(), "\n") {
+			var l struct{ Msg string }
+			if json.Unmarshal([]byte(line), &l) != nil {
+				continue
+			}
+			switch {
+			case l.Msg == "plaza started":
+				_ = json.Unmarshal([]byte(line), &started)
+			case strings.HasPrefix(l.Msg, "no admin exists yet"):
+				hint = strings.Contains(l.Msg, "PLAZA_ADMIN_EMAIL") && strings.Contains(l.Msg, "plaza user create")
+			}
 		}
 	}
 	if want := filepath.Join(dir, "plaza.db"); started.Data != want || !filepath.IsAbs(started.Data) {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"plaza/internal/logx"
 	"plaza/internal/plaza"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) observe(ctx context.Context, method, kind string, start time.Ti
 		slog.String("user_id", ci.userID),
 		slog.String("client_ip", ci.ip),
 	}
-	s.log.LogAttrs(ctx, level, "request", attrs...)
+	s.log.LogAttrs(ctx, level, logx.AccessLog, attrs...)
 }
 
 func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"plaza/internal/logx"
 	"plaza/internal/plaza"
 )
 
@@ -94,7 +95,7 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 			if ri.err != nil {
 				attrs = append(attrs, slog.String("err", ri.err.Error()))
 			}
-			log.LogAttrs(r.Context(), level, "request", attrs...)
+			log.LogAttrs(r.Context(), level, logx.AccessLog, attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})

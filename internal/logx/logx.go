@@ -38,8 +38,12 @@ type seen struct {
 
 func (l *limiter) Enabled(ctx context.Context, level slog.Level) bool { return l.h.Enabled(ctx, level) }
 
+// AccessLog is the message of access-log lines (REST and gRPC). Each is the one record
+// of its request, so none is ever counted away, whatever its level.
+const AccessLog = "request"
+
 func (l *limiter) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
+	if r.Level < slog.LevelWarn || r.Message == AccessLog {
 		return l.h.Handle(ctx, r)
 	}
 	key := r.Level.String() + "\x00" + r.Message

@@ -54,3 +54,21 @@ func TestLimitBoundsRepeatedWarnings(t *testing.T) {
 		t.Fatal("the first line carries a suppressed count")
 	}
 }
+
+// TestAccessLogIsNeverLimited: every request's access-log line is written, also at error
+// level (a 5xx) and many in one second: it is the only record of that request.
+func TestAccessLogIsNeverLimited(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	log := slog.New(Limit(slog.NewJSONHandler(&out, nil), time.Second))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		r := slog.NewRecord(t0.Add(time.Duration(i)*time.Millisecond), slog.LevelError, AccessLog, 0)
+		if err := log.Handler().Handle(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 50 {
+		t.Fatalf("%d of 50 access-log lines written", n)
+	}
+}
