@@ -561,8 +561,16 @@ func TestGatewayReloadsOnSIGHUP(t *testing.T) {
 	write("routes:\n  - name: private\n    path_prefix: /\n    auth: required\n")
 	g := startGateway(t, map[string]string{"PLAZA_DISCOVERY": "static:" + strings.TrimPrefix(upstream.URL, "http://"),
 		"PLAZA_JWT_SECRET": "reload-test-secret-0123456789abcdef"}, "--config", file)
+	// The upstream here is a stand-in, not Plaza: its path is no API operation.
+	plain := &http.Client{Transport: openapitest.Unvalidated}
 	status := func() int {
-		code, err := getStatus(g.URL + "/anything")
+		res, err := plain.Get(g.URL + "/anything")
+		code := 0
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			code = res.StatusCode
+		}
 		if err != nil {
 			t.Fatalf("%v\n%s", err, g.logs)
 		}
