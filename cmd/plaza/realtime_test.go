@@ -339,10 +339,13 @@ func TestChatRecoveryAndRestart(t *testing.T) {
 	}
 	b.send(`{"type":"message","room":"general","text":"seen"}`)
 	last := a.next("message").msg().ID
-	a.c.CloseNow() // dropped, not left
+	b.next("message") // b's own echo of "seen": each echo below is then the message just sent
+	a.c.CloseNow()    // dropped, not left
 	for _, text := range []string{"m1", "m2", "m3"} {
 		b.send(`{"type":"message","room":"general","text":"` + text + `"}`)
-		b.next("message")
+		if got := b.next("message").msg().Text; got != text {
+			t.Fatalf("echo of %q: %q", text, got)
+		}
 	}
 	a = connect(t, in.URL, ann)
 	a.send(`{"type":"join","room":"general","since":"` + last + `"}`)
