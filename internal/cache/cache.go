@@ -30,6 +30,8 @@ import (
 type Backend interface {
 	// Get returns the value of key and whether it was there.
 	Get(ctx context.Context, key string) ([]byte, bool, error)
+	// GetMany returns the values of keys in one round trip: vals[i] and ok[i] are keys[i]'s.
+	GetMany(ctx context.Context, keys []string) (vals [][]byte, ok []bool, err error)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	Delete(ctx context.Context, keys ...string) error
 	// Incr atomically adds 1 to key's counter and returns the new value; the TTL is set
@@ -180,6 +182,57 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 	}
 	prom.Inc(c.m.misses)
 	return nil, false
+}
+
+// GetMany is Get for several keys: those the local tier holds are answered there, the
+// rest by the backend in one round trip. vals[i] and ok[i] are keys[i]'s; a backend error
+// makes every key the local tier did not hold a miss, as in Get.
+func (c *Cache) GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok []bool) {
+	vals, ok = make([][]byte, len(keys)), make([]bool, len(keys))
+	if c.inproc {
+		// No round trips to save, and no local tier in front of an in-process backend.
+		for i, key := range keys {
+			vals[i], ok[i] = c.Get(ctx, key)
+		}
+		return vals, ok
+	}
+	epoch, useLocal := c.localEpoch()
+	rest := make([]string, 0, len(keys)) // the keys the backend is asked for
+	at := make([]int, 0, len(keys))      // and their places in keys
+	for i, key := range keys {
+		if useLocal {
+			if item := c.local.c.Get(key); item != nil && item.Value().epoch == epoch {
+				vals[i], ok[i] = bytes.Clone(item.Value().val), true
+				c.m.hit("local")
+				continue
+			}
+		}
+		rest, at = append(rest, key), append(at, i)
+	}
+	if len(rest) == 0 {
+		return vals, ok
+	}
+	inv := c.invals.Load()
+	var got [][]byte
+	var found []bool
+	if err := c.call(ctx, "get", func(ctx context.Context) (err error) {
+		got, found, err = c.b.GetMany(ctx, rest)
+		return err
+	}); err != nil {
+		found = make([]bool, len(rest))
+	}
+	for j, i := range at {
+		if !found[j] {
+			prom.Inc(c.m.misses)
+			continue
+		}
+		vals[i], ok[i] = got[j], true
+		c.m.hit("backend")
+		if useLocal {
+			c.fill(rest[j], got[j], c.localTTL, epoch, inv)
+		}
+	}
+	return vals, ok
 }
 
 // get looks in the local tier, then the backend, and tells where it found key.

@@ -95,6 +95,39 @@ func contract(t *testing.T, be backend) {
 		expectValue(t, b, "empty", "")
 	})
 
+	t.Run("get many reads present, missing and empty values in order", func(t *testing.T) {
+		t.Parallel()
+		b, peer := be.open(t)
+		ctx := t.Context()
+		must(t, b.Set(ctx, "one", []byte("1"), time.Minute))
+		must(t, b.Set(ctx, "empty", []byte{}, time.Minute))
+		vals, ok, err := peer().GetMany(ctx, []string{"missing", "one", "empty", "one"})
+		must(t, err)
+		want := []struct {
+			ok  bool
+			val string
+		}{{false, ""}, {true, "1"}, {true, ""}, {true, "1"}}
+		if len(vals) != len(want) || len(ok) != len(want) {
+			t.Fatalf("GetMany of 4 keys gave %d values and %d flags", len(vals), len(ok))
+		}
+		for i, w := range want {
+			if ok[i] != w.ok || string(vals[i]) != w.val {
+				t.Errorf("key %d: got %q (ok %v), want %q (ok %v)", i, vals[i], ok[i], w.val, w.ok)
+			}
+		}
+
+		// Through the Cache, answered partly by the local tier and partly by the backend.
+		c := cache.New(b, cache.Options{LocalSize: 10})
+		t.Cleanup(func() { c.Close() })
+		if _, hit := c.Get(ctx, "one"); !hit {
+			t.Fatal("Get of a stored key missed")
+		}
+		cv, cok := c.GetMany(ctx, "missing", "one", "empty")
+		if cok[0] || !cok[1] || string(cv[1]) != "1" || !cok[2] || len(cv[2]) != 0 {
+			t.Fatalf("Cache.GetMany = %q %v; want [missing, 1, empty]", cv, cok)
+		}
+	})
+
 	// The windows are seconds long so that Redis, on the real clock, has a second of
 	// margin on a loaded machine; in the memory backend's bubble they take no time.
 	t.Run("entries expire after their ttl", func(t *testing.T) {

@@ -37,6 +37,14 @@ func (m *memory) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return bytes.Clone(item.Value()), true, nil
 }
 
+func (m *memory) GetMany(ctx context.Context, keys []string) ([][]byte, []bool, error) {
+	vals, ok := make([][]byte, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		vals[i], ok[i], _ = m.Get(ctx, k)
+	}
+	return vals, ok, nil
+}
+
 func (m *memory) Set(_ context.Context, key string, val []byte, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

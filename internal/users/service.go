@@ -74,6 +74,7 @@ type RefreshToken struct {
 // instance when the cache is Redis.
 type Cache interface {
 	Get(ctx context.Context, key string) ([]byte, bool)
+	GetMany(ctx context.Context, keys ...string) ([][]byte, []bool)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	Delete(ctx context.Context, keys ...string) error
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)

@@ -12,7 +12,9 @@ import (
 // revoked login families and password-change marks. cache.Cache implements it; so does
 // any reader of the same keys under the same prefix (plaza:state: in Redis).
 type StateReader interface {
-	Get(ctx context.Context, key string) ([]byte, bool)
+	// GetMany returns the values of keys (vals[i] and ok[i] are keys[i]'s), in one round
+	// trip where the state is remote.
+	GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok []bool)
 }
 
 // Claims are what a verified access token says about its holder.
@@ -60,18 +62,22 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		}
 		v.verified.put(token, c, now)
 	}
-	if _, revoked := v.state.Get(ctx, revokedKey(c.ID)); revoked {
+	// One round trip to the shared state for the three marks.
+	keys := []string{revokedKey(c.ID), sessionsKey(c.Subject)}
+	if c.Family != "" {
+		keys = append(keys, familyKey(c.Family))
+	}
+	vals, found := v.state.GetMany(ctx, keys...)
+	if found[0] {
 		return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
 	}
-	if c.Family != "" {
-		if _, revoked := v.state.Get(ctx, familyKey(c.Family)); revoked {
-			return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
-		}
+	if len(keys) > 2 && found[2] {
+		return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
 	}
-	if val, ok := v.state.Get(ctx, sessionsKey(c.Subject)); ok {
+	if found[1] {
 		// The password changed: tokens issued before that second are ended. (A token issued
 		// in the same second, just before the change, slips through: iat has whole seconds.)
-		if since, err := strconv.ParseInt(string(val), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
+		if since, err := strconv.ParseInt(string(vals[1]), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
 			return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
 		}
 	}
