@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,10 +123,43 @@ func (h *harness) measureGateway(ctx context.Context, fl *fleet, backendEnv []st
 			} else {
 				rows[i].Result = &out
 			}
+			// Errors through the gateway come with what its log says about them.
+			if i%2 == 1 && out.ErrorCount() > 0 {
+				if say := logWarnings(gw.logPath, 3); len(say) > 0 {
+					rows[i].Note += fmt.Sprintf("; %s gateway log: %s", k.tag(), strings.Join(say, "; "))
+				}
+			}
 		}
 		if err := gw.stop(30 * time.Second); err != nil {
 			return rows, err
 		}
 	}
 	return rows, nil
+}
+
+// logWarnings returns up to n distinct warnings and errors of a JSON log (message and
+// error), leaving out the gateway's notices that it runs without Redis.
+func logWarnings(path string, n int) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		var l struct{ Level, Msg, Err string }
+		if json.Unmarshal([]byte(line), &l) != nil || (l.Level != "WARN" && l.Level != "ERROR") || strings.Contains(l.Msg, "no REDIS_URL") {
+			continue
+		}
+		say := l.Msg
+		if l.Err != "" {
+			say += " (" + l.Err + ")"
+		}
+		if !slices.Contains(out, say) {
+			out = append(out, say)
+		}
+		if len(out) == n {
+			break
+		}
+	}
+	return out
 }

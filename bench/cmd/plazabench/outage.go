@@ -111,7 +111,7 @@ func (h *harness) measureOutage(ctx context.Context, backendEnv, ids []string, d
 	if err != nil {
 		return rows, nil, err
 	}
-	defer func() { _ = srv.p.stop(30 * time.Second) }()
+	defer func() { _ = srv.p.stop(30 * time.Second) }() // on the early ways out
 	if _, err := waitReady(ctx, srv.p, srv.base+"/readyz", srv.p.started, time.Minute); err != nil {
 		return rows, nil, err
 	}
@@ -165,6 +165,12 @@ func (h *harness) measureOutage(ctx context.Context, backendEnv, ids []string, d
 		return rows, nil, fmt.Errorf("%s: %w", rows[2].Name, err)
 	}
 	rows[2].Result = &again
+	// A server that cannot stop after an outage is a finding too.
+	t0 := time.Now()
+	if err := srv.p.stop(30 * time.Second); err != nil {
+		return rows, rec, fmt.Errorf("after the outage: %w; its warnings: %s", err, strings.Join(logWarnings(srv.p.logPath, 3), "; "))
+	}
+	h.logf("the outage's Plaza stopped in %s", time.Since(t0).Round(time.Millisecond))
 	return rows, rec, nil
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -191,5 +194,28 @@ func TestListeningInodes(t *testing.T) {
 	}
 	if pp, ok := parentPID("77 (postgres: plaza db (x)) S 42 77 77 0"); !ok || pp != 42 {
 		t.Errorf("parentPID = %d, %v", pp, ok)
+	}
+}
+
+func TestLogWarnings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gateway.log")
+	log := `{"level":"INFO","msg":"gateway listening"}
+{"level":"WARN","msg":"gateway: no REDIS_URL; rate limits are counted by each gateway alone"}
+{"level":"WARN","msg":"gateway: upstream ejected","err":"connection refused"}
+not json
+{"level":"WARN","msg":"gateway: upstream ejected","err":"connection refused"}
+{"level":"ERROR","msg":"gateway: no upstream available"}
+{"level":"WARN","msg":"third"}
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := logWarnings(path, 2)
+	if want := []string{"gateway: upstream ejected (connection refused)", "gateway: no upstream available"}; !slices.Equal(got, want) {
+		t.Errorf("logWarnings = %q, want %q", got, want)
+	}
+	if logWarnings(filepath.Join(t.TempDir(), "none"), 2) != nil {
+		t.Error("warnings from a missing log")
 	}
 }
