@@ -1,13 +1,14 @@
 -- report.lua is shared by every scenario script (require "report"; the harness points
 -- LUA_PATH at this directory). Each thread counts status classes and X-Cache values in
 -- response(); done() adds the threads' counts to wrk's summary and prints one line:
--- "PLAZABENCH " followed by a JSON object, latencies in microseconds.
+-- "PLAZABENCH " followed by a JSON object, latencies in microseconds. A script that reads
+-- bodies calls fail() for an answer whose status says success but whose body does not.
 local M = {}
 
 local threads = {}
 
 -- counts is a global so that done() can read it from each thread with thread:get.
-counts = { s2 = 0, s3 = 0, s4 = 0, s5 = 0, hit = 0, miss = 0, first_bad = 0 }
+counts = { s2 = 0, s3 = 0, s4 = 0, s5 = 0, failed = 0, hit = 0, miss = 0, first_bad = 0 }
 
 function M.setup(thread)
   thread:set("thread_index", #threads)
@@ -35,8 +36,12 @@ function M.response(status, headers, body)
   end
 end
 
+function M.fail()
+  counts.failed = counts.failed + 1
+end
+
 function M.done(summary, latency, requests)
-  local c = { s2 = 0, s3 = 0, s4 = 0, s5 = 0, hit = 0, miss = 0, first_bad = 0 }
+  local c = { s2 = 0, s3 = 0, s4 = 0, s5 = 0, failed = 0, hit = 0, miss = 0, first_bad = 0 }
   for _, t in ipairs(threads) do
     local tc = t:get("counts")
     for k, v in pairs(tc) do
@@ -51,12 +56,12 @@ function M.done(summary, latency, requests)
   io.write(string.format(
     'PLAZABENCH {"requests":%d,"duration_us":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d},' ..
-    '"status":{"2xx":%d,"3xx":%d,"4xx":%d,"5xx":%d,"first_bad":%d},' ..
+    '"status":{"2xx":%d,"3xx":%d,"4xx":%d,"5xx":%d,"failed":%d,"first_bad":%d},' ..
     '"cache":{"hit":%d,"miss":%d},' ..
     '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\n',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.timeout, e.status,
-    c.s2, c.s3, c.s4, c.s5, c.first_bad,
+    c.s2, c.s3, c.s4, c.s5, c.failed, c.first_bad,
     c.hit, c.miss,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max))

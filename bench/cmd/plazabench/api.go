@@ -154,3 +154,37 @@ func grpcProbe(ctx context.Context, addr, id string) error {
 	}
 	return nil
 }
+
+// productQueryText asks for the fields REST's product answer holds.
+const productQueryText = `query($id:ID!){product(id:$id){id name description priceCents currency category subcategory stock version createdAt updatedAt}}`
+
+// productQuery is the body of the GraphQL scenario: productQueryText for product id.
+func productQuery(id string) []byte {
+	b, _ := json.Marshal(map[string]any{"query": productQueryText, "variables": map[string]string{"id": id}})
+	return b
+}
+
+// graphQLProbe sends the GraphQL scenario's query once and wants the product back: GraphQL
+// reports most failures in a 200 answer's errors.
+func graphQLProbe(ctx context.Context, a api, id string) error {
+	var answer struct {
+		Data struct {
+			Product *struct {
+				ID string `json:"id"`
+			} `json:"product"`
+		} `json:"data"`
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/graphql", "", json.RawMessage(productQuery(id)), &answer); err != nil {
+		return err
+	}
+	if len(answer.Errors) > 0 {
+		return fmt.Errorf("POST /graphql answered errors: %s", answer.Errors[0].Message)
+	}
+	if answer.Data.Product == nil || answer.Data.Product.ID != id {
+		return fmt.Errorf("POST /graphql answered no product %s", id)
+	}
+	return nil
+}

@@ -25,11 +25,17 @@ var chartScenarios = []struct{ key, label string }{
 	{scMe, "users/me"},
 	{scLogin, "login"},
 	{scGRPC, "gRPC GetProduct"},
-	{scGRPCREST, "REST GET (productload)"},
+	{scGRPCREST, "REST (productload)"},
+	{scGraphQL, "GraphQL"},
+	{scGatewayDirect1, "direct, 1 conn"},
+	{scGateway1, "gateway, 1 conn"},
+	{scOutage, "Redis down"},
 }
 
 // ratioBars are the groups of the throughput panel: each wrk scenario as a multiple of the
-// baseline, and last gRPC GetProduct as a multiple of REST GET (productload's pair).
+// baseline, then the pairs: gRPC GetProduct as a multiple of REST GET (productload's), the
+// product GET through the gateway as a multiple of direct, and reads with Redis down as a
+// multiple of Redis up.
 var ratioBars = []struct {
 	key, label string
 	value      func(run BackendRun, tuned bool) (float64, bool)
@@ -42,7 +48,10 @@ var ratioBars = []struct {
 	{scCreate, "create", nil, 0},
 	{scMe, "users/me", nil, 0},
 	{scLogin, "login", nil, 0},
+	{scGraphQL, "GraphQL", nil, 0},
 	{scGRPC, "gRPC ÷ REST", BackendRun.GRPCRatio, targetGRPC},
+	{scGateway, "gateway ÷ direct", BackendRun.GatewayRatio, targetGateway},
+	{scOutage, "Redis down ÷ up", BackendRun.OutageRatio, targetOutage},
 }
 
 var (
@@ -71,7 +80,8 @@ func writeChart(path string, r Report) error {
 		plots = append(plots, lp)
 	}
 
-	const width = 24 * vg.Centimeter
+	// Wide enough that the latency panel's fourteen labels do not run into each other.
+	const width = 36 * vg.Centimeter
 	height := vg.Length(len(plots)) * 9 * vg.Centimeter
 	c, err := draw.NewFormattedCanvas(width, height, strings.TrimPrefix(filepath.Ext(path), "."))
 	if err != nil {
@@ -101,7 +111,7 @@ func writeChart(path string, r Report) error {
 
 func ratioPlot(r Report) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = "Throughput as a multiple of the bare net/http baseline (gRPC: of REST GET); solid headline, pale tuned"
+	p.Title.Text = "Throughput as a multiple of the bare net/http baseline (pairs: of REST GET, of direct, of Redis up); solid headline, pale tuned"
 	p.Y.Label.Text = "× baseline req/s"
 	p.Y.Min = 0
 	p.Legend.Top = true
@@ -215,6 +225,9 @@ func ratioPlot(r Report) (*plot.Plot, error) {
 func latencyPlot(run BackendRun, idx int) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Latency under load, headline setting: " + run.Label
+	if d, ok := run.GatewayAddedP50(false); ok {
+		p.Title.Text += "; the gateway adds " + fmtAdded(d) + " at p50 (1 connection)"
+	}
 	p.Y.Label.Text = "ms (log scale)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}

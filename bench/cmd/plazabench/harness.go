@@ -51,6 +51,18 @@ const (
 	scLogin    = "login"
 	scGRPC     = "grpc"      // GetProduct over gRPC, driven by bench/cmd/productload
 	scGRPCREST = "grpc-rest" // the same product over REST, by the same client
+	scGraphQL  = "graphql"   // the product of (b) as a GraphQL query
+	// The gateway's (issue 17): the product of (b) through `plaza gateway` and direct, in
+	// the same pass, at the run's connections and at one.
+	scGatewayDirect  = "gateway-direct"
+	scGateway        = "gateway"
+	scGatewayDirect1 = "gateway-direct-1"
+	scGateway1       = "gateway-1"
+	// The Redis outage's (issue 11): a hot set of products read with Redis up, from the
+	// moment it is killed, and from the moment it is back.
+	scOutageHealthy = "redis-up"
+	scOutage        = "redis-down"
+	scOutageBack    = "redis-back"
 )
 
 // searchWord is the broad search of the search scenario: the demo descriptions' warranty
@@ -330,7 +342,7 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 	}
 
 	a := api{base: srv.base, client: &http.Client{Timeout: 30 * time.Second}}
-	scs, err := h.setUp(ctx, a, dir, adminPassword, userPassword)
+	scs, ids, err := h.setUp(ctx, a, dir, adminPassword, userPassword)
 	if err != nil {
 		return r, err
 	}
@@ -375,8 +387,20 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 		}
 		r.Scenarios = append(r.Scenarios, res)
 	}
+	gw, err := h.measureGateway(ctx, fl, env, hotID(ids), pids)
+	r.Scenarios = append(r.Scenarios, gw...)
+	if err != nil {
+		return r, err
+	}
 	if r.PeakRSS, err = memStatus(srv.p.pid(), "VmHWM"); err != nil {
 		return r, err
+	}
+	if spec.redisURL != "" {
+		out, rec, err := h.measureOutage(ctx, env, ids, dir, pids)
+		r.Scenarios, r.RedisRecovery = append(r.Scenarios, out...), rec
+		if err != nil {
+			return r, err
+		}
 	}
 
 	// The ratio targets are judged here against the baseline measured before this backend;
@@ -405,8 +429,8 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 }
 
 // setUp registers the user, logs both accounts in, collects product ids and returns the
-// scenarios, in the order they run.
-func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPassword string) ([]scenario, error) {
+// scenarios, in the order they run, and the ids.
+func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPassword string) ([]scenario, []string, error) {
 	var userErr, adminErr error
 	userToken := ""
 	if userErr = a.register(ctx, "Bench User", userEmail, userPassword); userErr == nil {
@@ -416,7 +440,7 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 	ids, idsErr := a.productIDs(ctx, min(h.o.products, uncachedIDs))
 	idsFile := filepath.Join(dir, "ids.txt")
 	if err := os.WriteFile(idsFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	unavailable := func(err error) func(context.Context, plaza) error {
 		return func(context.Context, plaza) error { return err }
@@ -432,10 +456,7 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 	}
 	bearer := func(t string) []string { return []string{"Authorization: Bearer " + t} }
 
-	hot := ""
-	if len(ids) > 0 {
-		hot = ids[len(ids)/2]
-	}
+	hot := hotID(ids)
 	noIDs := unavailable(fmt.Errorf("no product ids: %v", idsErr))
 	var scs []scenario
 	cached := scenario{key: scCached, name: "(b) cached product GET", request: "GET /api/products/{id}, one id",
@@ -522,7 +543,28 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 		restGet.probe = cached.probe
 	}
 	scs = append(scs, grpcGet, restGet)
-	return scs, nil
+
+	// Issue 14: the product of (b) as a GraphQL query selecting the fields REST returns.
+	graphQL := scenario{key: scGraphQL, name: "(k) GraphQL product query", request: "POST /graphql, `product(id:)`, the id of (b)",
+		load: func(s plaza) load {
+			return load{url: s.base + "/", script: "graphql.lua", args: []string{string(productQuery(hot))}}
+		},
+		probe: noIDs, note: "the eleven fields REST returns; an answer with `errors` counts as an error"}
+	if hot != "" {
+		graphQL.probe = func(ctx context.Context, s plaza) error {
+			return graphQLProbe(ctx, api{base: s.base, client: a.client}, hot)
+		}
+	}
+	scs = append(scs, graphQL)
+	return scs, ids, nil
+}
+
+// hotID is the product the cached scenarios read: one from the middle of the list.
+func hotID(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[len(ids)/2]
 }
 
 // shouldProfile says whether scenario key gets a CPU profile (on its headline server):

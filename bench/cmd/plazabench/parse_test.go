@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -13,7 +16,7 @@ func TestParseWrk(t *testing.T) {
     Latency   557.28us    1.06ms  15.01ms   89.12%
   159049 requests in 2.10s, 37.92MB read
 Requests/sec:  75705.97
-PLAZABENCH {"requests":159049,"duration_us":2100878,"bytes":39762250,"errors":{"connect":1,"read":2,"write":3,"timeout":4,"status":7},"status":{"2xx":159037,"3xx":0,"4xx":5,"5xx":2,"first_bad":404},"cache":{"hit":90,"miss":10},"latency_us":{"mean":557.3,"p50":162,"p90":1769,"p99":4983,"p999":7976,"max":15005}}
+PLAZABENCH {"requests":159049,"duration_us":2100878,"bytes":39762250,"errors":{"connect":1,"read":2,"write":3,"timeout":4,"status":7},"status":{"2xx":159037,"3xx":0,"4xx":5,"5xx":2,"failed":6,"first_bad":404},"cache":{"hit":90,"miss":10},"latency_us":{"mean":557.3,"p50":162,"p90":1769,"p99":4983,"p999":7976,"max":15005}}
 `
 	r, err := parseWrk([]byte(out))
 	if err != nil {
@@ -22,8 +25,11 @@ PLAZABENCH {"requests":159049,"duration_us":2100878,"bytes":39762250,"errors":{"
 	if r.Requests != 159049 || r.LatencyUS.P50 != 162 || r.LatencyUS.P999 != 7976 || r.Status.FirstBad != 404 {
 		t.Errorf("parsed %+v", r)
 	}
-	if got := r.ErrorCount(); got != 1+2+3+4+5+2 {
-		t.Errorf("ErrorCount = %d, want socket errors plus 4xx and 5xx (17)", got)
+	if got := r.ErrorCount(); got != 1+2+3+4+5+2+6 {
+		t.Errorf("ErrorCount = %d, want socket errors plus 4xx, 5xx and failed answers (23)", got)
+	}
+	if got := errorDetail(r); got != "errors: 1 connect, 2 read, 3 write, 4 timeout, 5 4xx, 2 5xx, 6 failed answers (first bad status 404)" {
+		t.Errorf("errorDetail = %q", got)
 	}
 	if rps := r.RPS(); rps < 75705 || rps > 75707 {
 		t.Errorf("RPS = %f", rps)
@@ -188,5 +194,28 @@ func TestListeningInodes(t *testing.T) {
 	}
 	if pp, ok := parentPID("77 (postgres: plaza db (x)) S 42 77 77 0"); !ok || pp != 42 {
 		t.Errorf("parentPID = %d, %v", pp, ok)
+	}
+}
+
+func TestLogWarnings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gateway.log")
+	log := `{"level":"INFO","msg":"gateway listening"}
+{"level":"WARN","msg":"gateway: no REDIS_URL; rate limits are counted by each gateway alone"}
+{"level":"WARN","msg":"gateway: upstream ejected","err":"connection refused"}
+not json
+{"level":"WARN","msg":"gateway: upstream ejected","err":"connection refused"}
+{"level":"ERROR","msg":"gateway: no upstream available"}
+{"level":"WARN","msg":"third"}
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := logWarnings(path, 2)
+	if want := []string{"gateway: upstream ejected (connection refused)", "gateway: no upstream available"}; !slices.Equal(got, want) {
+		t.Errorf("logWarnings = %q, want %q", got, want)
+	}
+	if logWarnings(filepath.Join(t.TempDir(), "none"), 2) != nil {
+		t.Error("warnings from a missing log")
 	}
 }

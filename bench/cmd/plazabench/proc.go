@@ -221,3 +221,9 @@ func (s *rssSampler) stop() int64 {
 	<-s.done
 	return s.peak
 }
+
+// kill ends the process at once, as a crash would, and waits until it has.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}

@@ -31,6 +31,8 @@ type BackendRun struct {
 	PeakRSS   int64 // bytes, VmHWM after every scenario (login's argon2id memory included)
 	Profiles  []Profile
 	Problems  []string
+	// RedisRecovery is the Redis outage scenario's (PostgreSQL + Redis only).
+	RedisRecovery *Recovery `json:",omitempty"`
 }
 
 // ScenarioResult is one scenario's measurement, or why it was not measured.
@@ -40,6 +42,7 @@ type ScenarioResult struct {
 	Request string
 	Note    string
 	Client  string  // the load generator when not wrk ("productload")
+	Conns   int     `json:",omitempty"` // connections when not the run's (the gateway's latency pair: 1)
 	Result  *Result // the headline setting; nil when not measured
 	Tuned   *Result // the tuned setting (access log and rate limiter off)
 	Skip    string
@@ -71,7 +74,7 @@ func (b BackendRun) BaselineRPS() float64 {
 
 // Ratio is a scenario's throughput at the headline setting as a multiple of the
 // baseline's; ok is false when either was not measured, or when the scenario's load came
-// from another client than wrk (the baseline's).
+// from another client than wrk (the baseline's) or at other connections.
 func (b BackendRun) Ratio(key string) (float64, bool) { return b.ratio(key, false) }
 
 // TunedRatio is Ratio at the tuned setting.
@@ -80,7 +83,7 @@ func (b BackendRun) TunedRatio(key string) (float64, bool) { return b.ratio(key,
 func (b BackendRun) ratio(key string, tuned bool) (float64, bool) {
 	s := b.scenario(key)
 	base := b.BaselineRPS()
-	if s == nil || s.Client != "" || base == 0 {
+	if s == nil || s.Client != "" || s.Conns != 0 || base == 0 {
 		return 0, false
 	}
 	res := s.Result
@@ -110,6 +113,48 @@ func (b BackendRun) GRPCRatio(tuned bool) (float64, bool) {
 	return gr.RPS() / rr.RPS(), true
 }
 
+// pair returns the results of scenarios a and b at one setting, when both were measured.
+func (b BackendRun) pair(a, c string, tuned bool) (*Result, *Result, bool) {
+	x, y := b.scenario(a), b.scenario(c)
+	if x == nil || y == nil {
+		return nil, nil, false
+	}
+	if tuned {
+		return x.Tuned, y.Tuned, x.Tuned != nil && y.Tuned != nil
+	}
+	return x.Result, y.Result, x.Result != nil && y.Result != nil
+}
+
+// GatewayRatio is the throughput of the product GET through the gateway as a multiple of
+// the same GET direct, measured in the same pass.
+func (b BackendRun) GatewayRatio(tuned bool) (float64, bool) {
+	gw, direct, ok := b.pair(scGateway, scGatewayDirect, tuned)
+	if !ok || direct.RPS() == 0 {
+		return 0, false
+	}
+	return gw.RPS() / direct.RPS(), true
+}
+
+// GatewayAddedP50 is what the gateway adds to the median latency at one connection: p50
+// through it minus p50 direct, in microseconds.
+func (b BackendRun) GatewayAddedP50(tuned bool) (int64, bool) {
+	gw, direct, ok := b.pair(scGateway1, scGatewayDirect1, tuned)
+	if !ok || gw.Requests == 0 || direct.Requests == 0 {
+		return 0, false
+	}
+	return gw.LatencyUS.P50 - direct.LatencyUS.P50, true
+}
+
+// OutageRatio is the hot set's throughput with Redis killed as a multiple of that with
+// Redis up (headline only).
+func (b BackendRun) OutageRatio(tuned bool) (float64, bool) {
+	down, up, ok := b.pair(scOutage, scOutageHealthy, tuned)
+	if !ok || up.RPS() == 0 {
+		return 0, false
+	}
+	return down.RPS() / up.RPS(), true
+}
+
 func (b BackendRun) scenario(key string) *ScenarioResult {
 	for i := range b.Scenarios {
 		if b.Scenarios[i].Key == key {
@@ -137,7 +182,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // The throughput targets of issues 6 and 12, as multiples of the baseline.
-var ratioTargets = map[string]float64{scCached: 0.60, scUncached: 0.35, scCreate: 0.080, scMe: 0.50}
+var ratioTargets = map[string]float64{scCached: 0.60, scUncached: 0.35, scCreate: 0.080, scMe: 0.50, scGraphQL: 0.40}
 
 const (
 	targetReady   = 300 * time.Millisecond
@@ -146,6 +191,15 @@ const (
 	targetSearchP99 = 50 * time.Millisecond
 	// targetGRPC is issue 15's: GetProduct over gRPC at least as fast as REST GET.
 	targetGRPC = 1.0
+	// Issue 17's: through the gateway at least 0.7× direct, and at most 0.3 ms added to the
+	// median at one connection.
+	targetGateway      = 0.70
+	targetGatewayAdded = 300 * time.Microsecond
+	// Issue 11's: product reads during a Redis outage keep half the healthy throughput with
+	// a p99 within 50 ms, and the cache serves again within a second of Redis's return.
+	targetOutage    = 0.50
+	targetOutageP99 = 50 * time.Millisecond
+	targetRecovery  = time.Second
 	// maxUncachedHits is the share of cache hits above which the uncached scenario did not
 	// measure uncached reads.
 	maxUncachedHits = 0.05
@@ -171,6 +225,7 @@ func (b BackendRun) Targets() []Target {
 		{scUncached, "uncached product GET ≥ 0.35× baseline"},
 		{scCreate, "create product ≥ 0.080× baseline"},
 		{scMe, "GET /api/users/me ≥ 0.50× baseline"},
+		{scGraphQL, "GraphQL product query ≥ 0.40× baseline"},
 	} {
 		ratio, ok := b.Ratio(t.key)
 		if !ok {
@@ -214,6 +269,10 @@ func (b BackendRun) Targets() []Target {
 		}
 	}
 	ts = append(ts, grpcT)
+	ts = append(ts, b.gatewayTargets()...)
+	if b.scenario(scOutage) != nil {
+		ts = append(ts, b.outageTargets()...)
+	}
 
 	if len(b.Ready) > 0 {
 		m := b.ReadyMedian()
@@ -227,6 +286,70 @@ func (b BackendRun) Targets() []Target {
 		ts = append(ts, Target{What: "idle RSS ≤ 40 MB", Got: "—", Tuned: "—", Status: "not measured"})
 	}
 	return ts
+}
+
+// gatewayTargets are issue 17's: throughput through the gateway against direct, and the
+// latency it adds at one connection.
+func (b BackendRun) gatewayTargets() []Target {
+	thru := Target{Key: scGateway, What: "through the gateway ≥ 0.70× direct", Got: "—", Tuned: "—", Status: "not measured"}
+	if r, ok := b.GatewayRatio(false); ok {
+		gw, direct, _ := b.pair(scGateway, scGatewayDirect, false)
+		errs := gw.ErrorCount() + direct.ErrorCount()
+		thru.Got, thru.Status = fmtRatio(r)+"×", metOrMissed(r >= targetGateway && errs == 0)
+		if errs > 0 {
+			thru.Got += fmt.Sprintf(", %s errors", fmtInt(errs))
+		}
+		if t, ok := b.GatewayRatio(true); ok {
+			thru.Tuned = fmtRatio(t) + "×"
+		}
+	}
+	added := Target{Key: scGateway1, What: "gateway adds ≤ 0.30 ms at p50 (1 connection)", Got: "—", Tuned: "—", Status: "not measured"}
+	if d, ok := b.GatewayAddedP50(false); ok {
+		gw, direct, _ := b.pair(scGateway1, scGatewayDirect1, false)
+		errs := gw.ErrorCount() + direct.ErrorCount()
+		added.Got, added.Status = fmtAdded(d), metOrMissed(time.Duration(d)*time.Microsecond <= targetGatewayAdded && errs == 0)
+		if errs > 0 {
+			added.Got += fmt.Sprintf(", %s errors", fmtInt(errs))
+		}
+		if t, ok := b.GatewayAddedP50(true); ok {
+			added.Tuned = fmtAdded(t)
+		}
+	}
+	return []Target{thru, added}
+}
+
+// outageTargets are issue 11's, on the Redis outage scenario.
+func (b BackendRun) outageTargets() []Target {
+	ratio := Target{Key: scOutage, What: "reads during a Redis outage ≥ 0.50× Redis up", Got: "—", Tuned: "—", Status: "not measured"}
+	p99 := Target{Key: scOutage, What: "reads during a Redis outage: p99 ≤ 50 ms", Got: "—", Tuned: "—", Status: "not measured"}
+	if r, ok := b.OutageRatio(false); ok {
+		down := b.scenario(scOutage).Result
+		errs := down.ErrorCount()
+		ratio.Got, ratio.Status = fmtRatio(r)+"×", metOrMissed(r >= targetOutage && errs == 0)
+		p99.Got = fmtLatency(down.LatencyUS.P99)
+		p99.Status = metOrMissed(time.Duration(down.LatencyUS.P99)*time.Microsecond <= targetOutageP99 && errs == 0)
+		if errs > 0 {
+			ratio.Got += fmt.Sprintf(", %s errors", fmtInt(errs))
+			p99.Got += fmt.Sprintf(", %s errors", fmtInt(errs))
+		}
+	}
+	rec := Target{Key: scOutageBack, What: "cache hits again ≤ 1 s after Redis returns", Got: "—", Tuned: "—", Status: "not measured"}
+	if r := b.RedisRecovery; r != nil {
+		if r.After > 0 {
+			rec.Got, rec.Status = fmtDuration(r.After), metOrMissed(r.After <= targetRecovery)
+		} else {
+			rec.Got, rec.Status = "none in "+fmtDuration(r.Waited), metOrMissed(false)
+		}
+	}
+	return []Target{ratio, p99, rec}
+}
+
+// fmtAdded writes a latency difference in microseconds with its sign.
+func fmtAdded(us int64) string {
+	if us < 0 {
+		return "−" + fmtLatency(-us)
+	}
+	return "+" + fmtLatency(us)
 }
 
 func metOrMissed(ok bool) string {
@@ -320,6 +443,32 @@ func (r Report) Markdown(findings string) string {
 			if s.Tuned != nil && s.Tuned.ErrorCount() > 0 {
 				note = strings.TrimPrefix(note+"; ", "; ") + "tuned " + errorDetail(*s.Tuned)
 			}
+			switch s.Key {
+			case scGateway:
+				if r, ok := run.GatewayRatio(false); ok {
+					note += fmt.Sprintf("; **%.2f× direct**", r)
+				}
+				if r, ok := run.GatewayRatio(true); ok {
+					note += fmt.Sprintf(", %.2f× tuned", r)
+				}
+			case scGateway1:
+				if d, ok := run.GatewayAddedP50(false); ok {
+					note += fmt.Sprintf("; **%s at p50** against direct", fmtAdded(d))
+				}
+				if d, ok := run.GatewayAddedP50(true); ok {
+					note += fmt.Sprintf(", %s tuned", fmtAdded(d))
+				}
+			case scOutage:
+				if r, ok := run.OutageRatio(false); ok {
+					note += fmt.Sprintf("; **%.2f× Redis up**", r)
+				}
+			case scOutageBack:
+				if rec := run.RedisRecovery; rec != nil && rec.After > 0 {
+					note += fmt.Sprintf("; **first X-Cache: HIT %s after** Redis answered PING", fmtDuration(rec.After))
+				} else if rec != nil {
+					note += fmt.Sprintf("; **no X-Cache: HIT within %s**", fmtDuration(rec.Waited))
+				}
+			}
 			if s.Key == scGRPC {
 				if r, ok := run.GRPCRatio(false); ok {
 					note += fmt.Sprintf("; **%.2f× REST GET** of (j)", r)
@@ -409,6 +558,9 @@ func (r Report) Markdown(findings string) string {
 	w("- wrk runs the same Lua reporting code (bench/lua/report.lua) in every scenario but (i) and (j), the baseline included: `response()` counts status classes and `X-Cache` values, `done()` prints JSON. Errors are socket errors (connect, read, write, timeout) plus responses with a status of 400 or more. Latencies are wrk's, in a closed loop of %d connections.\n", m.Conns)
 	w("- (b) reads one product again and again; (c) walks the seeded ids in order, a different one per request, on servers whose product cache is off, so each read queries the database (the X-Cache column shows it); (e) searches one word that about 40%% of the products hold, first page by relevance; (f) creates products with new names as the admin; (g) and (h) use a user registered through `POST /api/users`.\n")
 	w("- (i) and (j) read the product of (b) over gRPC and over REST with the same Go client, bench/cmd/productload, at the same concurrency (%d callers; over gRPC they share 4 connections, over REST each has its own), so their ratio compares the transports; their ratio to the baseline is not given, as wrk drove the baseline.\n", m.Conns)
+	w("- (k) asks GraphQL (`POST /graphql`, bench/lua/graphql.lua) for the product of (b) with the fields REST returns; every answer's body is read, and one with an `errors` entry counts as an error whatever its status.\n")
+	w("- (l) starts `plaza gateway` in front of the headline server (then the tuned one), with a static registry (`PLAZA_DISCOVERY=static:…`) naming that server alone, the server's log level and rate limit, its JWT secret and, on PostgreSQL + Redis, its Redis for the shared limiter and the revocation list; the servers do not set `PLAZA_TRUSTED_PROXIES`. In one pass per setting wrk reads the product of (b) direct and through the gateway at %d connections (throughput ratio), then both again with 1 thread and 1 connection, where the difference of the medians is the latency the hop adds, not queueing.\n", m.Conns)
+	w("- (m), on PostgreSQL + Redis only: a headline Plaza of its own on the run's database and a redis-server the harness starts for it on a free loopback port (the run's shared Redis is never stopped). wrk reads %d products in turn: with Redis up (after a warm-up that caches them), then from the moment redis-server is killed with SIGKILL, then from the moment a restarted, empty redis-server on the same port answers PING; meanwhile one client reads a product of the set every 2 ms and the first answer with `X-Cache: HIT` times the recovery. Neither of the last two passes has a warm-up.\n", outageIDs)
 	w("- Start → ready: the first start runs the migrations on an empty database; the timed restarts find the seeded database. The PostgreSQL + Redis run uses the throwaway servers of scripts/with-services.sh, which run PostgreSQL with `fsync=off`: writes there are faster than on a durable server.\n\n")
 
 	if f := strings.TrimSpace(findings); f != "" {
@@ -449,7 +601,7 @@ func errorDetail(r Result) string {
 	for _, p := range []struct {
 		n    int64
 		what string
-	}{{e.Connect, "connect"}, {e.Read, "read"}, {e.Write, "write"}, {e.Timeout, "timeout"}, {r.Status.S4xx, "4xx"}, {r.Status.S5xx, "5xx"}} {
+	}{{e.Connect, "connect"}, {e.Read, "read"}, {e.Write, "write"}, {e.Timeout, "timeout"}, {r.Status.S4xx, "4xx"}, {r.Status.S5xx, "5xx"}, {r.Status.Failed, "failed answers"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %s", fmtInt(p.n), p.what))
 		}

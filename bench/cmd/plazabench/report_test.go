@@ -39,6 +39,15 @@ func sampleReport(t *testing.T) Report {
 	meTuned := result(t, wrkLine(260_000, 300, 0))                                              // 0.65
 	search := result(t, wrkLine(1_000, 20_000, 0))                                              // p99 2 ms: met
 	grpcGet, restGet := result(t, wrkLine(90_000, 500, 0)), result(t, wrkLine(100_000, 500, 0)) // 0.90: missed
+	graphQL := result(t, wrkLine(180_000, 700, 0))                                              // 0.45: met
+	// Through the gateway: 0.80× direct, +0.27 ms at p50; tuned 0.625× (0.62), +0.36 ms.
+	gwDirect, gw := result(t, wrkLine(300_000, 300, 0)), result(t, wrkLine(240_000, 500, 0))
+	gwDirectT, gwT := result(t, wrkLine(320_000, 300, 0)), result(t, wrkLine(200_000, 600, 0))
+	gwDirect1, gw1 := result(t, wrkLine(50_000, 150, 0)), result(t, wrkLine(30_000, 420, 0))
+	gwDirect1T, gw1T := result(t, wrkLine(52_000, 140, 0)), result(t, wrkLine(28_000, 500, 0))
+	// Redis outage: 0.45× with 4 answers 503, hits again 180 ms after Redis returned.
+	up, down, back := result(t, wrkLine(200_000, 400, 0)), result(t, wrkLine(90_000, 900, 0)), result(t, wrkLine(150_000, 500, 0))
+	down.Status.S5xx, down.Status.FirstBad = 4, 503
 	return Report{
 		Meta: Meta{Date: time.Date(2026, 11, 23, 21, 0, 0, 0, time.UTC), Cores: 2, CPU: "Test CPU", MemTotal: 24 << 30,
 			GoVersion: "go1.26.8", Commit: "abc123", Dirty: true, WrkVersion: "4.1.0", Threads: 2, Conns: 16,
@@ -55,9 +64,23 @@ func sampleReport(t *testing.T) Report {
 				{Key: scMe, Name: "(g) GET /api/users/me", Request: "GET /api/users/me", Result: me, Tuned: meTuned},
 				{Key: scGRPC, Name: "(i) gRPC GetProduct", Request: "GetProduct", Client: "productload", Result: grpcGet},
 				{Key: scGRPCREST, Name: "(j) REST GET, same client", Request: "GET /api/products/{id}", Client: "productload", Result: restGet},
+				{Key: scGraphQL, Name: "(k) GraphQL product query", Request: "POST /graphql", Result: graphQL},
+				{Key: scGatewayDirect, Name: "(l) cached GET, direct", Request: "GET /api/products/{id}", Result: gwDirect, Tuned: gwDirectT},
+				{Key: scGateway, Name: "(l) cached GET through the gateway", Request: "the same, to the gateway", Result: gw, Tuned: gwT},
+				{Key: scGatewayDirect1, Name: "(l) direct, 1 connection", Request: "GET /api/products/{id}", Conns: 1, Result: gwDirect1, Tuned: gwDirect1T},
+				{Key: scGateway1, Name: "(l) through the gateway, 1 connection", Request: "the same, to the gateway", Conns: 1, Result: gw1, Tuned: gw1T},
 			},
 			Ready:   []time.Duration{90 * time.Millisecond, 80 * time.Millisecond, 400 * time.Millisecond},
 			IdleRSS: 30 << 20,
+		}, {
+			Name: "postgres+redis", Label: "PostgreSQL + Redis",
+			Baselines: []Result{*base1, *base2},
+			Scenarios: []ScenarioResult{
+				{Key: scOutageHealthy, Name: "(m) hot set, Redis up", Request: "GET /api/products/{id}, 200 ids in turn", Result: up},
+				{Key: scOutage, Name: "(m) hot set, Redis killed", Request: "GET /api/products/{id}, 200 ids in turn", Result: down},
+				{Key: scOutageBack, Name: "(m) hot set, Redis back", Request: "GET /api/products/{id}, 200 ids in turn", Result: back},
+			},
+			RedisRecovery: &Recovery{After: 180 * time.Millisecond, Waited: recoveryLimit},
 		}},
 		GoBench: []GoBench{{Pkg: "plaza/internal/cache", Name: "CacheGet/memory", Procs: 2, Iterations: 1000, NsPerOp: 123.5, BytesPerOp: 48, AllocsPerOp: 1}},
 	}
@@ -73,6 +96,9 @@ func TestTargets(t *testing.T) {
 		"GET /api/users/me ≥ 0.50× baseline":            "0.55× 0.65× met",
 		"broad search p99 ≤ 50 ms":                      "2.00 ms — met",
 		"gRPC GetProduct ≥ 1.0× REST GET (same client)": "0.900× — **missed**",
+		"GraphQL product query ≥ 0.40× baseline":        "0.45× — met",
+		"through the gateway ≥ 0.70× direct":            "0.80× 0.62× met",
+		"gateway adds ≤ 0.30 ms at p50 (1 connection)":  "+0.27 ms +0.36 ms met",
 		"start → /readyz 200 ≤ 300 ms":                  "90 ms — met",
 		"idle RSS ≤ 40 MB":                              "30.0 MB — met",
 	}
@@ -114,6 +140,49 @@ func TestTargets(t *testing.T) {
 	}
 }
 
+// TestOutageTargets: issue 11's targets appear on the run that measured the outage only,
+// and 5xx answers during the outage are a miss however fast the rest were.
+func TestOutageTargets(t *testing.T) {
+	t.Parallel()
+	rep := sampleReport(t)
+	for _, tg := range rep.Runs[0].Targets() {
+		if strings.Contains(tg.What, "Redis") {
+			t.Errorf("the SQLite run has the outage target %q", tg.What)
+		}
+	}
+	run := rep.Runs[1]
+	want := map[string]string{
+		"reads during a Redis outage ≥ 0.50× Redis up": "0.45×, 4 errors — **missed**",
+		"reads during a Redis outage: p99 ≤ 50 ms":     "2.00 ms, 4 errors — **missed**",
+		"cache hits again ≤ 1 s after Redis returns":   "180 ms — met",
+	}
+	got := map[string]string{}
+	for _, tg := range run.Targets() {
+		got[tg.What] = tg.Got + " " + tg.Tuned + " " + tg.Status
+	}
+	for what, w := range want {
+		if got[what] != w {
+			t.Errorf("%s: got %q, want %q", what, got[what], w)
+		}
+	}
+
+	run.Scenarios[1].Result.Status.S5xx = 0
+	run.Scenarios[1].Result.Requests = 120_000 // 0.60×
+	run.RedisRecovery = &Recovery{Waited: recoveryLimit}
+	for _, tg := range run.Targets() {
+		switch tg.What {
+		case "reads during a Redis outage ≥ 0.50× Redis up", "reads during a Redis outage: p99 ≤ 50 ms":
+			if tg.Status != "met" {
+				t.Errorf("%s without errors: %s %s", tg.What, tg.Got, tg.Status)
+			}
+		case "cache hits again ≤ 1 s after Redis returns":
+			if tg.Got+" "+tg.Status != "none in 30 s **missed**" {
+				t.Errorf("no hit after Redis returned: %s %s", tg.Got, tg.Status)
+			}
+		}
+	}
+}
+
 func TestMarkdown(t *testing.T) {
 	t.Parallel()
 	md := sampleReport(t).Markdown("Hand-written findings.")
@@ -135,6 +204,16 @@ func TestMarkdown(t *testing.T) {
 		"| sqlite | uncached product GET ≥ 0.35× baseline | 0.25× | — | **missed** |",
 		"| internal/cache | CacheGet/memory | 124 | 48 | 1 |",
 		"## Findings\n\nHand-written findings.",
+		"| (k) GraphQL product query | POST /graphql | 18,000 | 0.45 |",
+		"| sqlite | GraphQL product query ≥ 0.40× baseline | 0.45× | — | met |",
+		"**0.80× direct**, 0.62× tuned",
+		// At one connection there is no ratio to the baseline, measured at 16.
+		"| (l) through the gateway, 1 connection | the same, to the gateway | 3,000 | — | 0.42 ms |",
+		"**+0.27 ms at p50** against direct, +0.36 ms tuned",
+		"| sqlite | gateway adds ≤ 0.30 ms at p50 (1 connection) | +0.27 ms | +0.36 ms | met |",
+		"errors: 4 5xx (first bad status 503); **0.45× Redis up**",
+		"**first X-Cache: HIT 180 ms after** Redis answered PING",
+		"| postgres+redis | cache hits again ≤ 1 s after Redis returns | 180 ms | — | met |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -180,7 +259,8 @@ func TestWriteChart(t *testing.T) {
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "0.25 (hits)") {
 		t.Error("uncached reads that hit the cache are not marked")
 	}
-	for _, want := range []string{"<svg", "cached GET", "0.70", "0.25", "n/m", "target", "p99.9", "gRPC ÷ REST", "0.90", "sqlite tuned"} {
+	for _, want := range []string{"<svg", "cached GET", "0.70", "0.25", "n/m", "target", "p99.9", "gRPC ÷ REST", "0.90", "sqlite tuned",
+		"GraphQL", "0.45", "gateway ÷ direct", "0.80", "Redis down ÷ up", "gateway, 1 conn", "the gateway adds +0.27 ms at p50"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("chart lacks %q", want)
 		}

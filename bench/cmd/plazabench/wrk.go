@@ -34,7 +34,8 @@ type Result struct {
 		S3xx     int64 `json:"3xx"`
 		S4xx     int64 `json:"4xx"`
 		S5xx     int64 `json:"5xx"`
-		FirstBad int   `json:"first_bad"` // the first status >= 400 seen, 0 if none
+		Failed   int64 `json:"failed,omitempty"` // below 400 but judged failed by the script (GraphQL errors)
+		FirstBad int   `json:"first_bad"`        // the first status >= 400 seen, 0 if none
 	} `json:"status"`
 	Cache struct {
 		Hit  int64 `json:"hit"`
@@ -64,11 +65,11 @@ func (r Result) RPS() float64 {
 	return float64(r.Requests) / (float64(r.DurationUS) / 1e6)
 }
 
-// Errors counts socket errors (connect, read, write, timeout) and responses with a status of
-// 400 or more.
+// ErrorCount counts socket errors (connect, read, write, timeout), responses with a status
+// of 400 or more, and answers the script judged failed.
 func (r Result) ErrorCount() int64 {
 	e := r.Errors
-	return e.Connect + e.Read + e.Write + e.Timeout + r.Status.S4xx + r.Status.S5xx
+	return e.Connect + e.Read + e.Write + e.Timeout + r.Status.S4xx + r.Status.S5xx + r.Status.Failed
 }
 
 // HitRatio is the share of responses that carried X-Cache: HIT among those that carried an
