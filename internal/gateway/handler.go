@@ -141,6 +141,7 @@ func (g *Gateway) limit(w http.ResponseWriter, r *http.Request, x *exchange, id,
 	h.Set("RateLimit-Limit", strconv.Itoa(v.limit))
 	h.Set("RateLimit-Remaining", strconv.Itoa(max(v.remaining, 0)))
 	h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil(v.reset.Seconds()))))
+	x.limited = true
 	if v.ok {
 		return true
 	}

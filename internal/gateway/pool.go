@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -165,6 +166,7 @@ func (p *pool) newUpstream(m member) *upstream {
 		MaxRequests: 1,
 		Timeout:     p.breaker.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errClientGone) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if p.onState != nil {
 				p.onState(u, from, to)

@@ -23,6 +23,12 @@ var errNoUpstream = errors.New("no upstream available")
 // errUpstreamFailed is what the circuit breaker is told of a failed exchange.
 var errUpstreamFailed = errors.New("upstream failed")
 
+// errClientGone is what the circuit breaker is told of an exchange the client abandoned
+// (it cancelled or disconnected): it says nothing of the upstream, so it counts neither
+// way (see the breaker's IsExcluded). A load generator's connections closing with requests
+// in flight must not open the breakers.
+var errClientGone = errors.New("client went away")
+
 // retrying is the RoundTripper under the reverse proxy: it chooses the upstream of each
 // attempt, so a retry goes to another instance, and keeps the balancer's counts.
 type retrying struct {
@@ -39,6 +45,23 @@ type exchange struct {
 	grpc     bool
 	upstream atomic.Pointer[upstream]
 	retries  atomic.Int32
+	// limited is set when the gateway put its own RateLimit-* fields on the answer.
+	limited bool
+}
+
+// rateLimitFields are the response fields of a rate limit.
+var rateLimitFields = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+
+// dropRepeated removes from an instance's answer the fields the gateway sets on it
+// itself: the request ID (the instance echoes the one the gateway sent) and, when the
+// gateway limited the request, the RateLimit-* fields, so the client reads each once.
+func dropRepeated(h http.Header, x *exchange) {
+	h.Del("X-Request-Id")
+	if x.limited {
+		for _, f := range rateLimitFields {
+			h.Del(f)
+		}
+	}
 }
 
 type exchangeKey struct{}
@@ -101,6 +124,10 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := t.base.RoundTrip(out)
 		more := attempt+1 < cfg.Retry.Attempts
 		switch {
+		case err != nil && req.Context().Err() != nil:
+			load.Add(-1)
+			done(errClientGone)
+			return nil, err
 		case err != nil && notProcessed(err):
 			// It never reached the instance: any request may go elsewhere, and no
 			// instance got extra load from it, so the budget is not charged.
@@ -117,11 +144,9 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		case err != nil:
 			load.Add(-1)
 			done(errUpstreamFailed)
-			if req.Context().Err() == nil {
-				t.g.upstreamFailed(x.pool, u, "error")
-			}
+			t.g.upstreamFailed(x.pool, u, "error")
 			lastErr = err
-			if more && idempotent && body.rewindable() && req.Context().Err() == nil && t.g.retryAllowed(x) {
+			if more && idempotent && body.rewindable() && t.g.retryAllowed(x) {
 				continue
 			}
 			return nil, err
@@ -139,6 +164,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.g.upstreamSucceeded(x.pool, u)
 		}
 		res.Body = &countedBody{ReadCloser: res.Body, load: load}
+		dropRepeated(res.Header, x)
 		return res, nil
 	}
 }
