@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"image/color"
 	"math"
 	"os"
@@ -78,6 +79,14 @@ func writeChart(path string, r Report) error {
 			return err
 		}
 		plots = append(plots, lp)
+	}
+
+	if r.Realtime != nil && len(r.Realtime.Loads) > 0 {
+		rp, err := realtimePlot(r.Realtime)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, rp)
 	}
 
 	// Wide enough that the latency panel's fourteen labels do not run into each other.
@@ -292,5 +301,100 @@ func latencyPlot(run BackendRun, idx int) (*plot.Plot, error) {
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
+	return p, nil
+}
+
+// realtimePlot shows each real-time load's p99 delivery latency and resident memory per
+// idle connection as multiples of their goals, on a log scale (a load may miss by a
+// hundred times): at or under the line at 1 the goal is met.
+func realtimePlot(rt *RealtimeRun) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Real time: p99 delivery and memory per idle connection, as multiples of their goals (≤ 1 is met)"
+	p.Y.Label.Text = "× goal (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+
+	const barWidth = 1.2 * vg.Centimeter
+	kinds := []struct {
+		name  string
+		dx    float64
+		value func(l RealtimeResult) (float64, string, bool)
+	}{
+		{"p99 delivery", -0.18, func(l RealtimeResult) (float64, string, bool) {
+			if l.GoalP99 <= 0 || l.Skip != "" || l.LatencyUS.P99 <= 0 {
+				return 0, "", false
+			}
+			return float64(l.LatencyUS.P99) / float64(l.GoalP99.Microseconds()), fmtLatency(l.LatencyUS.P99), true
+		}},
+		{"memory per idle connection", 0.18, func(l RealtimeResult) (float64, string, bool) {
+			if l.GoalConn <= 0 || l.Skip != "" || l.PerConn <= 0 {
+				return 0, "", false
+			}
+			return float64(l.PerConn) / float64(l.GoalConn), fmt.Sprintf("%.1f KiB", float64(l.PerConn)/1024), true
+		}},
+	}
+	lo, hi := 1.0, 1.0
+	var labels plotter.XYLabels
+	for k, kind := range kinds {
+		var xys plotter.XYs
+		for i, l := range rt.Loads {
+			v, text, ok := kind.value(l)
+			if !ok {
+				continue
+			}
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+			xys = append(xys, plotter.XY{X: float64(i) + kind.dx, Y: v})
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(i) + kind.dx, Y: v})
+			labels.Labels = append(labels.Labels, text)
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		// Bars on a log scale have no zero to stand on: each is drawn as a thick line from
+		// the panel's floor to its value.
+		for _, xy := range xys {
+			bar, err := plotter.NewLine(plotter.XYs{{X: xy.X, Y: 1e-3}, {X: xy.X, Y: xy.Y}})
+			if err != nil {
+				return nil, err
+			}
+			bar.Color = backendColors[k%len(backendColors)]
+			bar.Width = barWidth
+			p.Add(bar)
+			if xy == xys[0] {
+				p.Legend.Add(kind.name, bar)
+			}
+		}
+	}
+	if len(labels.XYs) > 0 {
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return nil, err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = draw.XCenter
+			l.TextStyle[i].YAlign = draw.YBottom
+		}
+		p.Add(l)
+	}
+	goal, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 1}, {X: float64(len(rt.Loads)) - 0.5, Y: 1}})
+	if err != nil {
+		return nil, err
+	}
+	goal.Color = targetColor
+	goal.Width = vg.Points(1.5)
+	goal.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(goal)
+	p.Legend.Add("goal", goal)
+
+	p.Y.Min = math.Pow(10, math.Floor(math.Log10(lo*0.9)))
+	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi*1.5))+1)
+	names := make([]string, len(rt.Loads))
+	for i, l := range rt.Loads {
+		names[i] = l.Name
+	}
+	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(rt.Loads))-0.4
 	return p, nil
 }
