@@ -55,3 +55,10 @@ type Chat interface {
 type Events interface {
 	Subscribe(ctx context.Context, stream string, after string) (bus.Subscription, error)
 }
+
+// Sessions puts a signed-in caller's socket under the session checks of the other
+// long-lived streams (realtime.Server): end is called once their session has ended, and
+// stop takes the socket out of the checks.
+type Sessions interface {
+	WatchSession(ctx context.Context, end func()) (stop func())
+}
