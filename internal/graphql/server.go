@@ -106,7 +106,7 @@ func New(opts Options) *Server {
 	l.APQCacheSize = orDefault(l.APQCacheSize, DefaultAPQCacheSize)
 
 	s := &Server{users: opts.Users, sessions: opts.Sessions, origins: opts.Origins, shutdown: opts.Shutdown, log: opts.Logger}
-	r := &resolver{users: opts.Users, catalog: opts.Catalog, chat: opts.Chat, events: opts.Events, log: opts.Logger}
+	r := &resolver{users: opts.Users, catalog: opts.Catalog, chat: opts.Chat, events: opts.Events, log: opts.Logger, decoded: newDecodedProducts()}
 	cfg := Config{Resolvers: r}
 	weigh(&cfg.Complexity)
 

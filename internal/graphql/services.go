@@ -33,7 +33,7 @@ type Users interface {
 
 // Catalog is the product catalog behind its cache.
 type Catalog interface {
-	Product(ctx context.Context, id string) (catalog.Product, error)
+	ProductJSON(ctx context.Context, id string) (cached.Encoded, error)
 	CategoriesJSON(ctx context.Context) (cached.Encoded, error)
 	List(ctx context.Context, f catalog.Filter) (catalog.Page, error)
 	Create(ctx context.Context, in catalog.Input) (catalog.Product, error)
