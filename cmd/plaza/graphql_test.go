@@ -339,10 +339,11 @@ type subscriber struct {
 	lines chan map[string]json.RawMessage
 }
 
-func subscribe(t *testing.T, baseURL, token, query string) *subscriber {
+func subscribe(t *testing.T, baseURL, token, query string, mode ...string) *subscriber {
 	t.Helper()
 	node, dir := nodeTools(t)
-	cmd := exec.Command(node, dir+"/subscribe.mjs", "ws"+strings.TrimPrefix(baseURL, "http")+"/graphql", token, query)
+	args := append([]string{dir + "/subscribe.mjs", "ws" + strings.TrimPrefix(baseURL, "http") + "/graphql", token, query}, mode...)
+	cmd := exec.Command(node, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -434,4 +435,110 @@ func TestGraphQLSubscriptionsAcrossInstances(t *testing.T) {
 			t.Fatal("no event within 20 s of updates")
 		}
 	}
+}
+
+// TestGraphQLSubscriptionsEndWithSessions: the graphql-ws subscription of a user who logs
+// out, and of one an admin deletes, is closed with 4403 at the next session check (a third
+// of the presence TTL), as their /ws connections are; another user's subscription keeps
+// receiving.
+func TestGraphQLSubscriptionsEndWithSessions(t *testing.T) {
+	t.Parallel()
+	nodeTools(t)
+	in, admin, _, _ := chatUsers(t, map[string]string{"PLAZA_PRESENCE_TTL": "900ms"})
+	registerAndSignIn(t, in.URL, "Cid")
+	cid := signIn(t, in.URL, "cid@example.com", strongPassword)
+	dee, eve := registerAndSignIn(t, in.URL, "Dee"), registerAndSignIn(t, in.URL, "Eve")
+	r := gql(t, in.URL, admin, `mutation { createProduct(input: {name: "Session Lamp", priceCents: 100, category: "lighting"}) { id } }`, nil)
+	var d struct{ CreateProduct struct{ ID string } }
+	if json.Unmarshal(r.Data, &d); d.CreateProduct.ID == "" {
+		t.Fatalf("create: %s", r.raw)
+	}
+	product := d.CreateProduct.ID
+	stock := 0
+	update := func() {
+		stock++
+		cl := client{t: t, url: in.URL, token: admin}
+		if res, body := cl.do("PATCH", "/api/products/"+product, fmt.Sprintf(`{"stock":%d}`, stock), map[string]string{"Content-Type": "application/merge-patch+json"}); res.StatusCode != 200 {
+			t.Fatalf("REST update: %d %s", res.StatusCode, body)
+		}
+	}
+	// receives updates until s reports one (a subscription is live shortly after its ack).
+	receives := func(name string, s *subscriber) {
+		t.Helper()
+		for i := 0; i < 100; i++ {
+			update()
+			select {
+			case m, ok := <-s.lines:
+				if !ok || m["next"] == nil {
+					t.Fatalf("%s's subscription: %v, want an event", name, m)
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		t.Fatalf("%s's subscription received nothing within 20 s of updates", name)
+	}
+	// closedForbidden reads s until it reports its socket closed, which must be 4403 within
+	// 10 s (the checks run every 300 ms).
+	closedForbidden := func(name string, s *subscriber) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m, ok := <-s.lines:
+				switch {
+				case !ok:
+					t.Fatalf("%s's client ended without reporting a close", name)
+				case m["closed"] != nil:
+					if string(m["closed"]) != "4403" {
+						t.Fatalf("%s's socket closed with %s, want 4403", name, m["closed"])
+					}
+					return
+				case m["next"] == nil:
+					t.Fatalf("%s's subscription: %v, want the socket closed", name, m)
+				}
+			case <-deadline:
+				t.Fatalf("%s's subscription was still open 10 s after their session ended", name)
+			}
+		}
+	}
+	const query = `subscription { productChanged(category: "lighting") { type product { id stock } } }`
+	subs := map[string]*subscriber{}
+	for name, token := range map[string]string{"Cid": cid.AccessToken, "Dee": dee, "Eve": eve} {
+		s := subscribe(t, in.URL, token, query, "stream")
+		if m := s.next(t); string(m["connected"]) != "true" {
+			t.Fatalf("%s connecting: %v", name, m)
+		}
+		receives(name, s)
+		subs[name] = s
+	}
+	drain := func(s *subscriber) {
+		for {
+			select {
+			case <-s.lines:
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	drain(subs["Eve"])
+
+	if code, b := apiJSON(t, "POST", in.URL+"/api/auth/logout", cid.AccessToken, `{"refresh_token":"`+cid.RefreshToken+`"}`); code != 204 {
+		t.Fatalf("logout: %d %s", code, b)
+	}
+	closedForbidden("Cid", subs["Cid"])
+	drain(subs["Eve"])
+	receives("Eve", subs["Eve"])
+
+	code, b := apiJSON(t, "GET", in.URL+"/api/users/me", dee, "")
+	var me struct{ ID string }
+	if json.Unmarshal(b, &me); code != 200 || me.ID == "" {
+		t.Fatalf("me: %d %s", code, b)
+	}
+	if code, b := apiJSON(t, "DELETE", in.URL+"/api/users/"+me.ID, admin, ""); code != 204 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	closedForbidden("Dee", subs["Dee"])
+	drain(subs["Eve"])
+	receives("Eve", subs["Eve"])
 }

@@ -100,7 +100,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	rooms, streams := newRealtime(cfg, d, accounts, streamsCtx)
-	gql := newGraphQL(cfg, d, accounts, products, rooms, streamsCtx)
+	gql := newGraphQL(cfg, d, accounts, products, rooms, streams, streamsCtx)
 	// Start-up allocates once and never again (the argon2id dummy hash alone is 19 MiB);
 	// hand that memory back before serving so an idle instance stays small.
 	debug.FreeOSMemory()

@@ -22,6 +22,7 @@ import (
 	"plaza/internal/catalog"
 	"plaza/internal/catalog/cached"
 	"plaza/internal/chat"
+	"plaza/internal/etag"
 	"plaza/internal/graphql"
 	"plaza/internal/plaza"
 	"plaza/internal/users"
@@ -98,14 +99,21 @@ type fakeCatalog struct {
 	graphql.Catalog
 	reads atomic.Int32
 	fail  error
+	// renamed is what the product is called from version 4 on, when set.
+	renamed atomic.Pointer[string]
 }
 
-func (f *fakeCatalog) Product(ctx context.Context, id string) (catalog.Product, error) {
+func (f *fakeCatalog) ProductJSON(ctx context.Context, id string) (cached.Encoded, error) {
 	f.reads.Add(1)
 	if f.fail != nil {
-		return catalog.Product{}, f.fail
+		return cached.Encoded{}, f.fail
 	}
-	return catalog.Product{ID: id, Name: "Lamp", PriceCents: 1999, Currency: "USD", Category: "home", Version: 3}, nil
+	p := catalog.Product{ID: id, Name: "Lamp", PriceCents: 1999, Currency: "USD", Category: "home", Version: 3}
+	if name := f.renamed.Load(); name != nil {
+		p.Name, p.Version = *name, 4
+	}
+	b, err := json.Marshal(p)
+	return cached.Encoded{JSON: append(b, '\n'), ETag: etag.Make(p.ID, p.Version)}, err
 }
 
 func (f *fakeCatalog) List(ctx context.Context, flt catalog.Filter) (catalog.Page, error) {
@@ -477,5 +485,32 @@ func TestSubscriptionEndsCleanlyOnShutdown(t *testing.T) {
 	defer cancel()
 	if err := e.gql.Wait(ctx); err != nil {
 		t.Fatalf("Wait after shutdown: %v", err)
+	}
+}
+
+// TestProductFollowsVersions: product(id) answers what the catalog holds now; a product
+// read before and changed since is not answered from what was decoded before.
+func TestProductFollowsVersions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, graphql.Limits{})
+	query := map[string]any{"query": `query($id: ID!) { product(id: $id) { name etag } }`, "variables": map[string]any{"id": "p1"}}
+	name := func() string {
+		t.Helper()
+		r := e.post(t, "", query)
+		if len(r.Errors) > 0 {
+			t.Fatalf("errors: %+v", r.Errors)
+		}
+		return r.Data["product"].(map[string]any)["name"].(string)
+	}
+	if n := name(); n != "Lamp" {
+		t.Fatalf("first read: %q", n)
+	}
+	if n := name(); n != "Lamp" {
+		t.Fatalf("second read: %q", n)
+	}
+	renamed := "Floor Lamp"
+	e.catalog.renamed.Store(&renamed)
+	if n := name(); n != "Floor Lamp" {
+		t.Fatalf("after the change: %q, want Floor Lamp", n)
 	}
 }

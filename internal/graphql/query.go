@@ -42,8 +42,7 @@ func (r queryResolver) Users(ctx context.Context, first *int64, after *string) (
 
 // Product reads through the catalog cache, like GET /api/products/{id}.
 func (r queryResolver) Product(ctx context.Context, id string) (*catalog.Product, error) {
-	p, err := r.catalog.Product(ctx, id)
-	return ret(p, err)
+	return r.product(ctx, id)
 }
 
 // Products pages forward over the same keyset cursors as REST: the store names the end
@@ -108,10 +107,10 @@ func (r queryResolver) Messages(ctx context.Context, room string, last *int64, b
 // Node finds a product (cached) or else a user by ID; IDs are unique across both. What
 // the caller may not see is null, like what does not exist.
 func (r queryResolver) Node(ctx context.Context, id string) (Node, error) {
-	p, err := r.catalog.Product(ctx, id)
+	p, err := r.product(ctx, id)
 	switch plaza.ErrorCodeOf(err) {
 	case "":
-		return &p, nil
+		return p, nil
 	case plaza.ENotFound, plaza.EBadRequest:
 	default:
 		return nil, err

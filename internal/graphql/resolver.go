@@ -20,6 +20,7 @@ type resolver struct {
 	chat    Chat
 	events  Events
 	log     *slog.Logger
+	decoded decodedProducts
 }
 
 func (r *resolver) Query() QueryResolver               { return queryResolver{r} }

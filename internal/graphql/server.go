@@ -53,7 +53,10 @@ type Options struct {
 	Catalog Catalog
 	Chat    Chat
 	Events  Events
-	Limits  Limits
+	// Sessions, when set, ends the socket of a caller whose session ends (logout,
+	// deletion) with 4403, as /ws and /api/events end theirs.
+	Sessions Sessions
+	Limits   Limits
 	// Introspection answers __schema and __type queries (development; configurable in
 	// production).
 	Introspection bool
@@ -72,6 +75,7 @@ type Options struct {
 type Server struct {
 	exec     *handler.Server
 	users    Users
+	sessions Sessions
 	origins  []string
 	shutdown context.Context
 	log      *slog.Logger
@@ -101,8 +105,8 @@ func New(opts Options) *Server {
 	l.MaxAliases = orDefault(l.MaxAliases, DefaultMaxAliases)
 	l.APQCacheSize = orDefault(l.APQCacheSize, DefaultAPQCacheSize)
 
-	s := &Server{users: opts.Users, origins: opts.Origins, shutdown: opts.Shutdown, log: opts.Logger}
-	r := &resolver{users: opts.Users, catalog: opts.Catalog, chat: opts.Chat, events: opts.Events, log: opts.Logger}
+	s := &Server{users: opts.Users, sessions: opts.Sessions, origins: opts.Origins, shutdown: opts.Shutdown, log: opts.Logger}
+	r := &resolver{users: opts.Users, catalog: opts.Catalog, chat: opts.Chat, events: opts.Events, log: opts.Logger, decoded: newDecodedProducts()}
 	cfg := Config{Resolvers: r}
 	weigh(&cfg.Complexity)
 
@@ -112,8 +116,9 @@ func New(opts Options) *Server {
 	// client accepts it, else application/json (also when it accepts anything, as the
 	// spec asks for clients from before the new media type).
 	srv.AddTransport(transport.Websocket{
-		InitFunc:    s.initConnection,
-		InitTimeout: 10 * time.Second,
+		Implementation: keptSockets{},
+		InitFunc:       s.initConnection,
+		InitTimeout:    10 * time.Second,
 		// A ping every 30 s, like /ws: a peer that does not answer within a minute is dropped.
 		PingPongInterval: 30 * time.Second,
 		// The HTTP body limit does not reach WebSocket frames: one subscribe message is a
@@ -214,6 +219,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	// gqlgen closes the socket when the request's context ends: end it on shutdown.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	ctx = context.WithValue(ctx, socketKey{}, &socket{})
 	stop := context.AfterFunc(s.shutdown, cancel)
 	defer stop()
 	s.exec.ServeHTTP(w, r.WithContext(ctx))
@@ -223,7 +229,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 // initConnection checks the connection_init payload: a token there ("Authorization:
 // Bearer …" or "token") must be valid, or the connection is closed with 4403. Without one
 // the connection acts as whoever the upgrade request was (the Authorization header, else
-// anonymous: product changes are public).
+// anonymous: product changes are public). A signed-in connection lasts as long as the
+// caller's session (watchSession).
 func (s *Server) initConnection(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	token := payload.GetString("token")
 	if auth := payload.Authorization(); auth != "" {
@@ -232,15 +239,53 @@ func (s *Server) initConnection(ctx context.Context, payload transport.InitPaylo
 			token = auth[7:]
 		}
 	}
-	if token == "" {
-		return ctx, nil, nil
+	if token != "" {
+		p, err := s.users.Authenticate(ctx, token)
+		if err != nil {
+			ctx = transport.WithWebsocketCloseCode(ctx, closeForbidden)
+			return transport.AppendCloseReason(ctx, "Forbidden"), nil, errors.New("the token in connection_init is not valid")
+		}
+		ctx = plaza.WithPrincipal(ctx, p)
 	}
-	p, err := s.users.Authenticate(ctx, token)
-	if err != nil {
-		ctx = transport.WithWebsocketCloseCode(ctx, closeForbidden)
-		return transport.AppendCloseReason(ctx, "Forbidden"), nil, errors.New("the token in connection_init is not valid")
+	return s.watchSession(ctx), nil, nil
+}
+
+// watchSession puts a signed-in connection under the session checks: when the caller's
+// session ends, the socket closes with 4403 (graphql-ws's Forbidden, which its clients do
+// not retry), and the connection's context ends so gqlgen stops every subscription on it.
+func (s *Server) watchSession(ctx context.Context) context.Context {
+	sock, _ := ctx.Value(socketKey{}).(*socket)
+	if _, signedIn := plaza.PrincipalFrom(ctx); !signedIn || s.sessions == nil || sock == nil || sock.conn == nil {
+		return ctx
 	}
-	return plaza.WithPrincipal(ctx, p), nil, nil
+	ctx, cancel := context.WithCancel(ctx)
+	stop := s.sessions.WatchSession(ctx, func() {
+		// The close frame goes first: gqlgen's own close on cancel would say 1000.
+		_ = sock.conn.WriteClose(closeForbidden, "Forbidden: the session has ended")
+		cancel()
+	})
+	context.AfterFunc(ctx, stop)
+	return ctx
+}
+
+// socket is where keptSockets leaves the connection it accepted for the request, so that
+// initConnection can close it with a code of its choosing.
+type socket struct{ conn transport.WebsocketConn }
+
+type socketKey struct{}
+
+// keptSockets accepts WebSockets as gqlgen does by default (coder/websocket) and keeps
+// each in its request's socket.
+type keptSockets struct {
+	transport.CoderWebsocketImplementation
+}
+
+func (k keptSockets) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	conn, err := k.CoderWebsocketImplementation.Accept(w, r, opts)
+	if sock, ok := r.Context().Value(socketKey{}).(*socket); ok && err == nil {
+		sock.conn = conn
+	}
+	return conn, err
 }
 
 // Wait refuses new WebSockets and waits until every open one has closed (the Shutdown

@@ -33,7 +33,7 @@ type Users interface {
 
 // Catalog is the product catalog behind its cache.
 type Catalog interface {
-	Product(ctx context.Context, id string) (catalog.Product, error)
+	ProductJSON(ctx context.Context, id string) (cached.Encoded, error)
 	CategoriesJSON(ctx context.Context) (cached.Encoded, error)
 	List(ctx context.Context, f catalog.Filter) (catalog.Page, error)
 	Create(ctx context.Context, in catalog.Input) (catalog.Product, error)
@@ -54,4 +54,11 @@ type Chat interface {
 // every instance's subscribers.
 type Events interface {
 	Subscribe(ctx context.Context, stream string, after string) (bus.Subscription, error)
+}
+
+// Sessions puts a signed-in caller's socket under the session checks of the other
+// long-lived streams (realtime.Server): end is called once their session has ended, and
+// stop takes the socket out of the checks.
+type Sessions interface {
+	WatchSession(ctx context.Context, end func()) (stop func())
 }

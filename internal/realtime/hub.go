@@ -24,6 +24,8 @@ type hub struct {
 	rooms map[string]*room
 	users map[string]int // connections (and reservations) per user
 	conns map[*conn]struct{}
+	// watched are other transports' streams under the session checks (WatchSession).
+	watched map[*watched]struct{}
 }
 
 type room struct {
@@ -52,7 +54,7 @@ type heldFrame struct {
 const maxHeld = QueueSize
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, rooms: map[string]*room{}, users: map[string]int{}, conns: map[*conn]struct{}{}}
+	return &hub{s: s, rooms: map[string]*room{}, users: map[string]int{}, conns: map[*conn]struct{}{}, watched: map[*watched]struct{}{}}
 }
 
 // reserve counts a connection of user, refusing one past the cap.
@@ -236,8 +238,8 @@ func (h *hub) forward(r *room) {
 }
 
 // heartbeats keeps this instance's members present, tells rooms when members of another
-// instance expired, and ends the connections and SSE streams of callers whose session
-// ended, every interval until ctx is done.
+// instance expired, and ends the connections, SSE streams and watched streams of callers
+// whose session ended, every interval until ctx is done.
 func (h *hub) heartbeats(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -270,6 +272,7 @@ func (h *hub) beat(ctx context.Context) {
 				c.end()
 			}
 		}
+		h.checkWatched(check)
 	}
 	chatSvc := h.s.opts.Chat
 	for _, c := range conns {

@@ -65,9 +65,10 @@ type Options struct {
 	Bus  Subscriber
 	// Tickets is the shared cache tickets live in (the security-state cache).
 	Tickets Cache
-	// CheckSession, when set, is asked about the caller of every WebSocket connection and
-	// signed-in SSE stream each presence heartbeat; an EUnauthenticated answer (the user
-	// was deleted, the token revoked) ends the connection with 1008, and the stream.
+	// CheckSession, when set, is asked about the caller of every WebSocket connection,
+	// signed-in SSE stream and stream watched with WatchSession each presence heartbeat; an
+	// EUnauthenticated answer (the user was deleted, the token revoked) ends the connection
+	// with 1008, and the stream.
 	CheckSession func(ctx context.Context) error
 	// Origins are the browser origins allowed besides the server's own host
 	// (PLAZA_CORS_ORIGINS; "*" allows any).

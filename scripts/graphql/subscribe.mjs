@@ -1,12 +1,12 @@
-// subscribe.mjs WS_URL TOKEN QUERY: one graphql-ws client (graphql-transport-ws) that
-// connects with {token} in connection_init ("-" for none), subscribes to QUERY and prints
-// one JSON line per happening: {"connected":true}, {"next":payload}, {"error":…},
-// {"closed":code}. It exits after the first next, error or close. cmd/plaza's GraphQL tests
-// drive it.
+// subscribe.mjs WS_URL TOKEN QUERY [stream]: one graphql-ws client (graphql-transport-ws)
+// that connects with {token} in connection_init ("-" for none), subscribes to QUERY and
+// prints one JSON line per happening: {"connected":true}, {"next":payload}, {"error":…},
+// {"closed":code}. It exits after the first next, error or close; with "stream", after the
+// first error or close only. cmd/plaza's GraphQL tests drive it.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-const [url, token, query] = process.argv.slice(2);
+const [url, token, query, mode] = process.argv.slice(2);
 const say = (v) => process.stdout.write(JSON.stringify(v) + '\n');
 const client = createClient({
   url,
@@ -25,7 +25,7 @@ const client = createClient({
 client.subscribe({ query }, {
   next: (v) => {
     say({ next: v });
-    process.exit(0);
+    if (mode !== 'stream') process.exit(0);
   },
   error: (e) => {
     say({ error: e instanceof Error ? e.message : e });

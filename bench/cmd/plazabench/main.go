@@ -55,6 +55,7 @@ type options struct {
 	render    string
 	realtime  bool
 	rtOnly    bool
+	rtLoads   []string // keys of the real-time loads to measure; none: all
 }
 
 func parseOptions(args []string, getenv func(string) string) (options, error) {
@@ -74,8 +75,12 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "give up after this long")
 	fs.StringVar(&o.pgURL, "postgres-url", getenv("PLAZA_TEST_POSTGRES_URL"), "admin URL of a throwaway PostgreSQL for a second run (default $PLAZA_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.redisURL, "redis-url", getenv("PLAZA_TEST_REDIS_URL"), "URL of a throwaway Redis for that run (default $PLAZA_TEST_REDIS_URL)")
-	fs.BoolVar(&o.realtime, "realtime", true, "measure the WebSocket and SSE loads too (a Plaza of their own on SQLite)")
+	fs.BoolVar(&o.realtime, "realtime", true, "measure the WebSocket, SSE and GraphQL subscription loads too (a Plaza of their own on SQLite)")
 	fs.BoolVar(&o.rtOnly, "realtime-only", false, "measure the real-time loads only (no wrk scenarios, no baseline) and merge them into the report in -out")
+	fs.Func("realtime-loads", "comma-separated keys of the real-time loads to measure (ws-1k, ws-10k, sse-5k, gql-1k; default all)", func(v string) error {
+		o.rtLoads = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&o.render, "render", "", "measure nothing: render the report and chart again from this benchmarks.json (after editing bench/findings.md)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

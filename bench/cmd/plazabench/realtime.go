@@ -52,18 +52,27 @@ type RealtimeRun struct {
 	Loads      []RealtimeResult
 }
 
-// The targets of issue 13.
+// Kinds of real-time load: members of a chat room over /ws, SSE subscribers of product
+// updates, and graphql-transport-ws subscribers of productChanged on /graphql.
+const (
+	kindRoom    = "ws"
+	kindSSE     = "sse"
+	kindGraphQL = "graphql"
+)
+
+// The targets of issue 13; the GraphQL fan-out (issue 14) has no goal yet, only a figure.
 var realtimeLoads = []struct {
 	key, name string
-	sse       bool
+	kind      string
 	conns     int
 	rate      float64
 	goalP99   time.Duration
 	goalConn  int64
 }{
-	{"ws-1k", "WebSocket room, 1,000 members, 20 messages/s", false, 1000, 20, 25 * time.Millisecond, 0},
-	{"ws-10k", "WebSocket room, 10,000 members, 5 messages/s", false, 10_000, 5, 150 * time.Millisecond, 12 << 10},
-	{"sse-5k", "SSE, 5,000 subscribers, 5 product updates/s", true, 5000, 5, 100 * time.Millisecond, 16 << 10},
+	{"ws-1k", "WebSocket room, 1,000 members, 20 messages/s", kindRoom, 1000, 20, 25 * time.Millisecond, 0},
+	{"ws-10k", "WebSocket room, 10,000 members, 5 messages/s", kindRoom, 10_000, 5, 150 * time.Millisecond, 12 << 10},
+	{"sse-5k", "SSE, 5,000 subscribers, 5 product updates/s", kindSSE, 5000, 5, 100 * time.Millisecond, 16 << 10},
+	{"gql-1k", "GraphQL productChanged, 1,000 subscribers, 5 product updates/s", kindGraphQL, 1000, 5, 0, 0},
 }
 
 // Real-time timings: members connect, idle for the memory reading, then the load runs a
@@ -97,6 +106,9 @@ func (h *harness) runRealtime(ctx context.Context, meta Meta) (*RealtimeRun, err
 	run := &RealtimeRun{Date: time.Now().UTC(), Commit: meta.Commit, Dirty: meta.Dirty, LoadBefore: loadAverage()}
 	defer func() { run.LoadAfter = loadAverage() }()
 	for _, l := range realtimeLoads {
+		if len(h.o.rtLoads) > 0 && !slices.Contains(h.o.rtLoads, l.key) {
+			continue
+		}
 		r := RealtimeResult{Key: l.key, Name: l.name, Conns: l.conns, Rate: l.rate, GoalP99: l.goalP99, GoalConn: l.goalConn}
 		if need := uint64(l.conns) + 256; limit < need {
 			r.Skip = fmt.Sprintf("the open-file limit is %d, %d needed", limit, need)
@@ -104,7 +116,7 @@ func (h *harness) runRealtime(ctx context.Context, meta Meta) (*RealtimeRun, err
 			continue
 		}
 		h.logf("real time: %s", l.name)
-		if err := h.realtimeLoad(ctx, l.sse, &r); err != nil {
+		if err := h.realtimeLoad(ctx, l.kind, &r); err != nil {
 			if ctx.Err() != nil {
 				return run, ctx.Err()
 			}
@@ -116,7 +128,7 @@ func (h *harness) runRealtime(ctx context.Context, meta Meta) (*RealtimeRun, err
 	return run, nil
 }
 
-func (h *harness) realtimeLoad(ctx context.Context, sse bool, r *RealtimeResult) error {
+func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResult) error {
 	dir := filepath.Join(h.tmp, "realtime-"+r.Key)
 	adminPassword := "Bench-admin-" + randomHex(12)
 	userPassword := "Bench-user-" + randomHex(12)
@@ -142,7 +154,7 @@ func (h *harness) realtimeLoad(ctx context.Context, sse bool, r *RealtimeResult)
 	}
 	a := api{base: srv.base, client: &http.Client{Timeout: 30 * time.Second}}
 	token := ""
-	if sse {
+	if kind != kindRoom {
 		token, err = a.login(ctx, adminEmail, adminPassword)
 	} else if err = a.register(ctx, "Bench User", userEmail, userPassword); err == nil {
 		token, err = a.login(ctx, userEmail, userPassword)
@@ -167,9 +179,12 @@ func (h *harness) realtimeLoad(ctx context.Context, sse bool, r *RealtimeResult)
 	}
 	lat := &latencies{counts: inWindow}
 	var load rtLoad
-	if sse {
+	switch kind {
+	case kindSSE:
 		load, err = openSSE(ctx, srv.base, r.Conns, lat)
-	} else {
+	case kindGraphQL:
+		load, err = openSubscriptions(ctx, srv.base, r.Conns, lat)
+	default:
 		load, err = openRoom(ctx, srv.base, token, r.Conns, lat)
 	}
 	if load != nil {
@@ -505,6 +520,83 @@ func (s *streams) cut() int64 { return s.ended.Load() }
 
 func (s *streams) close() { s.cancel() }
 
+// productChanged is what each GraphQL subscriber asks for.
+const productChanged = `subscription { productChanged { type product { stock } } }`
+
+// openSubscriptions opens n anonymous graphql-transport-ws connections to /graphql, each
+// subscribed to productChanged; they are fed by the same updates as the SSE streams (send)
+// and record latencies the same way, by stock value.
+func openSubscriptions(ctx context.Context, base string, n int, lat *latencies) (*streams, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &streams{base: base, cancel: cancel}
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/graphql"
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
+	subscribe, _ := json.Marshal(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": productChanged}})
+	err := parallel(ctx, n, func(ctx context.Context, _ int) error {
+		c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: client, Subprotocols: []string{"graphql-transport-ws"}})
+		if err != nil {
+			return err
+		}
+		c.SetReadLimit(1 << 20)
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"connection_init","payload":{}}`)); err != nil {
+			c.CloseNow()
+			return err
+		}
+		if _, b, err := c.Read(ctx); err != nil || !bytes.Contains(b, []byte(`"connection_ack"`)) {
+			c.CloseNow()
+			return fmt.Errorf("connection_init: %s %v", b, err)
+		}
+		if err := c.Write(ctx, websocket.MessageText, subscribe); err != nil {
+			c.CloseNow()
+			return err
+		}
+		go s.readSubscription(sctx, c, lat)
+		return nil
+	})
+	return s, err
+}
+
+// readSubscription records the latency of every productChanged it receives and answers
+// the server's pings, until the connection or ctx ends.
+func (s *streams) readSubscription(ctx context.Context, c *websocket.Conn, lat *latencies) {
+	defer c.CloseNow()
+	var m struct {
+		Type    string
+		Payload struct {
+			Data struct {
+				ProductChanged struct{ Product struct{ Stock int64 } }
+			}
+		}
+	}
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.ended.Add(1)
+			}
+			return
+		}
+		got := time.Now()
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case "next":
+			if at, ok := s.sentAt.Load(m.Payload.Data.ProductChanged.Product.Stock); ok {
+				lat.add(at.(time.Time), got)
+			}
+		case "ping":
+			if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`)); err != nil && ctx.Err() == nil {
+				s.ended.Add(1)
+				return
+			}
+		case "error", "complete":
+			s.ended.Add(1) // the server ended the subscription (a slow one is completed)
+			return
+		}
+	}
+}
+
 // parallel runs fn for 0..n-1, rtParallel at a time, and returns the first error.
 func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -556,19 +648,28 @@ func (r Report) realtimeMarkdown(w func(string, ...any)) {
 			w("| %s | %s | — | — | — | — | — | — | — | — | %s | not measured: %s |\n", l.Name, fmtInt(int64(l.Conns)), fmtDuration(l.GoalP99), oneLine(l.Skip))
 			continue
 		}
-		status := metOrMissed(l.Delivered > 0 && time.Duration(l.LatencyUS.P99)*time.Microsecond <= l.GoalP99 && l.Delivered == l.Expected)
+		goal, status := "—", "no goal"
+		if l.GoalP99 > 0 {
+			goal = fmtDuration(l.GoalP99)
+			status = metOrMissed(l.Delivered > 0 && time.Duration(l.LatencyUS.P99)*time.Microsecond <= l.GoalP99 && l.Delivered == l.Expected)
+		}
 		w("| %s | %s | %g | %s | %s (%s) | %d | %s | %s | %s | %s | %s | %s |\n", l.Name, fmtInt(int64(l.Conns)), l.Rate, fmtInt(l.Sent),
-			fmtInt(l.Delivered), fmtInt(l.Expected), l.Cut, fmtLatency(l.LatencyUS.P50), fmtLatency(l.LatencyUS.P99), fmtLatency(l.LatencyUS.P999), fmtLatency(l.LatencyUS.Max), fmtDuration(l.GoalP99), status)
+			fmtInt(l.Delivered), fmtInt(l.Expected), l.Cut, fmtLatency(l.LatencyUS.P50), fmtLatency(l.LatencyUS.P99), fmtLatency(l.LatencyUS.P999), fmtLatency(l.LatencyUS.Max), goal, status)
 	}
 	w("\n| load | resident memory per idle connection | goal | |\n|---|---:|---:|---|\n")
 	for _, l := range rt.Loads {
-		if l.Skip != "" || l.GoalConn == 0 {
+		if l.Skip != "" {
+			continue
+		}
+		if l.GoalConn == 0 {
+			w("| %s | %.1f KiB | — | no goal |\n", l.Name, float64(l.PerConn)/1024)
 			continue
 		}
 		w("| %s | %.1f KiB | %d KiB | %s |\n", l.Name, float64(l.PerConn)/1024, l.GoalConn>>10, metOrMissed(l.PerConn <= l.GoalConn))
 	}
 	w("\nMemory is Plaza's VmRSS with every connection open and idle (joined, for WebSockets) minus VmRSS before the first connected, divided by the connections; each reading follows %s of idleness and a garbage collection (a heap profile with gc=1 on `PLAZA_DEBUG_ADDR`). ", fmtDuration(rtIdle))
-	w("Every WebSocket member signs in as the one bench user (a registration each would cost an argon2id hash), so presence lists hold one name; SSE subscribers are anonymous and follow `product.updated`, which the admin sends by PATCHing one product's stock, the value telling the subscriber when it was sent.\n\n")
+	w("Every WebSocket member signs in as the one bench user (a registration each would cost an argon2id hash), so presence lists hold one name; SSE subscribers are anonymous and follow `product.updated`, which the admin sends by PATCHing one product's stock, the value telling the subscriber when it was sent. ")
+	w("GraphQL subscribers are anonymous graphql-transport-ws connections to `/graphql`, each with one `%s`, fed by the same PATCHes and timed the same way.\n\n", productChanged)
 	for _, l := range rt.Loads {
 		if p := l.Profile; p != nil {
 			w("<details><summary>%s: %d s CPU profile of Plaza in the measured window, top by flat and by cumulative time</summary>\n\n", l.Name, p.Seconds)

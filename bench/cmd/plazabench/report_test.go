@@ -340,6 +340,7 @@ func TestRealtimeMarkdown(t *testing.T) {
 		{Name: "room A", Conns: 10, Rate: 5, Sent: 50, Expected: 500, Delivered: 500, GoalP99: 25 * time.Millisecond, GoalConn: 12 << 10, PerConn: 10 << 10},
 		{Name: "room B", Conns: 10, Rate: 5, Sent: 50, Expected: 500, Delivered: 499, GoalP99: 25 * time.Millisecond},
 		{Name: "room C", Conns: 10, GoalP99: time.Second, Skip: "the open-file limit is 1024"},
+		{Name: "fan-out D", Conns: 10, Rate: 5, Sent: 50, Expected: 500, Delivered: 500, PerConn: 20 << 10},
 	}
 	loads[0].LatencyUS.P99, loads[1].LatencyUS.P99 = 20_000, 20_000
 	md := Report{Realtime: &RealtimeRun{Commit: "abc", Loads: loads}}.Markdown("")
@@ -350,6 +351,8 @@ func TestRealtimeMarkdown(t *testing.T) {
 		"| 25 ms | **missed** |",
 		"not measured: the open-file limit is 1024",
 		"| room A | 10.0 KiB | 12 KiB | met |",
+		"| — | no goal |",                        // fan-out D's latency: a figure, not judged
+		"| fan-out D | 20.0 KiB | — | no goal |", // and its memory
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
