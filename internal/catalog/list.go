@@ -24,6 +24,13 @@ const (
 	SortRelevance Sort = "relevance"
 )
 
+// RankedMatches bounds a relevance sort: it ranks the newest RankedMatches matches of the
+// whole filter (search words, category, price range and stock together), newest meaning
+// most recently added, and its pages end with them. A search with fewer matches ranks
+// them all. Ranking every match of a word that 40% of 100,000 products hold took 250 ms
+// and more a page; other sorts still walk every match.
+const RankedMatches = 1000
+
 // ParseSort reads the sort query parameter; "" means the default for the query.
 func ParseSort(s string) (Sort, error) {
 	switch Sort(s) {

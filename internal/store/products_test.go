@@ -384,6 +384,100 @@ func TestProductsSearch(t *testing.T) {
 	})
 }
 
+// TestProductsSearchWindow: a relevance page ranks the newest matches of its whole filter
+// (catalog.RankedMatches, lowered here to 4), and only those.
+func TestProductsSearchWindow(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		db.SetRankedMatches(4)
+		s := db.Products()
+		// Added first, so the oldest: the best match for "espresso" by far, and the only one
+		// at home, sold out and dear.
+		strong := product("Espresso Espresso", "home", "kitchen", 50000, 0, t0)
+		strong.Description = "Espresso machine: espresso, every morning."
+		mustInsert(t, s, strong)
+		// Then five that mention it once in a long description, each added after the last.
+		var weak []catalog.Product
+		for i := range 5 {
+			w := product(fmt.Sprintf("Grinder %d", i+1), "kitchen", "", int64(i+1)*1000, 5, t0.Add(time.Duration(i+1)*time.Minute))
+			w.Description = "Burr grinder with forty settings, from french press and pour over to espresso, and a timer."
+			weak = append(weak, w)
+			mustInsert(t, s, w)
+		}
+		// Two mentions of "ristretto", the better one older: fewer matches than the window.
+		rare := product("Ristretto Ristretto", "home", "kitchen", 900, 3, t0)
+		mustInsert(t, s, rare)
+		rareWeak := product("Tamper", "home", "kitchen", 900, 3, t0)
+		rareWeak.Description = "Presses the grounds evenly before a shot of espresso or ristretto, for cafes and homes."
+		mustInsert(t, s, rareWeak)
+		window := []string{rareWeak.ID, weak[4].ID, weak[3].ID, weak[2].ID} // the newest 4 matches of "espresso"
+
+		ids := func(ps []catalog.Product) []string {
+			out := make([]string, len(ps))
+			for i, p := range ps {
+				out[i] = p.ID
+			}
+			return out
+		}
+		sameSet := func(a, b []string) bool {
+			a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+			return slices.Equal(a, b)
+		}
+
+		// The strong match is older than the window: weak newer ones are ranked, it is not.
+		first := list(t, s, catalog.Filter{Q: "espresso"})
+		if !sameSet(ids(first.Items), window) || first.NextCursor != "" {
+			t.Fatalf("first page %q (next %q); want the 4 newest matches and no next page", names(first.Items), first.NextCursor)
+		}
+		// Paging walks the window without repeats or gaps, and ends with it.
+		var walked []string
+		f := catalog.Filter{Q: "espresso", Limit: 3}
+		for pages := 1; ; pages++ {
+			page := list(t, s, f)
+			walked = append(walked, ids(page.Items)...)
+			if page.NextCursor == "" {
+				break
+			}
+			if pages == 3 {
+				t.Fatalf("more than 2 pages of 3 over a window of 4: %q", walked)
+			}
+			f.Cursor = page.NextCursor
+		}
+		if !slices.Equal(walked, ids(first.Items)) {
+			t.Fatalf("pages of 3 walked %q; the single page held %q", walked, ids(first.Items))
+		}
+
+		// A term with fewer matches than the window ranks them all: the older, better one first.
+		if got := list(t, s, catalog.Filter{Q: "ristretto"}).Items; !slices.Equal(ids(got), []string{rare.ID, rareWeak.ID}) {
+			t.Fatalf("ristretto ranked %q; want the older, better match first", names(got))
+		}
+
+		// The filter's other conditions apply inside the window: a filtered search finds its
+		// matches however old they are.
+		i64 := func(n int64) *int64 { return &n }
+		no := false
+		for name, tc := range map[string]struct {
+			f    catalog.Filter
+			want []string
+		}{
+			"category": {catalog.Filter{Q: "espresso", Category: "home"}, []string{strong.ID, rareWeak.ID}},
+			"sold out": {catalog.Filter{Q: "espresso", InStock: &no}, []string{strong.ID}},
+			"cheap":    {catalog.Filter{Q: "espresso", MaxPrice: i64(2000)}, []string{rareWeak.ID, weak[1].ID, weak[0].ID}},
+			"dear":     {catalog.Filter{Q: "espresso", MinPrice: i64(10000)}, []string{strong.ID}},
+		} {
+			if got := ids(list(t, s, tc.f).Items); !sameSet(got, tc.want) {
+				t.Errorf("%s: got %q; want %q", name, got, tc.want)
+			}
+		}
+
+		// Other sorts are not bounded: every match, in their order.
+		if got := list(t, s, catalog.Filter{Q: "espresso", Sort: catalog.SortOldest}).Items; len(got) != 7 {
+			t.Fatalf("oldest first: %d matches %q; want all 7", len(got), names(got))
+		}
+	})
+}
+
 func TestProductsBadCursor(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {

@@ -75,6 +75,9 @@ type DB struct {
 	// wake tells this process's outbox relay that events were committed.
 	wake     chan struct{}
 	wakeOnce sync.Once
+	// rankedMatches is the window a relevance page ranks; 0 is catalog.RankedMatches.
+	// Tests lower it (export_test.go).
+	rankedMatches int
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
