@@ -15,6 +15,10 @@ type Principal struct {
 	UserID  string
 	Role    Role
 	TokenID string // jti of the access token, for revocation
+	// Family is the login the access token belongs to, and IssuedAt when it was issued
+	// (Unix seconds): a long-lived stream rechecks them (users.CheckSession).
+	Family   string `json:",omitempty"`
+	IssuedAt int64  `json:",omitempty"`
 }
 
 // IsAdmin reports whether p may manage everyone.

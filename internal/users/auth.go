@@ -195,7 +195,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (plaza.Princip
 	if err != nil {
 		return plaza.Principal{}, err
 	}
-	return plaza.Principal{UserID: c.UserID, Role: role, TokenID: c.TokenID}, nil
+	return plaza.Principal{UserID: c.UserID, Role: role, TokenID: c.TokenID, Family: c.Family, IssuedAt: c.IssuedAt}, nil
 }
 
 // deletedUser is cached for a user that no longer exists.

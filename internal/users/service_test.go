@@ -246,3 +246,80 @@ func TestLogoutWithTheCacheDownSaysSo(t *testing.T) {
 		t.Fatalf("access token after logout: %v", err)
 	}
 }
+
+// TestStreamsEndWithTheirLogin: a long-lived stream rechecks the session it was opened
+// with (CheckSession) and finds it ended exactly when a request with its token would be
+// refused: its login ended elsewhere or by a reused refresh token, the password changed,
+// or the account's role changed. Another login of the same user goes on.
+func TestStreamsEndWithTheirLogin(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	s := newService(t, db, nil, cheap)
+	ctx := t.Context()
+	const password = "plaza stream check 7 horses"
+	u, err := s.Register(ctx, users.NewUser{Name: "Stream", Email: "stream@example.com", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stream opens a stream with a fresh login and returns the context it runs with.
+	stream := func() (context.Context, users.Tokens) {
+		t.Helper()
+		tok, err := s.Login(ctx, "stream@example.com", password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Authenticate(ctx, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx := plaza.WithPrincipal(ctx, p)
+		if err := s.CheckSession(sctx); err != nil {
+			t.Fatalf("a stream just opened is refused: %v", err)
+		}
+		return sctx, tok
+	}
+	ended := func(sctx context.Context, why string) {
+		t.Helper()
+		if err := s.CheckSession(sctx); plaza.ErrorCodeOf(err) != plaza.EUnauthenticated {
+			t.Fatalf("after %s the stream's session check gave %v, want unauthenticated", why, err)
+		}
+	}
+
+	kept, _ := stream()
+	loggedOut, tok := stream()
+	if err := s.Logout(loggedOut, tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	ended(loggedOut, "a logout with its refresh token")
+
+	reused, tok := stream()
+	if _, err := s.Refresh(ctx, tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Refresh(ctx, tok.RefreshToken); err == nil {
+		t.Fatal("a refresh token was accepted twice")
+	}
+	ended(reused, "its refresh token was reused")
+	if err := s.CheckSession(kept); err != nil {
+		t.Fatalf("another login's stream ended with these: %v", err)
+	}
+
+	admin := plaza.WithPrincipal(ctx, plaza.Principal{UserID: "0000000000000000000000admin", Role: plaza.RoleAdmin})
+	promoted, _ := stream()
+	role := plaza.RoleAdmin
+	if _, err := s.Update(admin, u.ID, plaza.Expect{}, users.Changes{Role: &role}); err != nil {
+		t.Fatal(err)
+	}
+	ended(promoted, "a role change")
+
+	changed, _ := stream()
+	// Tokens carry whole seconds: a change in the second they were issued would not end them.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	newPassword, current := "another plaza passphrase 9 owls", password
+	self := plaza.WithPrincipal(ctx, plaza.Principal{UserID: u.ID, Role: plaza.RoleAdmin})
+	if _, err := s.Update(self, u.ID, plaza.Expect{}, users.Changes{Password: &newPassword, CurrentPassword: &current}); err != nil {
+		t.Fatal(err)
+	}
+	ended(changed, "a password change")
+	ended(kept, "a password change")
+}

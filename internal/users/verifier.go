@@ -22,6 +22,9 @@ type Claims struct {
 	UserID  string
 	Role    plaza.Role // the role when the token was issued; the service rechecks the stored one
 	TokenID string
+	Family  string // the login (refresh token family) the token was issued in
+	// IssuedAt is when the token was issued, in Unix seconds (0: unknown).
+	IssuedAt int64
 }
 
 // Verifier checks access tokens the way Authenticate does, minus the look-up of the
@@ -62,24 +65,45 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		}
 		v.verified.put(token, c, now)
 	}
-	// One round trip to the shared state for the three marks.
-	keys := []string{revokedKey(c.ID), sessionsKey(c.Subject)}
+	var iat int64
+	if c.IssuedAt != nil {
+		iat = c.IssuedAt.Unix()
+	}
+	cl := Claims{UserID: c.Subject, Role: c.Role, TokenID: c.ID, Family: c.Family, IssuedAt: iat}
+	if err := checkRevoked(ctx, v.state, cl); err != nil {
+		return Claims{}, err
+	}
+	return cl, nil
+}
+
+// checkRevoked tells whether the session c belongs to has ended: its token was revoked by
+// a logout (jti), its login ended (family: a logout elsewhere, a reused refresh token), or
+// the password changed after it was issued. The three marks are read in one round trip.
+// While the state cannot be read they are absent: revocation fails open, as documented.
+func checkRevoked(ctx context.Context, state StateReader, c Claims) error {
+	keys := []string{sessionsKey(c.UserID)}
+	if c.TokenID != "" {
+		keys = append(keys, revokedKey(c.TokenID))
+	}
 	if c.Family != "" {
 		keys = append(keys, familyKey(c.Family))
 	}
-	vals, found := v.state.GetMany(ctx, keys...)
+	vals, found := state.GetMany(ctx, keys...)
+	for i, key := range keys[1:] {
+		if !found[i+1] {
+			continue
+		}
+		if key == revokedKey(c.TokenID) {
+			return plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
+		}
+		return plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
+	}
 	if found[0] {
-		return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the access token has been revoked; log in again")
-	}
-	if len(keys) > 2 && found[2] {
-		return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the login this token belongs to has ended; log in again")
-	}
-	if found[1] {
 		// The password changed: tokens issued before that second are ended. (A token issued
 		// in the same second, just before the change, slips through: iat has whole seconds.)
-		if since, err := strconv.ParseInt(string(vals[1]), 10, 64); err == nil && c.IssuedAt != nil && c.IssuedAt.Unix() < since {
-			return Claims{}, plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
+		if since, err := strconv.ParseInt(string(vals[0]), 10, 64); err == nil && c.IssuedAt > 0 && c.IssuedAt < since {
+			return plaza.Errorf(plaza.EUnauthenticated, "the password was changed after this token was issued; log in again")
 		}
 	}
-	return Claims{UserID: c.Subject, Role: c.Role, TokenID: c.ID}, nil
+	return nil
 }
