@@ -85,6 +85,7 @@ type Server struct {
 	limiter      *ratelimit.Limiter
 	authFailures *ratelimit.Limiter
 	metrics      *metrics
+	responses    *responses // GetProduct's, encoded
 }
 
 // services are the names health reports on besides the server as a whole ("").
@@ -97,7 +98,8 @@ var services = []string{
 
 // New builds the server with every service, reflection, health and the interceptor chain.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, opts: opts, health: health.NewServer(), draining: make(chan struct{})}
+	s := &Server{log: opts.Logger, opts: opts, health: health.NewServer(), draining: make(chan struct{}),
+		responses: newResponses(responseCacheBytes)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -132,6 +134,7 @@ func New(opts Options) *Server {
 	srvOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.identifyUnary, s.observeUnary, s.mapErrorsUnary, s.recoverUnary, s.authenticateUnary, s.rateLimitUnary),
 		grpc.ChainStreamInterceptor(s.identifyStream, s.observeStream, s.mapErrorsStream, s.recoverStream, s.authenticateStream, s.rateLimitStream),
+		grpc.ForceServerCodecV2(newCodec()), // sends GetProduct's encoded responses as they are
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
@@ -143,7 +146,7 @@ func New(opts Options) *Server {
 	s.srv = grpc.NewServer(srvOpts...)
 	plazav1.RegisterAuthServiceServer(s.srv, authService{s})
 	plazav1.RegisterUserServiceServer(s.srv, userService{s})
-	plazav1.RegisterProductServiceServer(s.srv, productService{s})
+	s.srv.RegisterService(productServiceDesc(productService{s}), productService{s})
 	plazav1.RegisterChatServiceServer(s.srv, chatService{s})
 	healthpb.RegisterHealthServer(s.srv, healthService{Server: s.health, draining: s.draining, shutdown: s.opts.Shutdown})
 	reflection.Register(s.srv)
