@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -72,6 +73,9 @@ const (
 	minClientPing    = 10 * time.Second
 	// maxStreams bounds concurrent calls per connection.
 	maxStreams = 256
+	// streamWorkersPerCPU: enough goroutines kept for calls that wait on a remote cache or
+	// database, few enough that their stacks cost little while idle.
+	streamWorkersPerCPU = 4
 )
 
 // Server is the gRPC API.
@@ -137,6 +141,11 @@ func New(opts Options) *Server {
 		grpc.ForceServerCodecV2(newCodec()), // sends GetProduct's encoded responses as they are
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(maxStreams),
+		// Calls run on goroutines kept for the next call, as net/http serves a keep-alive
+		// connection's requests on one goroutine, rather than a new one each, whose stack
+		// the chain grows again on every call. A call finding every worker busy (with a
+		// stream, or waiting on Redis) gets a goroutine of its own as before.
+		grpc.NumStreamWorkers(uint32(streamWorkersPerCPU * runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
 	}
