@@ -35,7 +35,7 @@ func (ps productService) GetProduct(ctx context.Context, req *plazav1.GetProduct
 }
 
 // getProduct answers GetProduct from the product's cache entry, as REST's GET does: the
-// entry is read on every call (so a write on any instance shows at once), and the encoded
+// entry is read on every call (so a write shows here when it shows on REST), and the encoded
 // response built from that very entry is sent when it is kept (responses), so a hit
 // decodes nothing and marshals nothing. A miss builds it as GetProduct would and keeps it.
 func (ps productService) getProduct(ctx context.Context, req *plazav1.GetProductRequest) (*encodedMessage, error) {
