@@ -550,6 +550,93 @@ func TestGRPCWatchProductsAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestGRPCGetProductAcrossInstances runs two instances on one PostgreSQL and one Redis,
+// each keeping GetProduct's encoded responses. An instance learns of another's write when
+// its cache does (its REST GET shows it); from then on its GetProduct answers the new
+// version too, never the old: after a REST write on A, on B; after a gRPC UpdateProduct
+// on B, on A; after a REST delete on A, B answers NotFound.
+func TestGRPCGetProductAcrossInstances(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DATABASE_URL":         storetest.PostgresURL(t),
+		"REDIS_URL":            redistest.Start(t).URL(),
+		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
+		"PLAZA_ADMIN_EMAIL":    adminEmail,
+		"PLAZA_ADMIN_PASSWORD": adminPassword,
+		"PLAZA_RATE_LIMIT":     "0",
+	}
+	a, b := start(t, env), start(t, env)
+	admin := login(t, a.URL)
+	ga, gb := dialGRPC(t, a.grpcAddr(t), nil), dialGRPC(t, b.grpcAddr(t), nil)
+	code, body := apiJSON(t, "POST", a.URL+"/api/products", admin,
+		`{"name":"Mug","description":"Stoneware","price_cents":1200,"currency":"EUR","category":"home","subcategory":"kitchen","stock":5}`)
+	var created struct{ ID string }
+	if code != 201 || json.Unmarshal(body, &created) != nil {
+		t.Fatalf("create on A: %d %s", code, body)
+	}
+	type fields struct {
+		Name           string
+		Stock, Version int64
+	}
+	// get waits until in's REST GET shows version, then reads the product over gRPC (twice,
+	// the second from the kept response) and wants what REST showed.
+	get := func(c *rpc, in *instance, version int64, what string) {
+		t.Helper()
+		var rest fields
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			code, body := apiJSON(t, "GET", in.URL+"/api/products/"+created.ID, "", "")
+			if code == 200 && json.Unmarshal(body, &rest) == nil && rest.Version == version {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: REST still answers %d %s after 5s", what, code, body)
+			}
+		}
+		for range 2 {
+			res, err := c.products.GetProduct(as(t, ""), &plazav1.GetProductRequest{Id: created.ID})
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			p := res.GetProduct()
+			if got := (fields{p.GetName(), p.GetStock(), p.GetVersion()}); got != rest {
+				t.Fatalf("%s: gRPC %+v, REST %+v", what, got, rest)
+			}
+		}
+	}
+	get(gb, b, 1, "B before the write")
+	get(ga, a, 1, "A before the write")
+
+	if code, body := apiJSON(t, "PATCH", a.URL+"/api/products/"+created.ID, admin, `{"name":"Big Mug"}`); code != 200 {
+		t.Fatalf("REST PATCH on A: %d %s", code, body)
+	}
+	get(ga, a, 2, "A after its REST write")
+	get(gb, b, 2, "B after A's REST write")
+
+	if _, err := gb.products.UpdateProduct(as(t, admin), &plazav1.UpdateProductRequest{
+		Product: &plazav1.Product{Id: created.ID, Stock: 9}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"stock"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	get(gb, b, 3, "B after its UpdateProduct")
+	get(ga, a, 3, "A after B's UpdateProduct")
+
+	if code, body := apiJSON(t, "DELETE", a.URL+"/api/products/"+created.ID, admin, ""); code != 204 {
+		t.Fatalf("REST DELETE on A: %d %s", code, body)
+	}
+	_, err := ga.products.GetProduct(as(t, ""), &plazav1.GetProductRequest{Id: created.ID})
+	wantCode(t, "A after its delete", err, codes.NotFound)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if code, _ := apiJSON(t, "GET", b.URL+"/api/products/"+created.ID, "", ""); code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B's REST GET still finds the product 5s after the delete on A")
+		}
+	}
+	_, err = gb.products.GetProduct(as(t, ""), &plazav1.GetProductRequest{Id: created.ID})
+	wantCode(t, "B after A's delete", err, codes.NotFound)
+}
+
 // TestGRPCStreamRoomAndWebSocket: a gRPC member of a room sees a WebSocket member arrive
 // and receives what they send, and a gRPC-sent message reaches the WebSocket.
 func TestGRPCStreamRoomAndWebSocket(t *testing.T) {

@@ -59,14 +59,13 @@ func withContext(ss grpc.ServerStream, ctx context.Context) grpc.ServerStream {
 // plaza.ClientIPFrom, for the services' per-client throttles). The peer is the TCP peer:
 // unlike REST, no forwarded-for header is believed.
 func (s *Server) identify(ctx context.Context, setHeader func(metadata.MD) error) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
 	id := ""
-	if v := md.Get(requestIDKey); len(v) > 0 && plaza.ValidRequestID(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDKey); len(v) > 0 && plaza.ValidRequestID(v[0]) {
 		id = v[0]
 	} else {
 		id = plaza.NewRequestID()
 	}
-	_ = setHeader(metadata.Pairs(requestIDKey, id))
+	_ = setHeader(metadata.MD{requestIDKey: {id}})
 	ci := &callInfo{id: id, ip: peerIP(ctx)}
 	return plaza.WithClientIP(context.WithValue(ctx, callInfoKey{}, ci), ci.ip)
 }
@@ -84,6 +83,16 @@ func peerIP(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""
+	}
+	// The host part of the address's String, without formatting the port only to cut it.
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		if len(a.IP) == 0 {
+			return ""
+		}
+		if a.Zone != "" {
+			return a.IP.String() + "%" + a.Zone
+		}
+		return a.IP.String()
 	}
 	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 		return host
@@ -176,8 +185,7 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // IP's bucket of failed authentications, as on REST: a client sending garbage tokens gets
 // RESOURCE_EXHAUSTED once that smaller bucket is empty.
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return ctx, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -72,6 +73,9 @@ const (
 	minClientPing    = 10 * time.Second
 	// maxStreams bounds concurrent calls per connection.
 	maxStreams = 256
+	// streamWorkersPerCPU: enough goroutines kept for calls that wait on a remote cache or
+	// database, few enough that their stacks cost little while idle.
+	streamWorkersPerCPU = 4
 )
 
 // Server is the gRPC API.
@@ -85,6 +89,7 @@ type Server struct {
 	limiter      *ratelimit.Limiter
 	authFailures *ratelimit.Limiter
 	metrics      *metrics
+	responses    *responses // GetProduct's, encoded
 }
 
 // services are the names health reports on besides the server as a whole ("").
@@ -97,7 +102,8 @@ var services = []string{
 
 // New builds the server with every service, reflection, health and the interceptor chain.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, opts: opts, health: health.NewServer(), draining: make(chan struct{})}
+	s := &Server{log: opts.Logger, opts: opts, health: health.NewServer(), draining: make(chan struct{}),
+		responses: newResponses(responseCacheBytes)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -132,8 +138,14 @@ func New(opts Options) *Server {
 	srvOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.identifyUnary, s.observeUnary, s.mapErrorsUnary, s.recoverUnary, s.authenticateUnary, s.rateLimitUnary),
 		grpc.ChainStreamInterceptor(s.identifyStream, s.observeStream, s.mapErrorsStream, s.recoverStream, s.authenticateStream, s.rateLimitStream),
+		grpc.ForceServerCodecV2(newCodec()), // sends GetProduct's encoded responses as they are
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(maxStreams),
+		// Calls run on goroutines kept for the next call, as net/http serves a keep-alive
+		// connection's requests on one goroutine, rather than a new one each, whose stack
+		// the chain grows again on every call. A call finding every worker busy (with a
+		// stream, or waiting on Redis) gets a goroutine of its own as before.
+		grpc.NumStreamWorkers(uint32(streamWorkersPerCPU * runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
 	}
@@ -143,7 +155,7 @@ func New(opts Options) *Server {
 	s.srv = grpc.NewServer(srvOpts...)
 	plazav1.RegisterAuthServiceServer(s.srv, authService{s})
 	plazav1.RegisterUserServiceServer(s.srv, userService{s})
-	plazav1.RegisterProductServiceServer(s.srv, productService{s})
+	s.srv.RegisterService(productServiceDesc(productService{s}), productService{s})
 	plazav1.RegisterChatServiceServer(s.srv, chatService{s})
 	healthpb.RegisterHealthServer(s.srv, healthService{Server: s.health, draining: s.draining, shutdown: s.opts.Shutdown})
 	reflection.Register(s.srv)

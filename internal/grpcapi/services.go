@@ -5,6 +5,7 @@ import (
 
 	"plaza/internal/bus"
 	"plaza/internal/catalog"
+	"plaza/internal/catalog/cached"
 	"plaza/internal/chat"
 	"plaza/internal/plaza"
 	"plaza/internal/users"
@@ -37,6 +38,8 @@ type Users interface {
 // Catalog is the product catalog behind the shared cache (cached.Catalog): GetProduct
 // reads the same entries REST does, and writes drop them on every instance.
 type Catalog interface {
+	// ProductJSON is the product's cache entry, which GetProduct reads on every call.
+	ProductJSON(ctx context.Context, id string) (cached.Encoded, error)
 	Product(ctx context.Context, id string) (catalog.Product, error)
 	List(ctx context.Context, f catalog.Filter) (catalog.Page, error)
 	Create(ctx context.Context, in catalog.Input) (catalog.Product, error)
