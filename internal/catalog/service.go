@@ -2,9 +2,14 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"plaza/internal/plaza"
 )
@@ -89,6 +94,13 @@ type Service struct {
 
 	queryTimeout time.Duration
 	searches     chan struct{} // a token per running search
+
+	// lists shares one query among identical list requests that arrive while it runs.
+	lists singleflight.Group
+	// writes counts the product writes this instance acknowledged. It is part of a shared
+	// list's key, so a list asked for after a write never joins one that started before it:
+	// whoever saw a write acknowledged reads a list that holds it.
+	writes atomic.Uint64
 }
 
 // New builds the catalog service.
@@ -142,6 +154,35 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	// Identical lists asked for at once (a category page, a popular search) share one
+	// query: a page is the same for every caller. The shared query runs without any one
+	// caller's cancellation, under the query timeout; each caller waits with its own ctx.
+	key, err := json.Marshal(struct {
+		F Filter
+		W uint64
+	}{f, s.writes.Load()})
+	if err != nil {
+		return Page{}, err
+	}
+	ch := s.lists.DoChan(string(key), func() (any, error) {
+		return s.list(context.WithoutCancel(ctx), f)
+	})
+	select {
+	case <-ctx.Done():
+		return Page{}, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return Page{}, res.Err
+		}
+		page := res.Val.(Page)
+		page.Items = slices.Clone(page.Items) // each caller's own slice
+		return page, nil
+	}
+}
+
+// list runs one list query: searches through the bulkhead, every list under the query
+// timeout.
+func (s *Service) list(ctx context.Context, f Filter) (Page, error) {
 	qctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
 	if f.Q != "" {
@@ -151,15 +192,12 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 		case s.searches <- struct{}{}:
 			defer func() { <-s.searches }()
 		case <-qctx.Done():
-			if ctx.Err() != nil {
-				return Page{}, ctx.Err()
-			}
 			return Page{}, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second,
 				Message: "too many searches are running; retry shortly"}
 		}
 	}
 	page, err := s.store.List(qctx, f)
-	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) {
 		return Page{}, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second, Err: err,
 			Message: "the list took longer than the server allows; narrow the search or retry"}
 	}
@@ -183,7 +221,9 @@ func (s *Service) Create(ctx context.Context, in Input) (Product, error) {
 	if err != nil {
 		return Product{}, err
 	}
-	if err := s.store.Create(ctx, p, ev); err != nil {
+	err = s.store.Create(ctx, p, ev)
+	s.writes.Add(1) // even on an error: a write whose answer was lost may have committed
+	if err != nil {
 		return Product{}, err
 	}
 	return p, nil
@@ -230,6 +270,7 @@ func (s *Service) Patch(ctx context.Context, id string, expect plaza.Expect, app
 			return Product{}, err
 		}
 		updated, err := s.store.Update(ctx, next, cur.Version, ev)
+		s.writes.Add(1)
 		if retry(err, expect, attempt) {
 			continue
 		}
@@ -257,6 +298,7 @@ func (s *Service) Delete(ctx context.Context, id string, expect plaza.Expect) (P
 			return Product{}, err
 		}
 		err = s.store.Delete(ctx, id, cur.Version, ev)
+		s.writes.Add(1)
 		if retry(err, expect, attempt) {
 			continue
 		}
