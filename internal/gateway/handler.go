@@ -254,8 +254,7 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 			if pr.In.TLS != nil {
 				proto = "https"
 			}
-			forwarded := "for=" + quoteForwarded(peerIP(pr.In)) + ";host=" + quoteForwarded(pr.In.Host) + ";proto=" + proto
-			pr.Out.Header.Set("Forwarded", forwarded)
+			pr.Out.Header.Set("Forwarded", httpapi.ForwardedElement(peerIP(pr.In), pr.In.Host, proto))
 			pr.Out.Host = pr.In.Host // the instance sees the host the client asked for (WebSocket origin checks)
 		},
 		Transport:     &retrying{g: g, base: transport},
@@ -292,16 +291,6 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 			}
 		},
 	}
-}
-
-func quoteForwarded(v string) string {
-	if strings.ContainsAny(v, ":[]") {
-		if ip := net.ParseIP(v); ip != nil && ip.To4() == nil {
-			return `"[` + v + `]"`
-		}
-		return `"` + v + `"`
-	}
-	return v
 }
 
 // isStream: a WebSocket upgrade or an event stream, balanced by open connections and
