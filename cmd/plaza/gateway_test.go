@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
@@ -606,4 +608,198 @@ func TestGatewayReloadsOnSIGHUP(t *testing.T) {
 	if code := status(); code != 200 {
 		t.Fatalf("after the reload: %d", code)
 	}
+}
+
+// standIn is an upstream that is not Plaza, so the gateway's own behaviour is seen alone:
+// /readyz passes the gateway's health checks, /echo answers what the gateway sent it, /slow answers after a second, /sse streams an
+// event every 50 ms (numbered from 0) and /ws echoes WebSocket messages.
+func standIn(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"forwarded": r.Header.Values("Forwarded"),
+			"xff": r.Header.Values("X-Forwarded-For"), "host": r.Host})
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Second):
+			w.Write([]byte("late"))
+		}
+	})
+	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil {
+				return
+			}
+			http.NewResponseController(w).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// h2cClient speaks only HTTP/2 with prior knowledge, no TLS: what a load balancer or
+// mesh in front of the gateway speaks to it.
+func h2cClient() *http.Client {
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// TestGatewayHTTP2AndStreams: the gateway's HTTP listener serves HTTP/1.1 and cleartext
+// HTTP/2 side by side; a route's timeout cuts a slow exchange but never a WebSocket or
+// an event stream, whichever protocol carries it and whether or not the client said it
+// wants a stream; and the instance is told the client's address in Forwarded and
+// X-Forwarded-For, whatever the client sent in them.
+func TestGatewayHTTP2AndStreams(t *testing.T) {
+	t.Parallel()
+	up := standIn(t)
+	file := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(file, []byte("routes:\n  - {name: hurried, path_prefix: /, timeout: 300ms}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, map[string]string{"PLAZA_DISCOVERY": "static:" + strings.TrimPrefix(up.URL, "http://"),
+		"PLAZA_JWT_SECRET": "h2-test-secret-0123456789abcdef0123", "PLAZA_RATE_LIMIT": "0"}, "--config", file)
+	h1 := &http.Client{Transport: openapitest.Unvalidated, Timeout: 10 * time.Second}
+	h2 := h2cClient()
+	t.Cleanup(h2.CloseIdleConnections)
+	clients := []struct {
+		name   string
+		c      *http.Client
+		protoM int
+	}{{"HTTP/1.1", h1, 1}, {"HTTP/2", h2, 2}}
+
+	t.Run("both protocols on one listener", func(t *testing.T) {
+		for _, cl := range clients {
+			res, err := cl.c.Get(g.URL + "/echo")
+			if err != nil {
+				t.Fatalf("%s: %v", cl.name, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || res.ProtoMajor != cl.protoM {
+				t.Fatalf("%s: %d served as %s", cl.name, res.StatusCode, res.Proto)
+			}
+		}
+		// The gateway's own answers too.
+		res, err := h2.Get(g.URL + "/readyz")
+		if err != nil || res.StatusCode != 200 || res.ProtoMajor != 2 {
+			t.Fatalf("/readyz over HTTP/2: %v %v", res, err)
+		}
+		res.Body.Close()
+	})
+
+	t.Run("the route timeout cuts a slow exchange", func(t *testing.T) {
+		for _, cl := range clients {
+			res, err := cl.c.Get(g.URL + "/slow")
+			if err != nil {
+				t.Fatalf("%s: %v", cl.name, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusGatewayTimeout || res.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%s: a second-long answer on a 300ms route: %d %s", cl.name, res.StatusCode, res.Header.Get("Content-Type"))
+			}
+		}
+	})
+
+	t.Run("an event stream outlives the route timeout", func(t *testing.T) {
+		for _, cl := range clients {
+			for _, accept := range []string{"text/event-stream", ""} {
+				req, _ := http.NewRequestWithContext(t.Context(), "GET", g.URL+"/sse", nil)
+				if accept != "" {
+					req.Header.Set("Accept", accept)
+				}
+				stream := &http.Client{Transport: cl.c.Transport} // no client timeout: it is a stream
+				res, err := stream.Do(req)
+				if err != nil {
+					t.Fatalf("%s, Accept %q: %v", cl.name, accept, err)
+				}
+				if res.ProtoMajor != cl.protoM {
+					t.Fatalf("%s: served as %s", cl.name, res.Proto)
+				}
+				// Event 20 comes a second in: more than three route timeouts.
+				lines := bufio.NewScanner(res.Body)
+				last := ""
+				for last != "data: 20" && lines.Scan() {
+					last = lines.Text()
+				}
+				res.Body.Close()
+				if last != "data: 20" {
+					t.Fatalf("%s, Accept %q: the stream ended after %q: %v", cl.name, accept, last, lines.Err())
+				}
+			}
+		}
+	})
+
+	t.Run("a WebSocket outlives the route timeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.URL, "http")+"/ws", &websocket.DialOptions{HTTPClient: &http.Client{Transport: openapitest.Unvalidated}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		for i := range 10 { // a second in all
+			msg := strconv.Itoa(i)
+			if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			if _, got, err := c.Read(ctx); err != nil || string(got) != msg {
+				t.Fatalf("echo %d: %q %v", i, got, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+	})
+
+	t.Run("Forwarded and X-Forwarded-For name the client, whatever it sent", func(t *testing.T) {
+		for _, cl := range clients {
+			req, _ := http.NewRequest("GET", g.URL+"/echo", nil)
+			req.Host = "shop.example,for=198.51.100.2" // net/http accepts it; unquoted it would forge an element
+			req.Header.Set("Forwarded", "for=198.51.100.1")
+			req.Header.Set("X-Forwarded-For", "198.51.100.1")
+			res, err := cl.c.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", cl.name, err)
+			}
+			var got struct {
+				Forwarded, XFF []string
+				Host           string
+			}
+			json.NewDecoder(res.Body).Decode(&got)
+			res.Body.Close()
+			want := `for=127.0.0.1;host="shop.example,for=198.51.100.2";proto=http`
+			if len(got.Forwarded) != 1 || got.Forwarded[0] != want || len(got.XFF) != 1 || got.XFF[0] != "127.0.0.1" || got.Host != req.Host {
+				t.Fatalf("%s: the instance got Forwarded %q, X-Forwarded-For %q, Host %q; want %s, 127.0.0.1, %s", cl.name, got.Forwarded, got.XFF, got.Host, want, req.Host)
+			}
+		}
+	})
 }

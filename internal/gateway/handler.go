@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -120,11 +121,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, grpcCall bool) {
 		defer context.AfterFunc(g.streamsCtx, cancel)()
 	}
 	// A route's timeout bounds an ordinary exchange; a stream lives as long as both ends
-	// want it (the client's own gRPC deadline travels in grpc-timeout).
+	// want it (the client's own gRPC deadline travels in grpc-timeout). A client need not
+	// say it asks for a stream (curl sends no Accept: text/event-stream), so the timeout
+	// also stops when the answer turns out to be one (see retrying.RoundTrip).
 	if d := x.route.Timeout; d > 0 && !x.stream {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		x.timeout = time.AfterFunc(d, func() { cancel(errRouteTimeout) })
+		defer x.timeout.Stop()
 	}
 	r = r.WithContext(ctx)
 	if grpcCall {
@@ -259,14 +264,14 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 		},
 		Transport:     &retrying{g: g, base: transport},
 		FlushInterval: -1,
-		ErrorLog:      nil,
+		ErrorLog:      slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			x := exchangeFrom(r.Context())
 			id := r.Header.Get("X-Request-ID")
 			switch {
 			case errors.Is(err, errNoUpstream):
 				g.refuse(w, r, x, id, &plaza.Error{Code: plaza.EUnavailable, RetryAfter: time.Second, Message: "no instance is available; retry shortly"})
-			case errors.Is(err, context.DeadlineExceeded):
+			case errors.Is(err, context.DeadlineExceeded) || errors.Is(context.Cause(r.Context()), errRouteTimeout):
 				status := http.StatusGatewayTimeout
 				if x.grpc {
 					writeGRPCStatus(w, &plaza.Error{Code: plaza.EUnavailable, Message: "the instance did not answer in time"})
@@ -293,8 +298,8 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 	}
 }
 
-// isStream: a WebSocket upgrade or an event stream, balanced by open connections and
-// never cut by a route timeout.
+// isStream: a WebSocket upgrade or an event stream asked for, balanced by open
+// connections and never cut by a route timeout.
 func isStream(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
@@ -357,4 +362,11 @@ func (r *recorder) grpcStatus() int {
 		return -1
 	}
 	return n
+}
+
+// streamResponse: an upgrade (WebSocket) or an event stream answered, which no route
+// timeout may cut, even when the request did not say it wanted one.
+func streamResponse(res *http.Response) bool {
+	ct, _, _ := strings.Cut(res.Header.Get("Content-Type"), ";")
+	return res.StatusCode == http.StatusSwitchingProtocols || strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,6 +30,9 @@ var errUpstreamFailed = errors.New("upstream failed")
 // in flight must not open the breakers.
 var errClientGone = errors.New("client went away")
 
+// errRouteTimeout ends an exchange that outlived its route's timeout.
+var errRouteTimeout = fmt.Errorf("the route's timeout passed: %w", context.DeadlineExceeded)
+
 // retrying is the RoundTripper under the reverse proxy: it chooses the upstream of each
 // attempt, so a retry goes to another instance, and keeps the balancer's counts.
 type retrying struct {
@@ -45,6 +49,7 @@ type exchange struct {
 	grpc     bool
 	upstream atomic.Pointer[upstream]
 	retries  atomic.Int32
+	timeout  *time.Timer // the route's timeout, stopped when the answer is a stream; nil: none
 	// limited is set when the gateway put its own RateLimit-* fields on the answer.
 	limited bool
 }
@@ -162,6 +167,9 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		default:
 			done(nil)
 			t.g.upstreamSucceeded(x.pool, u)
+		}
+		if x.timeout != nil && streamResponse(res) {
+			x.timeout.Stop()
 		}
 		res.Body = &countedBody{ReadCloser: res.Body, load: load}
 		dropRepeated(res.Header, x)
