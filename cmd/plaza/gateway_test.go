@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,6 +77,18 @@ func (l *lineLog) addr(t *testing.T, msg string, exited <-chan struct{}) string 
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q line within %s\n%s", msg, startWithin, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait waits until a line holds s (lines are written in batches).
+func (l *lineLog) wait(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(l.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line says %q:\n%s", s, l)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -800,6 +813,130 @@ func TestGatewayHTTP2AndStreams(t *testing.T) {
 			if len(got.Forwarded) != 1 || got.Forwarded[0] != want || len(got.XFF) != 1 || got.XFF[0] != "127.0.0.1" || got.Host != req.Host {
 				t.Fatalf("%s: the instance got Forwarded %q, X-Forwarded-For %q, Host %q; want %s, 127.0.0.1, %s", cl.name, got.Forwarded, got.XFF, got.Host, want, req.Host)
 			}
+		}
+	})
+}
+
+// clientAt is a client whose connections come from ip, a loopback address of its own
+// (127.0.0.0/8 is all local on Linux): to a gateway, one client among others.
+func clientAt(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// TestGatewayRateLimitsWithoutRedis: the per-client limit is one across gateways through
+// Redis; while Redis is down each gateway limits on its own (never a 5xx, never a wait on
+// Redis), says so in its log and metrics, and shares the limit again once Redis is back.
+func TestGatewayRateLimitsWithoutRedis(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t) // one of its own, to kill and restart
+	up := standIn(t)
+	const burst = 4
+	env := map[string]string{"PLAZA_DISCOVERY": "static:" + strings.TrimPrefix(up.URL, "http://"), "REDIS_URL": rs.URL(),
+		"PLAZA_JWT_SECRET": "limit-test-secret-0123456789abcdef0", "PLAZA_RATE_LIMIT": "0.05", "PLAZA_RATE_BURST": strconv.Itoa(burst)}
+	gw1, gw2 := startGateway(t, env), startGateway(t, env)
+
+	// get asks gw for /echo as client c, and checks what any answer must be: 200, or a 429
+	// problem with Retry-After and RateLimit-*, within a second.
+	get := func(c *http.Client, gw *gatewayProc) int {
+		t.Helper()
+		start := time.Now()
+		res, err := c.Get(gw.URL + "/echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("answered after %v", took)
+		}
+		h := res.Header
+		if h.Get("RateLimit-Limit") != strconv.Itoa(burst) || h.Get("RateLimit-Remaining") == "" || h.Get("RateLimit-Reset") == "" {
+			t.Fatalf("%d without RateLimit-* headers: %v", res.StatusCode, h)
+		}
+		switch res.StatusCode {
+		case 200:
+		case 429:
+			if h.Get("Retry-After") == "" || h.Get("RateLimit-Remaining") != "0" || h.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("429 headers: %v", h)
+			}
+		default:
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		return res.StatusCode
+	}
+	// spend makes burst requests as c on gw, all of which must pass.
+	spend := func(c *http.Client, gw *gatewayProc) {
+		t.Helper()
+		for i := range burst {
+			if code := get(c, gw); code != 200 {
+				t.Fatalf("request %d of the burst: %d", i+1, code)
+			}
+		}
+	}
+	local := func(gw *gatewayProc) float64 {
+		v, _ := metric(t, gw.URL, "plaza_gateway_rate_limit_local")
+		return v
+	}
+	fallbacks := func(gw *gatewayProc) float64 {
+		v, _ := metric(t, gw.URL, "plaza_gateway_rate_limit_fallbacks_total")
+		return v
+	}
+
+	t.Run("one limit across gateways through Redis", func(t *testing.T) {
+		c := clientAt(t, "127.0.0.2")
+		spend(c, gw1)
+		if code := get(c, gw2); code != 429 {
+			t.Fatalf("after its burst on gateway 1, the client got %d on gateway 2", code)
+		}
+		if other := get(clientAt(t, "127.0.0.3"), gw2); other != 200 {
+			t.Fatalf("another client was limited too: %d", other)
+		}
+		for _, gw := range []*gatewayProc{gw1, gw2} {
+			if local(gw) != 0 || fallbacks(gw) != 0 {
+				t.Fatalf("%s counts locally with Redis up", gw.URL)
+			}
+		}
+	})
+
+	rs.Kill()
+	t.Run("with Redis down each gateway limits on its own and says so", func(t *testing.T) {
+		c := clientAt(t, "127.0.0.4")
+		for _, gw := range []*gatewayProc{gw1, gw2} {
+			spend(c, gw) // each gateway allows the burst: it counts alone
+			if code := get(c, gw); code != 429 {
+				t.Fatalf("after the local burst: %d", code)
+			}
+			if local(gw) != 1 || fallbacks(gw) != 1 {
+				t.Fatalf("plaza_gateway_rate_limit_local %v, _fallbacks_total %v; want 1, 1", local(gw), fallbacks(gw))
+			}
+			gw.logs.wait(t, "Redis cannot answer; rate limits are now counted by this gateway alone")
+		}
+	})
+
+	rs.Restart()
+	t.Run("with Redis back the limit is shared again", func(t *testing.T) {
+		// The first request after Redis returns finds it; until then a probe may still be
+		// counted locally (a pooled connection to the old server fails first).
+		probe := clientAt(t, "127.0.0.5")
+		for _, gw := range []*gatewayProc{gw1, gw2} {
+			deadline := time.Now().Add(10 * time.Second)
+			for local(gw) != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s still counts locally 10s after Redis returned:\n%s", gw.URL, gw.logs)
+				}
+				get(probe, gw)
+				time.Sleep(50 * time.Millisecond)
+			}
+			gw.logs.wait(t, "Redis answers again; rate limits are shared by every gateway again")
+		}
+		c := clientAt(t, "127.0.0.6")
+		spend(c, gw2)
+		if code := get(c, gw1); code != 429 {
+			t.Fatalf("after its burst on gateway 2, the client got %d on gateway 1", code)
 		}
 	})
 }

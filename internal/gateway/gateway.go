@@ -111,7 +111,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), refreshed: make(chan struct{})}
 	g.streamsCtx, g.stopStreams = context.WithCancel(context.Background())
-	g.limiter = newLimiter(opts.Redis, g.log, g.metrics.limitLocal)
+	g.limiter = newLimiter(opts.Redis, g.log, g.metrics.limitLocal, g.metrics.limitFallbacks)
 	if opts.Redis == nil {
 		g.log.Warn("gateway: no REDIS_URL; rate limits are counted by each gateway alone")
 	}

@@ -23,12 +23,14 @@ const limitCallTimeout = 100 * time.Millisecond
 // limiter applies rate limits shared by every gateway through Redis (GCRA, go-redis's
 // redis_rate), and falls back to a token bucket of this gateway's own (internal/ratelimit)
 // while Redis cannot answer: limits stay on, but each gateway then counts alone, which it
-// says in the log and in plaza_gateway_rate_limit_local.
+// says in the log, in plaza_gateway_rate_limit_local (1 while it lasts) and in
+// plaza_gateway_rate_limit_fallbacks_total (a fallback shorter than a scrape interval).
 type limiter struct {
-	shared *redis_rate.Limiter // nil without Redis: local only, and said so at start
-	log    *slog.Logger
-	local  atomic.Bool
-	gauge  prometheus.Gauge
+	shared    *redis_rate.Limiter // nil without Redis: local only, and said so at start
+	log       *slog.Logger
+	local     atomic.Bool
+	gauge     prometheus.Gauge
+	fallbacks prometheus.Counter
 
 	mu      sync.Mutex
 	buckets map[string]*ratelimit.Limiter // per scope and limit
@@ -42,8 +44,8 @@ type verdict struct {
 	reset     time.Duration
 }
 
-func newLimiter(client redis.UniversalClient, log *slog.Logger, gauge prometheus.Gauge) *limiter {
-	l := &limiter{log: log, gauge: gauge, buckets: map[string]*ratelimit.Limiter{}}
+func newLimiter(client redis.UniversalClient, log *slog.Logger, gauge prometheus.Gauge, fallbacks prometheus.Counter) *limiter {
+	l := &limiter{log: log, gauge: gauge, fallbacks: fallbacks, buckets: map[string]*ratelimit.Limiter{}}
 	if client != nil {
 		l.shared = redis_rate.NewLimiter(client)
 	} else {
@@ -92,6 +94,7 @@ func (l *limiter) localAllow(scope, key string, lim Limit) verdict {
 func (l *limiter) degraded(err error) {
 	if l.local.CompareAndSwap(false, true) {
 		l.gauge.Set(1)
+		l.fallbacks.Inc()
 		l.log.Error("gateway: Redis cannot answer; rate limits are now counted by this gateway alone (each gateway allows the full rate) until it returns", "err", err)
 	}
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	budgetExhausted prometheus.Counter
 	limited         *prometheus.CounterVec // scope
 	limitLocal      prometheus.Gauge
+	limitFallbacks  prometheus.Counter
 	reloads         *prometheus.CounterVec // result
 }
 
@@ -39,9 +40,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused 429, by limit (client, or the route's name)."}, []string{"scope"}),
 		limitLocal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "plaza_gateway_rate_limit_local",
 			Help: "1 while rate limits are counted by this gateway alone (Redis unreachable or not configured)."}),
+		limitFallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "plaza_gateway_rate_limit_fallbacks_total",
+			Help: "Times this gateway fell back to counting rate limits alone because Redis could not answer (the gauge may be back to 0 by the next scrape)."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plaza_gateway_config_reloads_total",
 			Help: "Configuration reloads, by result (ok, error)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.upstream, m.available, m.ejections, m.retries, m.budgetExhausted, m.limited, m.limitLocal, m.reloads)
+	reg.MustRegister(m.requests, m.duration, m.upstream, m.available, m.ejections, m.retries, m.budgetExhausted, m.limited, m.limitLocal, m.limitFallbacks, m.reloads)
 	return m
 }
