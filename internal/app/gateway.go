@@ -92,9 +92,10 @@ func Gateway(ctx context.Context, cfg config.Config, configFile string, reload <
 	defer grpcLn.Close()
 	// No read or write timeout: they would cut WebSocket, SSE and gRPC streams. A route's
 	// timeout bounds ordinary exchanges; headers and idle connections are bounded here.
-	// HTTP/1.1 and HTTP/2 share the listener: cleartext HTTP/2 with prior knowledge (what
-	// a load balancer or service mesh in front speaks), HTTP/2 by ALPN on a TLS listener.
-	// WebSocket upgrades stay HTTP/1.1.
+	// HTTP/1.1 and cleartext HTTP/2 with prior knowledge (what a load balancer or service
+	// mesh in front speaks) share the listener; WebSocket upgrades stay HTTP/1.1. The
+	// gateway terminates no TLS today: HTTP2 stays in the set so that a TLS listener, once
+	// there is one, negotiates HTTP/2 by ALPN.
 	web := &http.Server{Handler: g, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		Protocols: new(http.Protocols), ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	web.Protocols.SetHTTP1(true)
