@@ -22,10 +22,14 @@ func (refuseTokens) Verify(context.Context, string) (users.Claims, error) {
 // proxyTo runs a gateway with the default routes in front of upstream alone and returns
 // its address once it is ready.
 func proxyTo(t *testing.T, upstream *httptest.Server) string {
+	return proxyWith(t, upstream, Default(Limit{Rate: 1000, Burst: 1000}))
+}
+
+func proxyWith(t *testing.T, upstream *httptest.Server, cfg Config) string {
 	t.Helper()
 	addr := strings.TrimPrefix(upstream.URL, "http://")
 	g, err := New(Options{
-		Config:   Default(Limit{Rate: 1000, Burst: 1000}),
+		Config:   cfg,
 		Registry: discovery.NewStatic([]discovery.Instance{{ID: "a", HTTPAddr: addr}}),
 		Verifier: refuseTokens{},
 	})
@@ -112,5 +116,37 @@ func TestAnswersCarryEachFieldOnce(t *testing.T) {
 	}
 	if got := res.Header.Get("RateLimit-Limit"); got != "1000" {
 		t.Errorf("RateLimit-Limit = %q, want the gateway's 1000", got)
+	}
+}
+
+// TestRouteTimeoutsCountAgainstTheInstance: unlike a client leaving, an instance too slow
+// for the route's timeout failed the exchange: after the breaker's run of them, requests
+// are refused at once (503) instead of each waiting out the timeout.
+func TestRouteTimeoutsCountAgainstTheInstance(t *testing.T) {
+	t.Parallel()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/slow" {
+			<-r.Context().Done()
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(upstream.Close)
+	cfg := Default(Limit{Rate: 1000, Burst: 1000})
+	cfg.Routes[0].Timeout = 50 * time.Millisecond
+	cfg.Retry.Attempts = 1
+	base := proxyWith(t, upstream, cfg)
+
+	statuses := map[int]int{}
+	for range 2 * cfg.Breaker.ConsecutiveFailures {
+		res, err := http.Get(base + "/api/slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		statuses[res.StatusCode]++
+	}
+	if statuses[http.StatusGatewayTimeout] == 0 || statuses[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("slow answers past the route's timeout gave %v; want 504s, then 503s once the breaker opened", statuses)
 	}
 }

@@ -54,6 +54,12 @@ type exchange struct {
 	limited bool
 }
 
+// clientGone tells whether the exchange ended because the client cancelled or went away,
+// rather than by the route's timeout (which says the instance was too slow).
+func clientGone(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), errRouteTimeout)
+}
+
 // rateLimitFields are the response fields of a rate limit.
 var rateLimitFields = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
 
@@ -129,7 +135,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := t.base.RoundTrip(out)
 		more := attempt+1 < cfg.Retry.Attempts
 		switch {
-		case err != nil && req.Context().Err() != nil:
+		case err != nil && clientGone(req.Context()):
 			load.Add(-1)
 			done(errClientGone)
 			return nil, err
@@ -151,7 +157,8 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			done(errUpstreamFailed)
 			t.g.upstreamFailed(x.pool, u, "error")
 			lastErr = err
-			if more && idempotent && body.rewindable() && t.g.retryAllowed(x) {
+			// A route's timeout counts against the instance, but leaves no time to retry.
+			if more && idempotent && body.rewindable() && req.Context().Err() == nil && t.g.retryAllowed(x) {
 				continue
 			}
 			return nil, err
