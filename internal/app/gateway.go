@@ -22,6 +22,7 @@ import (
 	"plaza/internal/config"
 	"plaza/internal/discovery"
 	"plaza/internal/gateway"
+	"plaza/internal/redisx"
 	"plaza/internal/users"
 )
 
@@ -35,13 +36,19 @@ func Gateway(ctx context.Context, cfg config.Config, configFile string, reload <
 	if err != nil {
 		return err
 	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var client *redis.Client
 	if cfg.RedisURL != "" {
 		opts, err := cache.ParseRedisURL(cfg.RedisURL)
 		if err != nil {
 			return &config.Error{Var: "REDIS_URL", Msg: err.Error()}
 		}
+		redisx.RouteLogs(log)
 		client = redis.NewClient(opts)
+		// As on the instances: a dead Redis costs each limit and revocation check
+		// microseconds while the breaker is open, not a dial with retries.
+		client.AddHook(redisx.NewBreaker(redisx.BreakerOptions{Logger: log, Registerer: registry}))
 		defer client.Close()
 	}
 	reg, err := openRegistry(cfg, client, log)
@@ -72,8 +79,6 @@ func Gateway(ctx context.Context, cfg config.Config, configFile string, reload <
 	if client != nil {
 		shared = client
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g, err := gateway.New(gateway.Options{Config: gcfg, Registry: reg, Zone: cfg.Discovery.Zone, Verifier: verifier, Redis: shared,
 		Logger: log, Registerer: registry, Metrics: promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})})
 	if err != nil {
