@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -52,7 +53,10 @@ func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := bus.NewMemory(bus.MemoryOptions{Retain: retain})
 	reg := prometheus.NewRegistry()
-	opts.Chat, opts.Bus, opts.Shutdown, opts.Registerer = fakeChat{}, b, ctx, reg
+	if opts.Chat == nil {
+		opts.Chat = fakeChat{}
+	}
+	opts.Bus, opts.Shutdown, opts.Registerer = b, ctx, reg
 	s := New(opts)
 	mux := http.NewServeMux()
 	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
@@ -388,5 +392,112 @@ func TestEventStreamReset(t *testing.T) {
 	after := &sseReader{r: r}
 	if id, err := after.next(); err != nil || strings.TrimSuffix(id, idSep) != live.ID {
 		t.Fatalf("after the reset: %s %v, want %s", id, err, live.ID)
+	}
+}
+
+// TestFrameBehindTheHandshake: a client that sends its first frame right behind the upgrade
+// request, without waiting for the answer, is served that frame; and frames keep coming
+// after the connection was idle.
+func TestFrameBehindTheHandshake(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second)) // a hang guard, not a speed
+	join := []byte(`{"type":"join","room":"general"}`)
+	// A client frame: FIN + text, masked, its length, the mask key, the masked payload.
+	frame := []byte{0x81, 0x80 | byte(len(join)), 1, 2, 3, 4}
+	for i, b := range join {
+		frame = append(frame, b^byte(i%4+1))
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: x\r\nX-User: early\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := nc.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	readText := func() string {
+		t.Helper()
+		var head [2]byte
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			t.Fatal(err)
+		}
+		n := int(head[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(br, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			n = int(ext[0])<<8 | int(ext[1])
+		case 127:
+			t.Fatal("a frame over 64 KiB")
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		return string(payload)
+	}
+	if got := readText(); !strings.Contains(got, `"type":"joined"`) {
+		t.Fatalf("first frame %s, want joined", got)
+	}
+	for _, text := range []string{"one", "two"} {
+		time.Sleep(50 * time.Millisecond) // the queue drains between the two
+		ev, _ := plaza.NewEvent(chat.EventMessage, "u", chat.Message{ID: plaza.NewID(), Room: "general", Text: text}, time.Now())
+		if _, err := ts.bus.Publish(t.Context(), chat.Stream("general"), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(); !strings.Contains(got, `"text":"`+text+`"`) {
+			t.Fatalf("got %s, want message %q", got, text)
+		}
+	}
+}
+
+// panicChat panics on Send.
+type panicChat struct{ fakeChat }
+
+func (panicChat) Send(context.Context, string, string, string) (chat.Message, error) {
+	panic("boom")
+}
+
+// TestPanicInAFrame: a frame whose handling panics closes that connection with 1011; the
+// server and its other connections go on.
+func TestPanicInAFrame(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{Chat: panicChat{}}, 0)
+	other := dialRoom(t, ts, "other", nil)
+	c := dialRoom(t, ts, "sender", nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"message","room":"general","text":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusInternalError {
+				t.Fatalf("closed with %v, want 1011", err)
+			}
+			break
+		}
+	}
+	if err := other.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := other.Read(ctx)
+		if err != nil {
+			t.Fatalf("the other connection: %v", err)
+		}
+		if strings.Contains(string(b), `"type":"pong"`) {
+			break
+		}
 	}
 }
