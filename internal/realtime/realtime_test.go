@@ -40,6 +40,7 @@ func (fakeChat) AnnouncePresence(context.Context, string) ([]chat.Member, error)
 
 type testServer struct {
 	*Server
+	mux http.Handler
 	url string
 	bus bus.Bus
 	reg *prometheus.Registry
@@ -78,7 +79,7 @@ func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 		hs.Close()
 		b.Close()
 	})
-	return &testServer{Server: s, url: hs.URL, bus: b, reg: reg}
+	return &testServer{Server: s, mux: mux, url: hs.URL, bus: b, reg: reg}
 }
 
 // metric reads one sample of the server's metrics, as Prometheus would scrape it.
@@ -500,4 +501,96 @@ func TestPanicInAFrame(t *testing.T) {
 			break
 		}
 	}
+}
+
+// publishProduct publishes a product.updated event and returns it as the bus stored it.
+func publishProduct(t *testing.T, ts *testServer, id string) plaza.Event {
+	t.Helper()
+	ev, _ := plaza.NewEvent("product.updated", "admin", map[string]any{"id": id}, time.Now())
+	ev, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestEventStreamOverHTTP2: over HTTP/2 (where the HTTP/1.1 connection cannot be taken) the
+// stream works as well.
+func TestEventStreamOverHTTP2(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	hs := httptest.NewUnstartedServer(ts.mux)
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	t.Cleanup(func() { // after the stream's own cleanup
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	ts2 := *ts
+	ts2.url = hs.URL
+	stream, res := openSSE(t, &ts2, hs.Client(), "")
+	if res.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", res.Proto)
+	}
+	if _, err := stream.r.ReadString('\n'); err != nil { // retry:
+		t.Fatal(err)
+	}
+	want := publishProduct(t, ts, "h2")
+	if id, err := stream.next(); err != nil || strings.TrimSuffix(id, idSep) != want.ID {
+		t.Fatalf("over HTTP/2: %s %v, want %s", id, err, want.ID)
+	}
+}
+
+// TestEventStreamEndings: a stream whose client goes away ends without waiting for a
+// heartbeat to fail; one the server ends (here, the caller's session) ends its response
+// properly, so the client reads to its end without an error.
+func TestEventStreamEndings(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{
+		PresenceTTL: 300 * time.Millisecond,
+		CheckSession: func(ctx context.Context) error {
+			if p, _ := plaza.PrincipalFrom(ctx); p.UserID == "signed-out" {
+				return plaza.Errorf(plaza.EUnauthenticated, "signed out")
+			}
+			return nil
+		},
+	}, 0)
+	open := func() string { return ts.metric(t, `plaza_realtime_connections{transport="sse"}`) }
+	waitOpen := func(want string) {
+		t.Helper()
+		// Below the heartbeat (15 s), whose writes would otherwise be what notices.
+		for deadline := time.Now().Add(10 * time.Second); open() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s streams open, want %s", open(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.url+"/api/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOpen("1")
+	cancel()
+	res.Body.Close()
+	waitOpen("0")
+
+	req, _ = http.NewRequestWithContext(t.Context(), "GET", ts.url+"/api/events", nil)
+	req.Header.Set("X-User", "signed-out")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the ended stream: %v after %q", err, body)
+	}
+	if !strings.HasPrefix(string(body), "retry: 3000\n") {
+		t.Fatalf("the ended stream sent %q", body)
+	}
+	waitOpen("0")
 }
