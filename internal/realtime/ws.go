@@ -57,6 +57,9 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	s.wg.Add(1)
 	s.m.open.WithLabelValues("ws").Inc()
 	s.hub.add(c)
+	if s.opts.Shutdown.Err() != nil {
+		c.close(websocket.StatusGoingAway, goingAway) // added after the hub closed the others
+	}
 	// The connection is served on a goroutine of its own and this handler returns: the
 	// handler's goroutine has grown its stack through the middleware chain, and net/http
 	// keeps the request and its buffers while it runs. An idle connection needs none of it.
@@ -145,8 +148,6 @@ type conn struct {
 
 // serve runs the connection until either side closes it, then leaves its rooms.
 func (c *conn) serve() {
-	stop := context.AfterFunc(c.s.opts.Shutdown, func() { c.close(websocket.StatusGoingAway, "server shutting down") })
-	defer stop()
 	c.qmu.Lock()
 	c.pinger = time.AfterFunc(PingInterval, c.ping)
 	c.qmu.Unlock()
@@ -175,8 +176,11 @@ func (c *conn) joined() []string {
 // read reads client frames until the connection fails or closes, or a frame ends it. A
 // frame over ReadLimit makes the library close with 1009.
 func (c *conn) read() {
+	// Reads end when the connection closes, which every ending does; a context that can
+	// end would cost each read (and so each idle connection) a registration with it.
+	ctx := context.WithoutCancel(c.ctx)
 	for {
-		typ, b, err := c.ws.Read(c.ctx)
+		typ, b, err := c.ws.Read(ctx)
 		if err != nil || !c.serveFrame(typ, b) {
 			return
 		}
