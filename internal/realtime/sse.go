@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,13 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 		go out.watch()
 		go func() {
 			defer out.close()
+			defer func() {
+				// Off the handler, the middleware no longer catches a panic: it ends this
+				// stream, logged, and the server goes on.
+				if v := recover(); v != nil {
+					s.log.ErrorContext(ctx, "realtime: panic serving an event stream", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+			}()
 			serve(out, out.gone)
 		}()
 		return nil
