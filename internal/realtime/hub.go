@@ -88,6 +88,18 @@ func (h *hub) remove(c *conn) {
 	delete(h.conns, c)
 }
 
+// goingAway is the reason connections close with 1001.
+const goingAway = "server shutting down"
+
+// closeAll closes every connection with 1001: the server is shutting down.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.conns {
+		c.close(websocket.StatusGoingAway, goingAway)
+	}
+}
+
 // join adds c to room: it subscribes the room (first local member) before the chat
 // service reads the history, so nothing sent meanwhile is missed, then sends the joined
 // frame followed by whatever arrived while joining and is not in the history.

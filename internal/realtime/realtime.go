@@ -114,6 +114,7 @@ func New(opts Options) *Server {
 	s.hub = newHub(s)
 	s.feeds = feeds{s: s, byStream: map[int]*feed{}, all: map[*sseClient]struct{}{}}
 	go s.hub.heartbeats(opts.Shutdown, opts.PresenceTTL/3)
+	context.AfterFunc(opts.Shutdown, s.hub.closeAll)
 	return s
 }
 

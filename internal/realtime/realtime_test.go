@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,7 @@ func (fakeChat) AnnouncePresence(context.Context, string) ([]chat.Member, error)
 
 type testServer struct {
 	*Server
+	mux http.Handler
 	url string
 	bus bus.Bus
 	reg *prometheus.Registry
@@ -52,7 +54,10 @@ func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := bus.NewMemory(bus.MemoryOptions{Retain: retain})
 	reg := prometheus.NewRegistry()
-	opts.Chat, opts.Bus, opts.Shutdown, opts.Registerer = fakeChat{}, b, ctx, reg
+	if opts.Chat == nil {
+		opts.Chat = fakeChat{}
+	}
+	opts.Bus, opts.Shutdown, opts.Registerer = b, ctx, reg
 	s := New(opts)
 	mux := http.NewServeMux()
 	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
@@ -74,7 +79,7 @@ func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 		hs.Close()
 		b.Close()
 	})
-	return &testServer{Server: s, url: hs.URL, bus: b, reg: reg}
+	return &testServer{Server: s, mux: mux, url: hs.URL, bus: b, reg: reg}
 }
 
 // metric reads one sample of the server's metrics, as Prometheus would scrape it.
@@ -389,4 +394,203 @@ func TestEventStreamReset(t *testing.T) {
 	if id, err := after.next(); err != nil || strings.TrimSuffix(id, idSep) != live.ID {
 		t.Fatalf("after the reset: %s %v, want %s", id, err, live.ID)
 	}
+}
+
+// TestFrameBehindTheHandshake: a client that sends its first frame right behind the upgrade
+// request, without waiting for the answer, is served that frame; and frames keep coming
+// after the connection was idle.
+func TestFrameBehindTheHandshake(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second)) // a hang guard, not a speed
+	join := []byte(`{"type":"join","room":"general"}`)
+	// A client frame: FIN + text, masked, its length, the mask key, the masked payload.
+	frame := []byte{0x81, 0x80 | byte(len(join)), 1, 2, 3, 4}
+	for i, b := range join {
+		frame = append(frame, b^byte(i%4+1))
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: x\r\nX-User: early\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := nc.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	readText := func() string {
+		t.Helper()
+		var head [2]byte
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			t.Fatal(err)
+		}
+		n := int(head[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(br, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			n = int(ext[0])<<8 | int(ext[1])
+		case 127:
+			t.Fatal("a frame over 64 KiB")
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		return string(payload)
+	}
+	if got := readText(); !strings.Contains(got, `"type":"joined"`) {
+		t.Fatalf("first frame %s, want joined", got)
+	}
+	for _, text := range []string{"one", "two"} {
+		time.Sleep(50 * time.Millisecond) // the queue drains between the two
+		ev, _ := plaza.NewEvent(chat.EventMessage, "u", chat.Message{ID: plaza.NewID(), Room: "general", Text: text}, time.Now())
+		if _, err := ts.bus.Publish(t.Context(), chat.Stream("general"), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(); !strings.Contains(got, `"text":"`+text+`"`) {
+			t.Fatalf("got %s, want message %q", got, text)
+		}
+	}
+}
+
+// panicChat panics on Send.
+type panicChat struct{ fakeChat }
+
+func (panicChat) Send(context.Context, string, string, string) (chat.Message, error) {
+	panic("boom")
+}
+
+// TestPanicInAFrame: a frame whose handling panics closes that connection with 1011; the
+// server and its other connections go on.
+func TestPanicInAFrame(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{Chat: panicChat{}}, 0)
+	other := dialRoom(t, ts, "other", nil)
+	c := dialRoom(t, ts, "sender", nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"message","room":"general","text":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusInternalError {
+				t.Fatalf("closed with %v, want 1011", err)
+			}
+			break
+		}
+	}
+	if err := other.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := other.Read(ctx)
+		if err != nil {
+			t.Fatalf("the other connection: %v", err)
+		}
+		if strings.Contains(string(b), `"type":"pong"`) {
+			break
+		}
+	}
+}
+
+// publishProduct publishes a product.updated event and returns it as the bus stored it.
+func publishProduct(t *testing.T, ts *testServer, id string) plaza.Event {
+	t.Helper()
+	ev, _ := plaza.NewEvent("product.updated", "admin", map[string]any{"id": id}, time.Now())
+	ev, err := ts.bus.Publish(t.Context(), plaza.StreamCatalog, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestEventStreamOverHTTP2: over HTTP/2 (where the HTTP/1.1 connection cannot be taken) the
+// stream works as well.
+func TestEventStreamOverHTTP2(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	hs := httptest.NewUnstartedServer(ts.mux)
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	t.Cleanup(func() { // after the stream's own cleanup
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	ts2 := *ts
+	ts2.url = hs.URL
+	stream, res := openSSE(t, &ts2, hs.Client(), "")
+	if res.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", res.Proto)
+	}
+	if _, err := stream.r.ReadString('\n'); err != nil { // retry:
+		t.Fatal(err)
+	}
+	want := publishProduct(t, ts, "h2")
+	if id, err := stream.next(); err != nil || strings.TrimSuffix(id, idSep) != want.ID {
+		t.Fatalf("over HTTP/2: %s %v, want %s", id, err, want.ID)
+	}
+}
+
+// TestEventStreamEndings: a stream whose client goes away ends without waiting for a
+// heartbeat to fail; one the server ends (here, the caller's session) ends its response
+// properly, so the client reads to its end without an error.
+func TestEventStreamEndings(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{
+		PresenceTTL: 300 * time.Millisecond,
+		CheckSession: func(ctx context.Context) error {
+			if p, _ := plaza.PrincipalFrom(ctx); p.UserID == "signed-out" {
+				return plaza.Errorf(plaza.EUnauthenticated, "signed out")
+			}
+			return nil
+		},
+	}, 0)
+	open := func() string { return ts.metric(t, `plaza_realtime_connections{transport="sse"}`) }
+	waitOpen := func(want string) {
+		t.Helper()
+		// Below the heartbeat (15 s), whose writes would otherwise be what notices.
+		for deadline := time.Now().Add(10 * time.Second); open() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s streams open, want %s", open(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.url+"/api/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOpen("1")
+	cancel()
+	res.Body.Close()
+	waitOpen("0")
+
+	req, _ = http.NewRequestWithContext(t.Context(), "GET", ts.url+"/api/events", nil)
+	req.Header.Set("X-User", "signed-out")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the ended stream: %v after %q", err, body)
+	}
+	if !strings.HasPrefix(string(body), "retry: 3000\n") {
+		t.Fatalf("the ended stream sent %q", body)
+	}
+	waitOpen("0")
 }

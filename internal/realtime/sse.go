@@ -2,10 +2,13 @@ package realtime
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -70,29 +73,28 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 		copy(last, parts)
 	}
 
-	ctx := r.Context()
+	// The stream may outlive this handler (on HTTP/1.1, see below): its context keeps the
+	// request's values, not its end.
+	ctx := context.WithoutCancel(r.Context())
 	user := ""
 	if signedIn {
 		user = p.UserID
 	}
 	client := newSSEClient(plaza.WithPrincipal(ctx, p), user, types)
-	defer s.feeds.leave(client)
-	reset := false
-	followed := make([]bool, len(sseStreams))
-	replay := make([]bus.Subscription, len(sseStreams))
+	st := &eventStream{s: s, client: client, now: now, last: last,
+		followed: make([]bool, len(sseStreams)), replay: make([]bus.Subscription, len(sseStreams))}
+	started := false
 	defer func() {
-		for _, sub := range replay {
-			if sub != nil {
-				sub.Close()
-			}
+		if !started {
+			st.end()
 		}
 	}()
-	for i, st := range sseStreams {
-		if st.signedIn && !signedIn || !wants(types, st.prefix) {
+	for i, stream := range sseStreams {
+		if stream.signedIn && !signedIn || !wants(types, stream.prefix) {
 			last[i] = ""
 			continue
 		}
-		followed[i] = true
+		st.followed[i] = true
 		// Join the feed before reading the history, so that nothing published between
 		// the two is missed; what both bring is written once, by position.
 		if err := s.feeds.join(client, i); err != nil {
@@ -101,89 +103,208 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 		if last[i] == "" {
 			continue
 		}
-		sub, err := s.opts.Bus.Subscribe(ctx, st.name, last[i])
+		sub, err := s.opts.Bus.Subscribe(ctx, stream.name, last[i])
 		if errors.Is(err, bus.ErrTrimmed) {
-			reset, last[i] = true, ""
+			st.reset, last[i] = true, ""
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		replay[i] = sub
-	}
-	idOf := func() string {
-		pos := make([]string, len(sseStreams))
-		for i := range pos {
-			switch {
-			case !followed[i]:
-			case last[i] != "":
-				pos[i] = last[i]
-			default:
-				pos[i] = now
-			}
-		}
-		return strings.Join(pos, idSep)
+		st.replay[i] = sub
 	}
 
 	unlimitedDeadlines(w)
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer (nginx) must not hold events back
 	w.WriteHeader(http.StatusOK)
+	started = true
 	s.wg.Add(1)
-	defer s.wg.Done()
 	s.m.open.WithLabelValues("sse").Inc()
-	defer s.m.open.WithLabelValues("sse").Dec()
-
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "retry: %d\n", SSERetry.Milliseconds())
-	if reset {
-		fmt.Fprintf(&buf, "id: %s\nevent: reset\ndata: {}\n\n", idOf())
-	} else {
-		// An ID with no data is not an event, but it sets the client's last event ID.
-		fmt.Fprintf(&buf, "id: %s\n\n", idOf())
+	serve := func(out sseOut, gone <-chan struct{}) {
+		defer s.wg.Done()
+		defer s.m.open.WithLabelValues("sse").Dec()
+		defer st.end()
+		st.run(out, gone)
 	}
-	send := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
-		_, err := w.Write(buf.Bytes())
-		buf.Reset()
-		if err == nil {
-			err = rc.Flush()
-		}
-		return err == nil
-	}
-	if !send() {
+	if nc, ok := hijackStream(w, r); ok {
+		// On HTTP/1.1 the stream takes the connection and this handler returns: net/http's
+		// goroutines, buffers and request would otherwise stay for the stream's life, and
+		// the handler's stack with its middleware. A goroutine of the stream's own reads
+		// the connection, to notice the client going.
+		out := &chunkedConn{conn: nc, gone: make(chan struct{})}
+		go out.watch()
+		go func() {
+			defer out.close()
+			defer func() {
+				// Off the handler, the middleware no longer catches a panic: it ends this
+				// stream, logged, and the server goes on.
+				if v := recover(); v != nil {
+					s.log.ErrorContext(ctx, "realtime: panic serving an event stream", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+			}()
+			serve(out, out.gone)
+		}()
 		return nil
 	}
-	write := func(i int, id, typ string, data []byte) bool {
-		last[i] = id
-		fmt.Fprintf(&buf, "id: %s\nevent: %s\ndata: %s\n\n", idOf(), typ, data)
-		if !send() {
-			return false
+	serve(&flushWriter{w: w, rc: http.NewResponseController(w)}, r.Context().Done())
+	return nil
+}
+
+// hijackStream takes an HTTP/1.1 connection whose response head has been written with
+// chunked encoding (the request is HTTP/1.1 and no length was set); anything else (HTTP/2,
+// HTTP/1.0, a writer that cannot) is streamed through the ResponseWriter.
+func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		return nil, false
+	}
+	nc, _, err := http.NewResponseController(w).Hijack()
+	// The buffers go: net/http has flushed the head, and a client sends nothing more that
+	// the stream would answer.
+	return nc, err == nil
+}
+
+// sseOut is where a stream's bytes go; each write is sent at once or fails.
+type sseOut interface {
+	write(b []byte) error
+}
+
+// flushWriter streams through the ResponseWriter.
+type flushWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f *flushWriter) write(b []byte) error {
+	_ = f.rc.SetWriteDeadline(time.Now().Add(writeWait))
+	if _, err := f.w.Write(b); err != nil {
+		return err
+	}
+	return f.rc.Flush()
+}
+
+// chunkedConn streams over a hijacked HTTP/1.1 connection, one chunk per write.
+type chunkedConn struct {
+	conn net.Conn
+	gone chan struct{} // closed when the connection has ended, either side
+}
+
+func (c *chunkedConn) write(b []byte) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	bufs := net.Buffers{fmt.Appendf(nil, "%x\r\n", len(b)), b, []byte("\r\n")}
+	_, err := bufs.WriteTo(c.conn)
+	return err
+}
+
+// watch reads the connection until it ends: a client sends nothing on an event stream,
+// so what it might is dropped, and the end of its side is the end of the stream.
+func (c *chunkedConn) watch() {
+	defer close(c.gone)
+	var b [64]byte
+	for {
+		if _, err := c.conn.Read(b[:]); err != nil {
+			return
 		}
-		s.m.out.WithLabelValues("sse").Inc()
+	}
+}
+
+// close ends the response (the last chunk, if the client still takes it) and the connection.
+func (c *chunkedConn) close() {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.conn.Write([]byte("0\r\n\r\n"))
+	_ = c.conn.Close()
+}
+
+// eventStream is one SSE response after its head: what it has written and its replays.
+type eventStream struct {
+	s        *Server
+	client   *sseClient
+	now      string
+	last     []string // per stream, the position events must come after
+	followed []bool
+	replay   []bus.Subscription // per stream, a replay not yet handed over to the feed
+	reset    bool
+	out      sseOut
+	buf      bytes.Buffer
+}
+
+// end takes the stream out of the feeds and closes its replays.
+func (st *eventStream) end() {
+	st.s.feeds.leave(st.client)
+	for _, sub := range st.replay {
+		if sub != nil {
+			sub.Close()
+		}
+	}
+}
+
+// idOf is the event ID of the stream's current positions.
+func (st *eventStream) idOf() string {
+	pos := make([]string, len(sseStreams))
+	for i := range pos {
+		switch {
+		case !st.followed[i]:
+		case st.last[i] != "":
+			pos[i] = st.last[i]
+		default:
+			pos[i] = st.now
+		}
+	}
+	return strings.Join(pos, idSep)
+}
+
+// send writes what is buffered; false ends the stream.
+func (st *eventStream) send() bool {
+	err := st.out.write(st.buf.Bytes())
+	st.buf.Reset()
+	return err == nil
+}
+
+func (st *eventStream) write(i int, id, typ string, data []byte) bool {
+	st.last[i] = id
+	fmt.Fprintf(&st.buf, "id: %s\nevent: %s\ndata: %s\n\n", st.idOf(), typ, data)
+	if !st.send() {
+		return false
+	}
+	st.s.m.out.WithLabelValues("sse").Inc()
+	return true
+}
+
+// replayed writes an event from stream i's replay; false ends the stream.
+func (st *eventStream) replayed(i int, ev plaza.Event, ok bool) bool {
+	if !ok {
+		// The bus cut the replay because this client did not keep up (or the bus
+		// closed): end the stream; the client resumes from its last ID.
+		if errors.Is(st.replay[i].Err(), bus.ErrSlowConsumer) {
+			st.s.m.slowCuts.WithLabelValues("sse").Inc()
+		}
+		return false
+	}
+	if !st.client.wants(i, ev.Type, about(ev)) {
+		st.last[i] = ev.ID
 		return true
 	}
-	// replayed writes an event from stream i's replay; false ends the stream.
-	replayed := func(i int, ev plaza.Event, ok bool) bool {
-		if !ok {
-			// The bus cut the replay because this client did not keep up (or the bus
-			// closed): end the stream; the client resumes from its last ID.
-			if errors.Is(replay[i].Err(), bus.ErrSlowConsumer) {
-				s.m.slowCuts.WithLabelValues("sse").Inc()
-			}
-			return false
-		}
-		if !client.wants(i, ev.Type, about(ev)) {
-			last[i] = ev.ID
-			return true
-		}
-		data, _ := json.Marshal(ev)
-		return write(i, ev.ID, ev.Type, data)
-	}
+	data, _ := json.Marshal(ev)
+	return st.write(i, ev.ID, ev.Type, data)
+}
 
+// run writes the stream to out until the client goes (gone), its session or queue ends
+// it, or the server shuts down.
+func (st *eventStream) run(out sseOut, gone <-chan struct{}) {
+	st.out = out
+	fmt.Fprintf(&st.buf, "retry: %d\n", SSERetry.Milliseconds())
+	if st.reset {
+		fmt.Fprintf(&st.buf, "id: %s\nevent: reset\ndata: {}\n\n", st.idOf())
+	} else {
+		// An ID with no data is not an event, but it sets the client's last event ID.
+		fmt.Fprintf(&st.buf, "id: %s\n\n", st.idOf())
+	}
+	if !st.send() {
+		return
+	}
+	client, replay, last := st.client, st.replay, st.last
 	heartbeat := time.NewTicker(SSEHeartbeat)
 	defer heartbeat.Stop()
 	for {
@@ -193,20 +314,20 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 		// An ended client goes now, not after the events it has queued.
 		select {
 		case <-client.ended:
-			return nil
+			return
 		default:
 		}
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.opts.Shutdown.Done():
-			return nil
+		case <-gone:
+			return
+		case <-st.s.opts.Shutdown.Done():
+			return
 		case <-client.ended:
 			continue
 		case <-heartbeat.C:
-			buf.WriteString(": heartbeat\n\n")
-			if !send() {
-				return nil
+			st.buf.WriteString(": heartbeat\n\n")
+			if !st.send() {
+				return
 			}
 			continue
 		case fe := <-client.queue:
@@ -215,8 +336,8 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 			// holds it too: it was subscribed after the feed) hands over.
 			for replay[i] != nil && (last[i] == "" || later(fe.id, last[i])) {
 				ev, ok := <-replay[i].Events()
-				if !replayed(i, ev, ok) {
-					return nil
+				if !st.replayed(i, ev, ok) {
+					return
 				}
 			}
 			if sub := replay[i]; sub != nil {
@@ -226,16 +347,16 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 			if last[i] != "" && !later(fe.id, last[i]) {
 				continue // written already, from the replay
 			}
-			if !write(i, fe.id, fe.typ, fe.data) {
-				return nil
+			if !st.write(i, fe.id, fe.typ, fe.data) {
+				return
 			}
 			continue
 		case ev, ok = <-events(replay[0]):
 		case ev, ok = <-events(replay[1]):
 			i = 1
 		}
-		if !replayed(i, ev, ok) {
-			return nil
+		if !st.replayed(i, ev, ok) {
+			return
 		}
 	}
 }

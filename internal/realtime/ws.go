@@ -1,9 +1,14 @@
 package realtime
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -30,13 +35,13 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if err := s.hub.reserve(p.UserID); err != nil {
 		return err
 	}
-	defer s.hub.unreserve(p.UserID)
 
 	unlimitedDeadlines(w)
 	// The Origin was checked above, against our own rules (the library's would allow
 	// only patterns of hosts, and no "*").
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(upgradeWriter{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		s.hub.unreserve(p.UserID)
 		return nil // Accept has answered the bad handshake itself
 	}
 	ws.SetReadLimit(ReadLimit)
@@ -47,22 +52,73 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(plaza.WithPrincipal(context.WithoutCancel(r.Context()), p))
 	c := &conn{
 		s: s, id: plaza.NewID(), p: p, ctx: ctx, cancel: cancel, ws: ws,
-		ready: make(chan struct{}, 1), closing: make(chan struct{}),
 		limiter: rate.NewLimiter(FrameRate, FrameBurst), rooms: map[string]bool{},
 	}
 	s.wg.Add(1)
-	defer s.wg.Done()
 	s.m.open.WithLabelValues("ws").Inc()
-	defer s.m.open.WithLabelValues("ws").Dec()
 	s.hub.add(c)
-	c.serve()
-	s.hub.remove(c)
+	if s.opts.Shutdown.Err() != nil {
+		c.close(websocket.StatusGoingAway, goingAway) // added after the hub closed the others
+	}
+	// The connection is served on a goroutine of its own and this handler returns: the
+	// handler's goroutine has grown its stack through the middleware chain, and net/http
+	// keeps the request and its buffers while it runs. An idle connection needs none of it.
+	go func() {
+		defer s.wg.Done()
+		defer s.m.open.WithLabelValues("ws").Dec()
+		defer s.hub.unreserve(p.UserID)
+		c.serve()
+		s.hub.remove(c)
+	}()
 	return nil
 }
 
-// conn is one WebSocket connection. Its reader runs on the handler's goroutine, its
-// writer on another; everything else talks to it through enqueue and close, which never
-// block.
+// Buffer sizes of an upgraded connection. net/http's are 4 KiB each, and the library keeps
+// the buffers it is handed for the connection's life. Client frames are small; a server
+// frame larger than the write buffer costs one more write.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 1 << 10
+)
+
+// upgradeWriter hands the WebSocket library buffers of wsReadBuffer and wsWriteBuffer
+// bytes in place of net/http's.
+type upgradeWriter struct{ http.ResponseWriter }
+
+func (w upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the client sent after its handshake without waiting for the answer is still in
+	// net/http's reader; it is read before the connection.
+	if n := brw.Reader.Buffered(); n > 0 {
+		pending, _ := brw.Reader.Peek(n)
+		nc = &prefixedConn{Conn: nc, pending: bytes.Clone(pending)}
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, wsReadBuffer), bufio.NewWriterSize(nc, wsWriteBuffer)), nil
+}
+
+// prefixedConn reads pending before the connection.
+type prefixedConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if len(c.pending) == 0 {
+		return c.Conn.Read(b)
+	}
+	n := copy(b, c.pending)
+	if c.pending = c.pending[n:]; len(c.pending) == 0 {
+		c.pending = nil
+	}
+	return n, nil
+}
+
+// conn is one WebSocket connection. Its reader runs on a goroutine for the connection's
+// life; its writer only while there is something to write, and its pings on a timer.
+// Everything else talks to it through enqueue and close, which never block.
 type conn struct {
 	s      *Server
 	id     string
@@ -71,19 +127,19 @@ type conn struct {
 	cancel context.CancelFunc
 	ws     *websocket.Conn
 
-	// queue holds the frames for the writer, at most QueueSize. It is a slice that grows
-	// when frames wait and is handed to the writer whole, rather than a channel of
-	// QueueSize: an idle connection then holds no queue at all, which is most of what a
-	// channel that size would cost it.
-	qmu       sync.Mutex
-	queue     [][]byte
-	ready     chan struct{} // a token when queue is not empty
-	closing   chan struct{} // closed once, by close
-	closeOnce sync.Once
-	code      websocket.StatusCode
-	reason    string
+	// qmu guards what the writer shares. queue holds the frames for the writer, at most
+	// QueueSize, in a slice that exists only while frames wait: an idle connection holds
+	// neither a queue nor a writer goroutine.
+	qmu     sync.Mutex
+	queue   [][]byte
+	writing bool // a writer runs, or one has ended the connection
+	closing bool
+	code    websocket.StatusCode
+	reason  string
+	writers sync.WaitGroup
+	pinger  *time.Timer
 
-	limiter *rate.Limiter // only the reader uses it
+	limiter *rate.Limiter // only the frame being served uses it
 	refused int
 
 	mu    sync.Mutex
@@ -92,16 +148,15 @@ type conn struct {
 
 // serve runs the connection until either side closes it, then leaves its rooms.
 func (c *conn) serve() {
-	stop := context.AfterFunc(c.s.opts.Shutdown, func() { c.close(websocket.StatusGoingAway, "server shutting down") })
-	defer stop()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.write()
-	}()
+	c.qmu.Lock()
+	c.pinger = time.AfterFunc(PingInterval, c.ping)
+	c.qmu.Unlock()
 	c.read()
 	c.close(websocket.StatusNormalClosure, "")
-	<-writerDone
+	c.writers.Wait()
+	c.qmu.Lock()
+	c.pinger.Stop()
+	c.qmu.Unlock()
 	c.cancel()
 	for _, room := range c.joined() {
 		c.s.hub.leave(c, room)
@@ -118,38 +173,68 @@ func (c *conn) joined() []string {
 	return out
 }
 
-// read handles client frames until the connection fails or closes. A frame over
-// ReadLimit makes the library close with 1009.
+// read reads client frames until the connection fails or closes, or a frame ends it. A
+// frame over ReadLimit makes the library close with 1009.
 func (c *conn) read() {
+	// Reads end when the connection closes, which every ending does; a context that can
+	// end would cost each read (and so each idle connection) a registration with it.
+	ctx := context.WithoutCancel(c.ctx)
 	for {
-		typ, b, err := c.ws.Read(c.ctx)
-		if err != nil {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil || !c.serveFrame(typ, b) {
 			return
 		}
-		c.s.m.in.WithLabelValues("ws").Inc()
-		if !c.limiter.Allow() {
-			c.refused++
-			if c.refused >= AbuseLimit {
-				c.close(websocket.StatusPolicyViolation, "rate limit exceeded repeatedly")
-				return
-			}
-			c.enqueue(errorFrameOf(&plaza.Error{Code: plaza.ERateLimited, Message: "slow down: at most 10 frames a second"}, ""))
-			continue
-		}
-		c.refused = 0
-		if typ != websocket.MessageText {
-			c.enqueue(errorFrameOf(plaza.Errorf(plaza.EBadRequest, "frames are JSON text messages"), ""))
-			continue
-		}
-		f, err := decodeFrame(b)
-		if err != nil {
-			c.enqueue(errorFrameOf(err, ""))
-			continue
-		}
-		if err := c.handle(f); err != nil {
-			c.fail(err, f)
-		}
 	}
+}
+
+// serveFrame serves one client frame on a goroutine of its own while the reader waits, and
+// reports whether to read on. Serving a frame (a join reads the history) grows a stack far
+// past what waiting for the next frame needs, and the reader's would keep that size for
+// the connection's life. A panic closes this connection with 1011 and is logged, as the
+// middleware does for a request; the server goes on.
+func (c *conn) serveFrame(typ websocket.MessageType, b []byte) bool {
+	more := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				c.s.log.ErrorContext(c.ctx, "realtime: panic serving a WebSocket frame", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				c.close(websocket.StatusInternalError, "")
+			}
+		}()
+		more = c.frame(typ, b)
+	}()
+	<-done
+	return more
+}
+
+// frame serves one client frame and reports whether to read on.
+func (c *conn) frame(typ websocket.MessageType, b []byte) bool {
+	c.s.m.in.WithLabelValues("ws").Inc()
+	if !c.limiter.Allow() {
+		c.refused++
+		if c.refused >= AbuseLimit {
+			c.close(websocket.StatusPolicyViolation, "rate limit exceeded repeatedly")
+			return false
+		}
+		c.enqueue(errorFrameOf(&plaza.Error{Code: plaza.ERateLimited, Message: "slow down: at most 10 frames a second"}, ""))
+		return true
+	}
+	c.refused = 0
+	if typ != websocket.MessageText {
+		c.enqueue(errorFrameOf(plaza.Errorf(plaza.EBadRequest, "frames are JSON text messages"), ""))
+		return true
+	}
+	f, err := decodeFrame(b)
+	if err != nil {
+		c.enqueue(errorFrameOf(err, ""))
+		return true
+	}
+	if err := c.handle(f); err != nil {
+		c.fail(err, f)
+	}
+	return true
 }
 
 // handle runs one client frame.
@@ -200,108 +285,101 @@ func (c *conn) in(room string) bool {
 	return c.rooms[room]
 }
 
-// enqueue hands a frame to the writer without waiting. A full queue means the client does
-// not keep up: it is closed with 1013 (try again later) rather than let it hold anyone up,
-// and it recovers what it missed by rejoining with since.
+// enqueue hands a frame to the writer without waiting, starting one if none runs. A full
+// queue means the client does not keep up: it is closed with 1013 (try again later) rather
+// than let it hold anyone up, and it recovers what it missed by rejoining with since.
 func (c *conn) enqueue(b []byte) {
-	select {
-	case <-c.closing:
-		return
-	default:
-	}
 	c.qmu.Lock()
-	full := len(c.queue) >= QueueSize
-	if !full {
-		c.queue = append(c.queue, b)
+	if c.closing {
+		c.qmu.Unlock()
+		return
 	}
-	c.qmu.Unlock()
-	if full {
+	if len(c.queue) >= QueueSize {
+		c.qmu.Unlock()
 		c.s.m.dropped.WithLabelValues("ws").Inc()
 		c.s.m.slowCuts.WithLabelValues("ws").Inc()
 		c.close(websocket.StatusTryAgainLater, "too slow: the send queue is full")
 		return
 	}
-	select {
-	case c.ready <- struct{}{}:
-	default: // the writer has a token already
-	}
+	c.queue = append(c.queue, b)
+	c.startWriter()
+	c.qmu.Unlock()
 }
 
-// next takes the oldest queued frame, if any. An emptied queue lets its array go.
-func (c *conn) next() ([]byte, bool) {
+// close has the writer close the connection with code; only the first call counts.
+func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	if len(c.queue) == 0 {
-		return nil, false
+	if c.closing {
+		return
 	}
-	b := c.queue[0]
-	c.queue[0] = nil
-	if c.queue = c.queue[1:]; len(c.queue) == 0 {
-		c.queue = nil
-	}
-	return b, true
+	c.closing, c.code, c.reason = true, code, reason
+	c.startWriter()
 }
 
-// close asks the writer to close the connection with code; only the first call counts.
-func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.code, c.reason = code, reason
-		close(c.closing)
-	})
+// startWriter starts a writer unless one runs. c.qmu is held.
+func (c *conn) startWriter() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.write()
 }
 
-// write sends queued frames and pings until the connection is closing, then sends the
-// close frame. A write or ping that does not complete in time ends the connection. Closing
-// goes before anything still queued: a client cut for being slow gets its 1013 as soon as
-// the write under way completes, not after the backlog it could not take.
+// write sends queued frames until none is left, or sends the close frame once the
+// connection is closing. A write that does not complete in time ends the connection.
+// Closing goes before anything still queued: a client cut for being slow gets its 1013 as
+// soon as the write under way completes, not after the backlog it could not take.
 func (c *conn) write() {
-	ping := time.NewTicker(PingInterval)
-	defer ping.Stop()
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.closing:
-			c.ws.Close(c.code, c.reason)
-			return
-		default:
-		}
-		select {
-		case <-c.ready:
-			for {
-				b, ok := c.next()
-				if !ok {
-					break
-				}
-				select {
-				case <-c.closing:
-					c.ws.Close(c.code, c.reason)
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(c.ctx, writeWait)
-				err := c.ws.Write(ctx, websocket.MessageText, b)
-				cancel()
-				if err != nil {
-					if errors.Is(err, context.DeadlineExceeded) {
-						c.s.m.slowCuts.WithLabelValues("ws").Inc()
-					}
-					c.ws.CloseNow()
-					return
-				}
-				c.s.m.out.WithLabelValues("ws").Inc()
-			}
-		case <-ping.C:
-			// The reader answers pongs; a peer that has not within the rest of the read
-			// deadline is gone.
-			ctx, cancel := context.WithTimeout(c.ctx, ReadDeadline-PingInterval)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		case <-c.closing:
-			c.ws.Close(c.code, c.reason)
+		c.qmu.Lock()
+		if c.closing {
+			code, reason := c.code, c.reason
+			c.queue = nil
+			c.qmu.Unlock()
+			c.ws.Close(code, reason)
 			return
 		}
+		if len(c.queue) == 0 {
+			c.queue, c.writing = nil, false // the emptied queue lets its array go
+			c.qmu.Unlock()
+			return
+		}
+		b := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+
+		ctx, cancel := context.WithTimeout(c.ctx, writeWait)
+		err := c.ws.Write(ctx, websocket.MessageText, b)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.s.m.slowCuts.WithLabelValues("ws").Inc()
+			}
+			c.ws.CloseNow() // writing stays true: no writer starts again
+			return
+		}
+		c.s.m.out.WithLabelValues("ws").Inc()
+	}
+}
+
+// ping checks the peer every PingInterval: the reader answers pongs, and a peer that has not
+// within the rest of the read deadline is gone. It runs on its timer's goroutine, alongside
+// any writer.
+func (c *conn) ping() {
+	ctx, cancel := context.WithTimeout(c.ctx, ReadDeadline-PingInterval)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.ws.CloseNow()
+		return
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.closing {
+		c.pinger.Reset(PingInterval)
 	}
 }
