@@ -67,7 +67,7 @@ func scanMessage(row interface{ Scan(...any) error }, m *chat.Message) error {
 // its room does not exist. The room is checked first so that the answer does not depend on
 // how each driver reports a foreign key.
 func (s Chat) InsertMessage(ctx context.Context, m chat.Message, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		var n int
 		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM chat_rooms WHERE slug = $1`, m.Room).Scan(&n); err != nil {
 			return err
@@ -91,7 +91,7 @@ func (s Chat) Message(ctx context.Context, room, id string) (chat.Message, error
 // DeleteMessage removes message id of room, with events in the same transaction, or answers
 // ENotFound.
 func (s Chat) DeleteMessage(ctx context.Context, room, id string, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		res, err := q.ExecContext(ctx, `DELETE FROM chat_messages WHERE room = $1 AND id = $2`, room, id)
 		return oneRow(res, err)
 	})

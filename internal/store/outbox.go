@@ -43,26 +43,19 @@ const (
 	relayTimeout    = 2 * time.Second
 )
 
-// writeEvents stores evs in the outbox inside the caller's transaction q. On PostgreSQL
-// each stream's writers are serialized from here to their commit (a transaction-level
-// advisory lock), so a stream's rows are numbered in commit order and the relay, reading
-// in seq order, never publishes a later event before an earlier one that was still
-// uncommitted. Events without a Key get one.
+// outboxInsert stores one event.
+const outboxInsert = `INSERT INTO outbox (stream, event, created_at) VALUES ($1, $2, $3)`
+
+// writeEvents stores evs in the outbox inside the caller's transaction q, which holds the
+// streams' locks already (lockStreams). Events without a Key get one.
 func (db *DB) writeEvents(ctx context.Context, q Querier, evs []plaza.Outgoing) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	now := Time(time.Now())
-	locked := map[string]bool{}
 	for _, o := range evs {
 		if o.Stream == "" {
 			return fmt.Errorf("store: outbox event %q has no stream", o.Event.Type)
-		}
-		if db.dialect == Postgres && !locked[o.Stream] {
-			if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, outboxLockClass, o.Stream); err != nil {
-				return err
-			}
-			locked[o.Stream] = true
 		}
 		ev := o.Event
 		ev.ID = ""
@@ -73,29 +66,26 @@ func (db *DB) writeEvents(ctx context.Context, q Querier, evs []plaza.Outgoing) 
 		if err != nil {
 			return fmt.Errorf("store: encoding outbox event: %w", err)
 		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO outbox (stream, event, created_at) VALUES ($1, $2, $3)`, o.Stream, string(raw), now); err != nil {
+		if _, err := q.ExecContext(ctx, outboxInsert, o.Stream, string(raw), now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// txWithEvents is Tx for a write that stores evs with its change, waking this process's
-// relay once they are committed.
-func (db *DB) txWithEvents(ctx context.Context, evs []plaza.Outgoing, fn func(q Querier) error) error {
-	err := db.Tx(ctx, func(q Querier) error {
-		if err := fn(q); err != nil {
-			return err
-		}
-		return db.writeEvents(ctx, q, evs)
-	})
-	if err == nil && len(evs) > 0 {
-		select {
-		case db.outboxWake() <- struct{}{}:
-		default:
-		}
+// txWithEvents runs fn and stores evs with its change, atomically, through group commit
+// (see commit.go): fn runs its statements with the ctx it is given. This process's relay
+// is woken once the events are committed.
+func (db *DB) txWithEvents(ctx context.Context, evs []plaza.Outgoing, fn func(ctx context.Context, q Querier) error) error {
+	return db.groupWrite(ctx, evs, fn)
+}
+
+// wakeRelay tells this process's relay that events were committed.
+func (db *DB) wakeRelay() {
+	select {
+	case db.outboxWake() <- struct{}{}:
+	default:
 	}
-	return err
 }
 
 func (db *DB) outboxWake() chan struct{} {
@@ -193,7 +183,9 @@ func (r *relay) release() {
 // round publishes one batch and deletes what it published. It returns how many rows it
 // published, and the first error, where it stopped.
 func (r *relay) round(ctx context.Context) (int, error) {
-	rows, err := r.db.writer.QueryContext(ctx, `SELECT seq, stream, event FROM outbox ORDER BY seq LIMIT $1`, relayBatch)
+	// From the readers: on SQLite the writer stays free for writes (WAL shows them every
+	// committed row).
+	rows, err := r.db.reader.QueryContext(ctx, `SELECT seq, stream, event FROM outbox ORDER BY seq LIMIT $1`, relayBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -236,8 +228,15 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	}
 	if len(published) > 0 {
 		// Exactly the rows published: on PostgreSQL a lower seq of another stream may
-		// commit after this batch was read, and must not be deleted unpublished.
-		if _, err := r.db.writer.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (`+strings.Join(published, ",")+`)`); err != nil {
+		// commit after this batch was read, and must not be deleted unpublished. The
+		// delete joins the next group of writes rather than taking the writer for a
+		// transaction of its own; the next round waits for it, so it reads none of these
+		// rows again.
+		del := `DELETE FROM outbox WHERE seq IN (` + strings.Join(published, ",") + `)`
+		if err := r.db.groupWrite(ctx, nil, func(ctx context.Context, q Querier) error {
+			_, err := q.ExecContext(ctx, del)
+			return err
+		}); err != nil {
 			return len(published), fmt.Errorf("deleting published rows (they will be published again): %w", err)
 		}
 	}

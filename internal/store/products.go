@@ -38,7 +38,7 @@ func (s Products) Insert(ctx context.Context, ps ...catalog.Product) error {
 
 // Create adds p and stores events in the outbox in the same transaction.
 func (s Products) Create(ctx context.Context, p catalog.Product, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		return insertProducts(ctx, q, s.db.dialect, []catalog.Product{p})
 	})
 }
@@ -57,8 +57,7 @@ func insertProducts(ctx context.Context, q Querier, d Dialect, ps []catalog.Prod
 }
 
 // insertRows runs insert (ending in VALUES) with as many rows per statement as
-// insertParams allows. On SQLite the placeholders are anonymous: it looks up every $N by
-// name in a list, which for a thousand of them costs more than the insert itself.
+// insertParams allows.
 func insertRows(ctx context.Context, q Querier, d Dialect, insert string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
@@ -67,33 +66,45 @@ func insertRows(ctx context.Context, q Querier, d Dialect, insert string, rows [
 	for len(rows) > 0 {
 		chunk := rows[:min(per, len(rows))]
 		rows = rows[len(chunk):]
-		var b strings.Builder
-		b.WriteString(insert)
 		args := make([]any, 0, len(chunk)*len(chunk[0]))
-		for i, row := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for j, v := range row {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				args = append(args, v)
-				if d == SQLite {
-					b.WriteByte('?')
-				} else {
-					b.WriteByte('$')
-					b.WriteString(strconv.Itoa(len(args)))
-				}
-			}
-			b.WriteByte(')')
+		for _, row := range chunk {
+			args = append(args, row...)
 		}
-		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+		if _, err := q.ExecContext(ctx, insertSQL(insert, d, len(chunk), len(chunk[0])), args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// insertSQL is insert (ending in VALUES) with placeholders for rows rows of cols values.
+// On SQLite the placeholders are anonymous: it looks up every $N by name in a list, which
+// for a thousand of them costs more than the insert itself.
+func insertSQL(insert string, d Dialect, rows, cols int) string {
+	var b strings.Builder
+	b.Grow(len(insert) + rows*cols*4)
+	b.WriteString(insert)
+	n := 0
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range cols {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			n++
+			if d == SQLite {
+				b.WriteByte('?')
+			} else {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(n))
+			}
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // demoSeededKey marks, in meta, that demo data was offered to this database.
@@ -128,7 +139,7 @@ func (s Products) InsertDemo(ctx context.Context, ps []catalog.Product) (bool, e
 // to the outbox in the same transaction.
 func (s Products) Update(ctx context.Context, p catalog.Product, version int64, events ...plaza.Outgoing) (catalog.Product, error) {
 	var out catalog.Product
-	err := s.db.txWithEvents(ctx, events, func(q Querier) error {
+	err := s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		err := scanProduct(q.QueryRowContext(ctx, productUpdate, updateArgs(&p, version)...), &out)
 		if errors.Is(err, sql.ErrNoRows) {
 			return missedWrite(ctx, q, p.ID)
@@ -148,7 +159,7 @@ func (s Products) Update(ctx context.Context, p catalog.Product, version int64, 
 // Delete removes the product (and, by cascade, its path rows) if the stored version is
 // still version; events go to the outbox in the same transaction.
 func (s Products) Delete(ctx context.Context, id string, version int64, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		res, err := q.ExecContext(ctx, `DELETE FROM products WHERE id = $1 AND version = $2`, id, version)
 		if err != nil {
 			return err

@@ -78,6 +78,11 @@ type DB struct {
 	// rankedMatches is the window a relevance page ranks; 0 is catalog.RankedMatches.
 	// Tests lower it (export_test.go).
 	rankedMatches int
+	// commits queues the writes that go through group commit (commit.go).
+	commits committer
+	// writeStmts are SQLite's prepared write statements (writeStatements), set once by
+	// the committer.
+	writeStmts map[string]*sql.Stmt
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
@@ -181,7 +186,11 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
+	db.closeCommits()
 	var err error
+	for _, st := range db.writeStmts {
+		err = errors.Join(err, st.Close())
+	}
 	db.stmts.Range(func(_, st any) bool {
 		err = errors.Join(err, st.(*sql.Stmt).Close())
 		return true

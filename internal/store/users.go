@@ -27,7 +27,7 @@ func scanUser(row interface{ Scan(...any) error }, u *users.User, extra ...any) 
 
 // Create inserts u, and events in the outbox in the same transaction; EConflict when its email (by users.EmailKey) or ID is taken.
 func (s Users) Create(ctx context.Context, u users.User, passwordHash string, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		_, err := q.ExecContext(ctx, `
 			INSERT INTO users (id, name, email, email_key, role, password_hash, version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -104,7 +104,7 @@ func (s Users) List(ctx context.Context, limit int, afterID string) ([]users.Use
 // gone, EPreconditionFailed when the version moved on, EConflict when the email is taken or
 // the write would leave no admin.
 func (s Users) Update(ctx context.Context, u users.User, passwordHash string, version int64, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		if u.Role != plaza.RoleAdmin {
 			if err := s.keepAnAdmin(ctx, q, u.ID); err != nil {
 				return err
@@ -123,7 +123,7 @@ func (s Users) Update(ctx context.Context, u users.User, passwordHash string, ve
 // Delete removes the user if the stored version is still version; errors as Update. The
 // foreign key's ON DELETE CASCADE removes their refresh tokens in the same statement.
 func (s Users) Delete(ctx context.Context, id string, version int64, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(q Querier) error {
+	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
 		if err := s.keepAnAdmin(ctx, q, id); err != nil {
 			return err
 		}
