@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,11 +91,43 @@ func BenchmarkProductJSON(b *testing.B) {
 	})
 }
 
-// BenchmarkCreate is POST /api/products below the transport on SQLite: validation, the
-// insert with its category paths and full-text rows in one transaction, the event, and the
-// cache invalidation.
+// BenchmarkCreate is POST /api/products below the transport: validation, the insert with
+// its category paths (and on SQLite full-text rows) in one transaction with its outbox
+// event, and the cache invalidation. "serial" creates one at a time; "parallel" from 16
+// goroutines at once, as 16 clients would, which the store commits in groups. PostgreSQL
+// runs need PLAZA_TEST_POSTGRES_URL (scripts/with-services.sh).
 func BenchmarkCreate(b *testing.B) {
-	db := storetest.Open(b, store.SQLite)
+	for _, dialect := range []store.Dialect{store.SQLite, store.Postgres} {
+		b.Run(string(dialect)+"/serial", func(b *testing.B) {
+			products, ctx := createBench(b, dialect)
+			g := catalog.NewGenerator(1, time.Now())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := products.Create(ctx, g.Next().Input()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(string(dialect)+"/parallel", func(b *testing.B) {
+			products, ctx := createBench(b, dialect)
+			var seed atomic.Uint64
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				g := catalog.NewGenerator(seed.Add(1), time.Now())
+				for pb.Next() {
+					if _, err := products.Create(ctx, g.Next().Input()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func createBench(b *testing.B, dialect store.Dialect) (*cached.Catalog, context.Context) {
+	db := storetest.Open(b, dialect)
 	discard := slog.New(slog.DiscardHandler)
 	svc, err := catalog.New(catalog.Options{Store: db.Products(), Logger: discard})
 	if err != nil {
@@ -101,14 +135,6 @@ func BenchmarkCreate(b *testing.B) {
 	}
 	c := cache.New(cache.NewMemory(1000), cache.Options{Logger: discard})
 	b.Cleanup(func() { c.Close() })
-	products := cached.New(svc, c, discard)
 	ctx := plaza.WithPrincipal(context.Background(), plaza.Principal{UserID: "admin", Role: plaza.RoleAdmin})
-	g := catalog.NewGenerator(1, time.Now())
-	b.ReportAllocs()
-	for b.Loop() {
-		p := g.Next()
-		if _, err := products.Create(ctx, p.Input()); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return cached.New(svc, c, discard), ctx
 }
