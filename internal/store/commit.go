@@ -17,23 +17,22 @@ import (
 // it: BEGIN, the pages COMMIT appends to SQLite's WAL (or PostgreSQL's WAL flush), FTS5
 // flushing its pending terms, and on PostgreSQL the per-stream outbox lock held until the
 // commit. Writes with events (txWithEvents) therefore go to the DB's committer, which runs
-// every write queued when it is free in one transaction, in queue order, each inside a
-// savepoint of its own:
+// every write queued when it is free in one transaction, in queue order:
 //
-//   - a write that fails (a unique violation, a missed version, a panic) is rolled back
-//     to its savepoint, with its events, and gets its own error; the others go on;
+//   - a write that fails (a unique violation, a missed version, a panic) is undone, with
+//     its events, and gets its own error; the others commit (see runGroup);
 //   - every caller is answered after the one COMMIT: acknowledged means committed, and a
 //     failed COMMIT (or a broken transaction) fails every write of the group;
 //   - events are numbered in queue order inside the transaction, and groups commit one
 //     after another, so the outbox keeps commit order.
 //
 // There is no waiting for company: a write arriving at an idle committer runs at once, in
-// a transaction of its own (and without a savepoint); the ones arriving meanwhile make up
-// the next group.
+// a transaction of its own; the ones arriving meanwhile make up the next group.
 
-// maxGroup bounds the writes of one transaction. Each is a subtransaction on PostgreSQL,
-// and past 64 of them every other session's snapshots get slower (the subxid cache
-// overflows); on SQLite it bounds how long a group holds the writer.
+// maxGroup bounds the writes of one transaction. In a group run with savepoints each is a
+// subtransaction on PostgreSQL, and past 64 of them every other session's snapshots get
+// slower (the subxid cache overflows); on SQLite it bounds how long a group holds the
+// writer.
 const maxGroup = 64
 
 // groupTimeout bounds one group's transaction. It is not any caller's deadline: a caller
@@ -43,10 +42,13 @@ const groupTimeout = 10 * time.Second
 
 // pendingWrite is one write waiting for, or in, a group.
 type pendingWrite struct {
-	ctx  context.Context // the caller's: a write whose caller left before its turn is dropped
-	evs  []plaza.Outgoing
-	fn   func(ctx context.Context, q Querier) error
-	done chan writeResult // buffered: the committer never waits for a caller
+	ctx context.Context // the caller's: a write whose caller left before its turn is dropped
+	evs []plaza.Outgoing
+	fn  func(ctx context.Context, q Querier) error
+	// products, when set, says that fn inserts exactly these products (Products.Create):
+	// a run of such writes in a group is inserted with one statement per table.
+	products []catalog.Product
+	done     chan writeResult // buffered: the committer never waits for a caller
 	// taken is set, under committer.mu, when a group takes the write: from then on its
 	// caller waits for the outcome.
 	taken bool
@@ -74,10 +76,22 @@ var errPanicked = errors.New("store: a write in this transaction panicked")
 // above). fn must run its statements with the ctx it is given, not its caller's. The error
 // is a *plaza.Error; a panic in fn goes on in the caller's goroutine.
 func (db *DB) groupWrite(ctx context.Context, evs []plaza.Outgoing, fn func(ctx context.Context, q Querier) error) error {
+	return db.enqueue(ctx, &pendingWrite{evs: evs, fn: fn})
+}
+
+// groupInsert inserts ps with evs through the committer: groupWrite for an insert that a
+// group may merge with the inserts queued next to it.
+func (db *DB) groupInsert(ctx context.Context, ps []catalog.Product, evs []plaza.Outgoing) error {
+	return db.enqueue(ctx, &pendingWrite{evs: evs, products: ps, fn: func(ctx context.Context, q Querier) error {
+		return insertProducts(ctx, q, db.dialect, ps)
+	}})
+}
+
+func (db *DB) enqueue(ctx context.Context, w *pendingWrite) error {
 	if err := ctx.Err(); err != nil {
 		return MapError(err)
 	}
-	w := &pendingWrite{ctx: ctx, evs: evs, fn: fn, done: make(chan writeResult, 1)}
+	w.ctx, w.done = ctx, make(chan writeResult, 1)
 	c := &db.commits
 	c.mu.Lock()
 	if c.closed {
@@ -157,13 +171,32 @@ func (db *DB) commitGroup(group []*pendingWrite) {
 
 // runGroup runs group's writes in one transaction, storing each write's own outcome in
 // results, and returns the transaction's: nil when it committed.
+//
+// It first runs them without savepoints: a savepoint costs a round trip on PostgreSQL,
+// and on SQLite makes FTS5 flush its pending terms, which a transaction of many writes
+// otherwise does once. If a write fails, that attempt is rolled back whole and the group
+// runs again, each write in a savepoint. Writes therefore may run twice; they touch only
+// the database, and their first run left nothing.
 func (db *DB) runGroup(group []*pendingWrite, results []writeResult) error {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	db.prepareWrites(ctx)
+	err, retry := db.attempt(ctx, group, results, false)
+	if !retry {
+		return err
+	}
+	clear(results)
+	err, _ = db.attempt(ctx, group, results, true)
+	return err
+}
+
+// attempt runs group in one transaction. With savepoints a failing write is undone alone;
+// without, the first failing write of a group of several rolls the attempt back and it
+// reports retry.
+func (db *DB) attempt(ctx context.Context, group []*pendingWrite, results []writeResult, savepoints bool) (err error, retry bool) {
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return MapError(fmt.Errorf("store: begin: %w", err))
+		return MapError(fmt.Errorf("store: begin: %w", err)), false
 	}
 	done := false
 	defer func() {
@@ -174,45 +207,79 @@ func (db *DB) runGroup(group []*pendingWrite, results []writeResult) error {
 		}
 	}()
 	if err := db.lockStreams(ctx, tx, group); err != nil {
-		return MapError(err)
+		return MapError(err), false
 	}
 	q := groupTx{tx: tx, db: db}
-	alone := len(group) == 1
-	for i, w := range group {
-		if alone {
+	for i := 0; i < len(group); i++ {
+		w := group[i]
+		if !savepoints {
+			if j := insertRun(group, i); j > i+1 {
+				// Consecutive inserts: one statement per table for all of them.
+				if err := db.runInserts(ctx, q, group[i:j]); err != nil {
+					return nil, true
+				}
+				i = j - 1
+				continue
+			}
 			results[i] = db.runWrite(ctx, q, w)
+			if results[i].err == nil && results[i].panicked == nil {
+				continue
+			}
+			if len(group) > 1 {
+				return nil, true
+			}
 			if results[i].panicked != nil {
-				return errPanicked
+				return errPanicked, false
 			}
-			if results[i].err != nil {
-				return results[i].err
-			}
-			continue
+			return results[i].err, false
 		}
 		if _, err := q.ExecContext(ctx, `SAVEPOINT w`); err != nil {
-			return MapError(fmt.Errorf("store: savepoint: %w", err))
+			return MapError(fmt.Errorf("store: savepoint: %w", err)), false
 		}
 		results[i] = db.runWrite(ctx, q, w)
 		if results[i].err == nil && results[i].panicked == nil {
 			if _, err := q.ExecContext(ctx, `RELEASE w`); err != nil {
-				return MapError(fmt.Errorf("store: release savepoint: %w", err))
+				return MapError(fmt.Errorf("store: release savepoint: %w", err)), false
 			}
 			continue
 		}
 		// Undo this write alone. If that fails the transaction is broken (SQLite rolls
 		// back the whole transaction on some errors), and the group fails with it.
 		if _, err := q.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
-			return MapError(fmt.Errorf("store: rollback to savepoint: %w", err))
+			return MapError(fmt.Errorf("store: rollback to savepoint: %w", err)), false
 		}
 		if _, err := q.ExecContext(ctx, `RELEASE w`); err != nil {
-			return MapError(fmt.Errorf("store: release savepoint: %w", err))
+			return MapError(fmt.Errorf("store: release savepoint: %w", err)), false
 		}
 	}
 	done = true
 	if err := tx.Commit(); err != nil {
-		return MapError(fmt.Errorf("store: commit: %w", err))
+		return MapError(fmt.Errorf("store: commit: %w", err)), false
 	}
-	return nil
+	return nil, false
+}
+
+// insertRun returns the end of the run of inserts (groupInsert) starting at group[i].
+func insertRun(group []*pendingWrite, i int) int {
+	j := i
+	for j < len(group) && group[j].products != nil {
+		j++
+	}
+	return j
+}
+
+// runInserts runs a run of inserts as one: their products, then their events in order.
+func (db *DB) runInserts(ctx context.Context, q Querier, run []*pendingWrite) error {
+	var ps []catalog.Product
+	var evs []plaza.Outgoing
+	for _, w := range run {
+		ps = append(ps, w.products...)
+		evs = append(evs, w.evs...)
+	}
+	if err := insertProducts(ctx, q, db.dialect, ps); err != nil {
+		return err
+	}
+	return db.writeEvents(ctx, q, evs)
 }
 
 // runWrite runs one write and its outbox rows in the group's transaction.
@@ -292,8 +359,8 @@ func (g groupTx) QueryRowContext(ctx context.Context, query string, args ...any)
 // writeStatements are the statements of writes that groupTx runs prepared on SQLite: a
 // product's insert, its path rows at every depth, its outbox row, and the savepoints.
 var writeStatements = func() []string {
-	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`, outboxInsert,
-		insertSQL(productInsert, SQLite, 1, len(productColumns))}
+	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`,
+		insertSQL(outboxInsert, SQLite, 1, 3), insertSQL(productInsert, SQLite, 1, len(productColumns))}
 	for n := 1; n <= catalog.MaxSubcategory+1; n++ {
 		out = append(out, insertSQL(pathInsert, SQLite, n, 2+len(pathColumns)))
 	}

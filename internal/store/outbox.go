@@ -43,17 +43,18 @@ const (
 	relayTimeout    = 2 * time.Second
 )
 
-// outboxInsert stores one event.
-const outboxInsert = `INSERT INTO outbox (stream, event, created_at) VALUES ($1, $2, $3)`
+// outboxInsert stores events: insertRows adds the rows of (stream, event, created_at).
+const outboxInsert = `INSERT INTO outbox (stream, event, created_at) VALUES `
 
 // writeEvents stores evs in the outbox inside the caller's transaction q, which holds the
-// streams' locks already (lockStreams). Events without a Key get one.
+// streams' locks already (lockStreams), in one statement. Events without a Key get one.
 func (db *DB) writeEvents(ctx context.Context, q Querier, evs []plaza.Outgoing) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	now := Time(time.Now())
-	for _, o := range evs {
+	rows := make([][]any, len(evs))
+	for i, o := range evs {
 		if o.Stream == "" {
 			return fmt.Errorf("store: outbox event %q has no stream", o.Event.Type)
 		}
@@ -66,11 +67,9 @@ func (db *DB) writeEvents(ctx context.Context, q Querier, evs []plaza.Outgoing) 
 		if err != nil {
 			return fmt.Errorf("store: encoding outbox event: %w", err)
 		}
-		if _, err := q.ExecContext(ctx, outboxInsert, o.Stream, string(raw), now); err != nil {
-			return err
-		}
+		rows[i] = []any{o.Stream, string(raw), now}
 	}
-	return nil
+	return insertRows(ctx, q, db.dialect, outboxInsert, rows)
 }
 
 // txWithEvents runs fn and stores evs with its change, atomically, through group commit

@@ -38,9 +38,7 @@ func (s Products) Insert(ctx context.Context, ps ...catalog.Product) error {
 
 // Create adds p and stores events in the outbox in the same transaction.
 func (s Products) Create(ctx context.Context, p catalog.Product, events ...plaza.Outgoing) error {
-	return s.db.txWithEvents(ctx, events, func(ctx context.Context, q Querier) error {
-		return insertProducts(ctx, q, s.db.dialect, []catalog.Product{p})
-	})
+	return s.db.groupInsert(ctx, []catalog.Product{p}, events)
 }
 
 func insertProducts(ctx context.Context, q Querier, d Dialect, ps []catalog.Product) error {
