@@ -50,11 +50,8 @@ func proxyWith(t *testing.T, upstream *httptest.Server, cfg Config) string {
 	return srv.URL
 }
 
-// TestClientsGoingAwayDoNotOpenTheBreaker: requests the client abandons say nothing about
-// the instance. Many of them in a row (a load generator stopping with requests in flight)
-// must leave the next request served, not refused with 503 by an open breaker.
-func TestClientsGoingAwayDoNotOpenTheBreaker(t *testing.T) {
-	t.Parallel()
+// slowUpstream answers /api/slow only when the request ends, anything else at once.
+func slowUpstream(t *testing.T) *httptest.Server {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/slow" {
 			<-r.Context().Done()
@@ -63,6 +60,15 @@ func TestClientsGoingAwayDoNotOpenTheBreaker(t *testing.T) {
 		w.Write([]byte(`{}`))
 	}))
 	t.Cleanup(upstream.Close)
+	return upstream
+}
+
+// TestClientsGoingAwayDoNotOpenTheBreaker: requests the client abandons say nothing about
+// the instance. Many of them in a row (a load generator stopping with requests in flight)
+// must leave the next request served, not refused with 503 by an open breaker.
+func TestClientsGoingAwayDoNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	upstream := slowUpstream(t)
 	base := proxyTo(t, upstream)
 
 	n := 3 * Default(Limit{}).Breaker.ConsecutiveFailures
@@ -124,14 +130,7 @@ func TestAnswersCarryEachFieldOnce(t *testing.T) {
 // are refused at once (503) instead of each waiting out the timeout.
 func TestRouteTimeoutsCountAgainstTheInstance(t *testing.T) {
 	t.Parallel()
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/slow" {
-			<-r.Context().Done()
-			return
-		}
-		w.Write([]byte(`{}`))
-	}))
-	t.Cleanup(upstream.Close)
+	upstream := slowUpstream(t)
 	cfg := Default(Limit{Rate: 1000, Burst: 1000})
 	cfg.Routes[0].Timeout = 50 * time.Millisecond
 	cfg.Retry.Attempts = 1

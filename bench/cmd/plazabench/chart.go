@@ -185,16 +185,8 @@ func ratioPlot(r Report) (*plot.Plot, error) {
 			}
 		}
 	}
-	if len(labels.XYs) > 0 {
-		l, err := plotter.NewLabels(labels)
-		if err != nil {
-			return nil, err
-		}
-		for i := range l.TextStyle {
-			l.TextStyle[i].XAlign = draw.XCenter
-			l.TextStyle[i].YAlign = draw.YBottom
-		}
-		p.Add(l)
+	if err := addBarLabels(p, labels); err != nil {
+		return nil, err
 	}
 
 	first := true
@@ -367,16 +359,8 @@ func realtimePlot(rt *RealtimeRun) (*plot.Plot, error) {
 			}
 		}
 	}
-	if len(labels.XYs) > 0 {
-		l, err := plotter.NewLabels(labels)
-		if err != nil {
-			return nil, err
-		}
-		for i := range l.TextStyle {
-			l.TextStyle[i].XAlign = draw.XCenter
-			l.TextStyle[i].YAlign = draw.YBottom
-		}
-		p.Add(l)
+	if err := addBarLabels(p, labels); err != nil {
+		return nil, err
 	}
 	goal, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 1}, {X: float64(len(rt.Loads)) - 0.5, Y: 1}})
 	if err != nil {
@@ -397,4 +381,21 @@ func realtimePlot(rt *RealtimeRun) (*plot.Plot, error) {
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(rt.Loads))-0.4
 	return p, nil
+}
+
+// addBarLabels writes each label centred above its point.
+func addBarLabels(p *plot.Plot, labels plotter.XYLabels) error {
+	if len(labels.XYs) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].XAlign = draw.XCenter
+		l.TextStyle[i].YAlign = draw.YBottom
+	}
+	p.Add(l)
+	return nil
 }
