@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"plaza/internal/redistest"
-	"plaza/internal/store/storetest"
 )
 
 // sseEvent is one event read from /api/events.
@@ -152,14 +151,7 @@ func TestEventStream(t *testing.T) {
 func TestRealtimeAcrossInstances(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
-	env := map[string]string{
-		"DATABASE_URL":         storetest.PostgresURL(t),
-		"REDIS_URL":            rs.URL(),
-		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
-		"PLAZA_ADMIN_EMAIL":    adminEmail,
-		"PLAZA_ADMIN_PASSWORD": adminPassword,
-		"PLAZA_RATE_LIMIT":     "0",
-	}
+	env := clusterEnv(t, rs.URL())
 	a, b := start(t, env), start(t, env)
 	admin := login(t, a.URL)
 	ann, bob := registerAndSignIn(t, a.URL, "Ann"), registerAndSignIn(t, b.URL, "Bob")

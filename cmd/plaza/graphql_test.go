@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"plaza/internal/redistest"
-	"plaza/internal/store/storetest"
 )
 
 // gql posts one GraphQL operation and returns the decoded response.
@@ -392,14 +391,7 @@ func TestGraphQLSubscriptionsAcrossInstances(t *testing.T) {
 	t.Parallel()
 	nodeTools(t)
 	rs := redistest.Start(t)
-	env := map[string]string{
-		"DATABASE_URL":         storetest.PostgresURL(t),
-		"REDIS_URL":            rs.URL(),
-		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
-		"PLAZA_ADMIN_EMAIL":    adminEmail,
-		"PLAZA_ADMIN_PASSWORD": adminPassword,
-		"PLAZA_RATE_LIMIT":     "0",
-	}
+	env := clusterEnv(t, rs.URL())
 	a, b := start(t, env), start(t, env)
 	admin := login(t, a.URL)
 	r := gql(t, a.URL, admin, `mutation { createProduct(input: {name: "Live Lamp", priceCents: 100, category: "lighting"}) { id } }`, nil)

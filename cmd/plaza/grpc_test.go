@@ -32,7 +32,6 @@ import (
 
 	plazav1 "plaza/api/proto/plaza/v1"
 	"plaza/internal/redistest"
-	"plaza/internal/store/storetest"
 )
 
 // grpcAddr is the address the instance's gRPC server logged; it is logged before the HTTP
@@ -502,14 +501,7 @@ func TestGRPCRateLimitAndAuthFailures(t *testing.T) {
 // B, and a new watch resumes after an event ID.
 func TestGRPCWatchProductsAcrossInstances(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
-		"DATABASE_URL":         storetest.PostgresURL(t),
-		"REDIS_URL":            redistest.Start(t).URL(),
-		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
-		"PLAZA_ADMIN_EMAIL":    adminEmail,
-		"PLAZA_ADMIN_PASSWORD": adminPassword,
-		"PLAZA_RATE_LIMIT":     "0",
-	}
+	env := clusterEnv(t, redistest.Start(t).URL())
 	a, b := start(t, env), start(t, env)
 	admin := login(t, a.URL)
 	c := dialGRPC(t, b.grpcAddr(t), nil)
@@ -557,14 +549,7 @@ func TestGRPCWatchProductsAcrossInstances(t *testing.T) {
 // on B, on A; after a REST delete on A, B answers NotFound.
 func TestGRPCGetProductAcrossInstances(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
-		"DATABASE_URL":         storetest.PostgresURL(t),
-		"REDIS_URL":            redistest.Start(t).URL(),
-		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
-		"PLAZA_ADMIN_EMAIL":    adminEmail,
-		"PLAZA_ADMIN_PASSWORD": adminPassword,
-		"PLAZA_RATE_LIMIT":     "0",
-	}
+	env := clusterEnv(t, redistest.Start(t).URL())
 	a, b := start(t, env), start(t, env)
 	admin := login(t, a.URL)
 	ga, gb := dialGRPC(t, a.grpcAddr(t), nil), dialGRPC(t, b.grpcAddr(t), nil)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"plaza/internal/store/storetest"
 )
 
 // instance is one Plaza started in-process through run.
@@ -63,6 +65,19 @@ const startWithin = 2 * time.Minute
 
 // start runs `plaza serve` with env (on a loopback port of its own and a temp data dir unless
 // env says otherwise) and waits until /readyz answers 200.
+// clusterEnv is the setting of instances that act as one: a fresh PostgreSQL database,
+// the Redis at redisURL, one signing key, the test admin, and no rate limit.
+func clusterEnv(t *testing.T, redisURL string) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":         storetest.PostgresURL(t),
+		"REDIS_URL":            redisURL,
+		"PLAZA_JWT_SECRET":     "a shared signing key of at least 32 bytes",
+		"PLAZA_ADMIN_EMAIL":    adminEmail,
+		"PLAZA_ADMIN_PASSWORD": adminPassword,
+		"PLAZA_RATE_LIMIT":     "0",
+	}
+}
+
 func start(t *testing.T, env map[string]string) *instance {
 	t.Helper()
 	vars := map[string]string{

@@ -24,7 +24,6 @@ import (
 	"github.com/coder/websocket"
 
 	"plaza/internal/bus"
-	"plaza/internal/plaza"
 )
 
 var (
@@ -64,19 +63,7 @@ func serveIdle(in io.Reader, out io.Writer) error {
 	b := bus.NewMemory(bus.MemoryOptions{})
 	defer b.Close()
 	s := New(Options{Chat: fakeChat{}, Bus: b, Shutdown: ctx, MaxConnsPerUser: 1 << 20})
-	mux := http.NewServeMux()
-	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if u := r.Header.Get("X-User"); u != "" {
-				r = r.WithContext(plaza.WithPrincipal(r.Context(), plaza.Principal{UserID: u, Role: plaza.RoleUser}))
-			}
-			if err := f(w, r); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-			}
-		}
-	}
-	mux.Handle("GET /ws", serve(s.ServeWebSocket))
-	mux.Handle("GET /api/events", serve(s.ServeEvents))
+	mux := testMux(s)
 	mux.HandleFunc("GET /mem", func(w http.ResponseWriter, r *http.Request) {
 		// Twice: the first collection may leave stacks it shrank and finalizers to run.
 		for range 6 {

@@ -59,19 +59,7 @@ func newTestServer(t *testing.T, opts Options, retain int) *testServer {
 	}
 	opts.Bus, opts.Shutdown, opts.Registerer = b, ctx, reg
 	s := New(opts)
-	mux := http.NewServeMux()
-	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if u := r.Header.Get("X-User"); u != "" {
-				r = r.WithContext(plaza.WithPrincipal(r.Context(), plaza.Principal{UserID: u, Role: plaza.RoleUser}))
-			}
-			if err := f(w, r); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-			}
-		}
-	}
-	mux.Handle("GET /ws", serve(s.ServeWebSocket))
-	mux.Handle("GET /api/events", serve(s.ServeEvents))
+	mux := testMux(s)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		cancel()
@@ -593,4 +581,23 @@ func TestEventStreamEndings(t *testing.T) {
 		t.Fatalf("the ended stream sent %q", body)
 	}
 	waitOpen("0")
+}
+
+// testMux serves s's /ws and /api/events the way a transport does, with the caller named
+// by the X-User header (a user) and refusals answered 400.
+func testMux(s *Server) *http.ServeMux {
+	mux := http.NewServeMux()
+	serve := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if u := r.Header.Get("X-User"); u != "" {
+				r = r.WithContext(plaza.WithPrincipal(r.Context(), plaza.Principal{UserID: u, Role: plaza.RoleUser}))
+			}
+			if err := f(w, r); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+			}
+		}
+	}
+	mux.Handle("GET /ws", serve(s.ServeWebSocket))
+	mux.Handle("GET /api/events", serve(s.ServeEvents))
+	return mux
 }
