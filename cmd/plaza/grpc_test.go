@@ -444,8 +444,11 @@ func TestGRPCMasksEtagsAndErrors(t *testing.T) {
 	_, err = c.chat.SendMessage(as(t, ann), &plazav1.SendMessageRequest{Room: "general", Text: strings.Repeat("x", 2<<20)})
 	wantCode(t, "a 2 MiB message", err, codes.ResourceExhausted)
 
-	// A stream's deadline reaches the server: the handler returns at it, and says so in
-	// the access log.
+	// A stream's deadline ends the call on both sides: the client gets DeadlineExceeded
+	// and the server's handler returns and logs the call. The server's record says
+	// DeadlineExceeded when its own timer (from grpc-timeout) fires first, Canceled when
+	// the client's reset at its deadline arrives first; which comes first is a race
+	// under load, so either is the server honouring the deadline.
 	dctx, cancel := context.WithTimeout(as(t, ""), 300*time.Millisecond)
 	defer cancel()
 	watch, err := c.products.WatchProducts(metadata.AppendToOutgoingContext(dctx, "x-request-id", "grpc-deadline"), &plazav1.WatchProductsRequest{})
@@ -455,8 +458,20 @@ func TestGRPCMasksEtagsAndErrors(t *testing.T) {
 	_, err = watch.Recv()
 	wantCode(t, "a watch past its deadline", err, codes.DeadlineExceeded)
 	eventually(t, "the server ends the stream at its deadline", func() bool {
-		return strings.Contains(in.logs.String(), `"route":"/plaza.v1.ProductService/WatchProducts","status":4,"code":"DeadlineExceeded"`) &&
-			strings.Contains(in.logs.String(), `"request_id":"grpc-deadline"`)
+		for line := range strings.SplitSeq(in.logs.String(), "\n") {
+			if !strings.Contains(line, `"request_id":"grpc-deadline"`) {
+				continue
+			}
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) != nil || entry["route"] != "/plaza.v1.ProductService/WatchProducts" {
+				continue
+			}
+			if c := entry["code"]; c == "DeadlineExceeded" || c == "Canceled" {
+				return true
+			}
+			t.Fatalf("the stream past its deadline was logged as %v", entry["code"])
+		}
+		return false
 	})
 
 	// The calls are counted by method and code.
