@@ -46,21 +46,36 @@ func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
 		if !plaza.ValidRequestID(id) {
 			id = plaza.NewRequestID()
 		}
-		w.Header().Set("X-Request-ID", id)
+		w.Header()["X-Request-Id"] = []string{id} // the canonical key, set without canonicalizing it again
 		ri := &reqInfo{id: id, ip: clientIP(r, trusted)}
 		ctx := plaza.WithClientIP(context.WithValue(r.Context(), reqInfoKey{}, ri), ri.ip)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
+// The values of the headers every response carries, made once. They are assigned under
+// their canonical keys rather than with Header.Set, which canonicalizes the key and makes
+// a new slice on every request. Sharing is safe: net/http only reads header values, Set
+// replaces a slice rather than writing into it, and Add appends to a slice whose capacity
+// is its length, so it copies.
+var (
+	hdrNosniff     = []string{"nosniff"}
+	hdrDeny        = []string{"DENY"}
+	hdrCSP         = []string{"frame-ancestors 'none'"}
+	hdrReferrer    = []string{"strict-origin-when-cross-origin"}
+	hdrVaryOrigin  = []string{"Origin"}
+	hdrExposeCORS  = []string{"X-Request-ID, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Cache"}
+	hdrCredentials = []string{"true"}
+)
+
 // securityHeaders sets the headers every response carries.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
-		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["X-Frame-Options"] = hdrDeny
+		h["Content-Security-Policy"] = hdrCSP
+		h["Referrer-Policy"] = hdrReferrer
 		next.ServeHTTP(w, r)
 	})
 }
@@ -75,13 +90,21 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 		defer func() {
 			m.inFlight.Dec()
 			ri := infoFrom(r.Context())
-			d := time.Since(start)
+			end := time.Now()
+			d := end.Sub(start)
 			m.observe(r.Method, ri.pattern, sw.code(), d)
 			level := slog.LevelInfo
 			if sw.code() >= 500 || ri.err != nil {
 				level = slog.LevelError
 			}
-			attrs := []slog.Attr{
+			h := log.Handler()
+			if !h.Enabled(r.Context(), level) {
+				return
+			}
+			// The record is made here rather than by Logger.LogAttrs, which would walk the
+			// stack for a source position the access log never prints, on every request.
+			rec := slog.NewRecord(end, level, logx.AccessLog, 0)
+			rec.AddAttrs(
 				slog.String("method", r.Method),
 				slog.String("route", routeLabel(ri.pattern)),
 				slog.String("path", r.URL.Path),
@@ -91,11 +114,11 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 				slog.String("request_id", ri.id),
 				slog.String("user_id", ri.userID),
 				slog.String("client_ip", ri.ip),
-			}
+			)
 			if ri.err != nil {
-				attrs = append(attrs, slog.String("err", ri.err.Error()))
+				rec.AddAttrs(slog.String("err", ri.err.Error()))
 			}
-			log.LogAttrs(r.Context(), level, logx.AccessLog, attrs...)
+			_ = h.Handle(r.Context(), rec)
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -131,7 +154,11 @@ func cors(origins []string, next http.Handler) http.Handler {
 	allowed := func(o string) bool { return any || slices.Contains(origins, o) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
+		if v, ok := h["Vary"]; ok {
+			h["Vary"] = append(v, "Origin")
+		} else {
+			h["Vary"] = hdrVaryOrigin
+		}
 		origin := r.Header.Get("Origin")
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		if origin == "" || !allowed(origin) {
@@ -147,10 +174,10 @@ func cors(origins []string, next http.Handler) http.Handler {
 		if any {
 			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
+			h["Access-Control-Allow-Origin"] = []string{origin}
+			h["Access-Control-Allow-Credentials"] = hdrCredentials
 		}
-		h.Set("Access-Control-Expose-Headers", "X-Request-ID, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Cache")
+		h["Access-Control-Expose-Headers"] = hdrExposeCORS
 		if preflight {
 			h.Add("Vary", "Access-Control-Request-Method")
 			h.Add("Vary", "Access-Control-Request-Headers")
