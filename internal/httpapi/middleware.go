@@ -211,7 +211,9 @@ func limitBody(log *slog.Logger, max int64, next http.Handler) http.Handler {
 			writeError(w, r, log, errTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		if r.Body != http.NoBody { // net/http's body of a request without one: nothing to cap
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -72,9 +72,13 @@ type Server struct {
 	// limit: a valid client fails rarely, a token guesser constantly.
 	authFailures *ratelimit.Limiter
 	mux          *http.ServeMux
-	handler      http.Handler
-	draining     atomic.Bool
-	healthCache  healthCache
+	// front holds the same routes as mux plus a catch-all for every method, so a request
+	// is routed once: a matched one goes straight to its handler, and only what mux
+	// itself would answer (no route, wrong method, a redirect) reaches unmatched.
+	front       *http.ServeMux
+	handler     http.Handler
+	draining    atomic.Bool
+	healthCache healthCache
 	// patterns are the API routes in registration order; each must have an operation in
 	// api/openapi/openapi.yaml (a test walks them).
 	patterns []string
@@ -97,6 +101,7 @@ func New(opts Options) *Server {
 		graphql:  opts.GraphQL,
 		origins:  opts.CORSOrigins,
 		mux:      http.NewServeMux(),
+		front:    http.NewServeMux(),
 
 		metrics:       opts.Metrics,
 		metricsBearer: opts.MetricsBearer,
@@ -120,6 +125,7 @@ func New(opts Options) *Server {
 		maxBody = 1 << 20
 	}
 	s.routes()
+	s.front.HandleFunc("/", s.unmatched)
 
 	// The chain, outermost first. Each step's place is deliberate:
 	//  1. identify: request ID and client IP first, so every later line can quote them;
@@ -172,19 +178,21 @@ const appRoute = "GET /{path...}"
 // handleUI registers a route that is not an API operation (the web UI's pages and
 // assets): logged and measured like any, but not in the API document.
 func (s *Server) handleUI(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		infoFrom(r.Context()).pattern = r.Pattern
 		h.ServeHTTP(w, r)
-	}))
+	})
+	s.mux.Handle(pattern, route)
+	s.front.Handle(pattern, route)
 }
 
-// dispatch serves through the mux; where the mux itself would answer (no route, wrong
-// method) it answers a problem body instead of text, keeping the mux's Allow header.
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern != "" {
-		s.mux.ServeHTTP(w, r)
-		return
-	}
+// dispatch serves through the routes, each request matched once.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) { s.front.ServeHTTP(w, r) }
+
+// unmatched answers what the mux itself would (no route, wrong method) with a problem
+// body instead of text, keeping the mux's Allow header; the mux's own redirects (to a
+// cleaned path, or a subtree's slash) pass as they are.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	cw := &captureWriter{header: http.Header{}}
 	s.mux.ServeHTTP(cw, r)
 	if loc := cw.header.Get("Location"); loc != "" && cw.status >= 300 && cw.status < 400 {
