@@ -117,10 +117,11 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 
 func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
 
-// newLogger writes JSON lines to w; a warning or error repeating within a second is
-// counted instead of written (logx.Limit), so a dependency outage cannot flood the log.
+// newLogger writes slog's JSON lines to w (plain ones, such as the access log's, through
+// logx's shortcut); a warning or error repeating within a second is counted instead of
+// written (logx.Limit), so a dependency outage cannot flood the log.
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	return slog.New(logx.Limit(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}), time.Second))
+	return slog.New(logx.Limit(logx.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}), time.Second))
 }
 
 func buildCommit() string {

@@ -1,4 +1,6 @@
-// Package logx holds what Plaza's logging adds to log/slog: a bound on repeated warnings.
+// Package logx holds what Plaza's logging adds to log/slog: a bound on repeated warnings,
+// and a JSON handler that writes the access log's plain records without slog's per-attribute
+// machinery.
 package logx
 
 import (
