@@ -25,7 +25,7 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	peer = peer.Unmap()
 	if !isTrusted(peer, trusted) {
-		return peer.String()
+		return canonicalIP(peer, host)
 	}
 	var hops []string
 	if fwd := strings.Join(r.Header.Values("Forwarded"), ","); strings.Trim(fwd, " \t,") != "" {
@@ -264,4 +264,14 @@ func quoteForwarded(v string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// canonicalIP is a.String(), reusing host (the text a was parsed from) when it is already
+// that, as it is for nearly every peer: no new string per request.
+func canonicalIP(a netip.Addr, host string) string {
+	var buf [64]byte
+	if string(a.AppendTo(buf[:0])) == host {
+		return host
+	}
+	return a.String()
 }

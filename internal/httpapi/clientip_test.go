@@ -18,6 +18,9 @@ func TestClientIPReadsForwarded(t *testing.T) {
 		want      string
 	}{
 		{"one element", "10.0.0.1:5555", []string{"for=203.0.113.9;proto=https;host=shop.example"}, "", "203.0.113.9"},
+		{"an untrusted peer as it connected", "203.0.113.7:5555", nil, "", "203.0.113.7"},
+		{"an untrusted IPv4-mapped peer", "[::ffff:203.0.113.7]:5555", nil, "", "203.0.113.7"},
+		{"an untrusted IPv6 peer in its canonical form", "[2001:DB8:0:0::1]:5555", nil, "", "2001:db8::1"},
 		{"quoted IPv4 with port", "10.0.0.1:5555", []string{`for="203.0.113.9:4711"`}, "", "203.0.113.9"},
 		{"quoted IPv6", "10.0.0.1:5555", []string{`for="[2001:db8::17]"`}, "", "2001:db8::17"},
 		{"quoted IPv6 with port", "10.0.0.1:5555", []string{`For="[2001:db8:cafe::17]:4711"`}, "", "2001:db8:cafe::17"},
