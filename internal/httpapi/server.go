@@ -79,6 +79,7 @@ type Server struct {
 	handler     http.Handler
 	draining    atomic.Bool
 	healthCache healthCache
+	userBodies  *userBodies
 	// patterns are the API routes in registration order; each must have an operation in
 	// api/openapi/openapi.yaml (a test walks them).
 	patterns []string
@@ -90,18 +91,19 @@ type Server struct {
 // New builds the server with every route and the middleware chain.
 func New(opts Options) *Server {
 	s := &Server{
-		log:      opts.Logger,
-		registry: opts.Registry,
-		auth:     opts.Auth,
-		checks:   opts.Checks,
-		users:    opts.Users,
-		catalog:  opts.Catalog,
-		chat:     opts.Chat,
-		streams:  opts.Streams,
-		graphql:  opts.GraphQL,
-		origins:  opts.CORSOrigins,
-		mux:      http.NewServeMux(),
-		front:    http.NewServeMux(),
+		log:        opts.Logger,
+		registry:   opts.Registry,
+		auth:       opts.Auth,
+		checks:     opts.Checks,
+		users:      opts.Users,
+		catalog:    opts.Catalog,
+		chat:       opts.Chat,
+		streams:    opts.Streams,
+		graphql:    opts.GraphQL,
+		origins:    opts.CORSOrigins,
+		mux:        http.NewServeMux(),
+		front:      http.NewServeMux(),
+		userBodies: newUserBodies(maxUserBodies),
 
 		metrics:       opts.Metrics,
 		metricsBearer: opts.MetricsBearer,

@@ -155,7 +155,12 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u users.User,
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	encode(w, r, http.StatusOK, u)
+	body, err := s.userBodies.body(u)
+	if err != nil {
+		encode(w, r, http.StatusOK, u) // reports the encoding failure as encode does
+		return
+	}
+	writeRaw(w, http.StatusOK, body)
 }
 
 func (s *Server) handleLogin() http.Handler {
