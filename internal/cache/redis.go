@@ -16,12 +16,15 @@ import (
 // NewRedis returns a backend on Redis, every key put behind prefix (e.g. "plaza:cache:").
 // The caller owns client, which the bus and rate limits may share: Close leaves it open.
 func NewRedis(client redis.UniversalClient, prefix string) Backend {
-	return &redisBackend{client: client, prefix: prefix}
+	r := &redisBackend{client: client, prefix: prefix}
+	r.gets.run = r.pipelineGet
+	return r
 }
 
 type redisBackend struct {
 	client redis.UniversalClient
 	prefix string
+	gets   getBatches // concurrent GetMany calls share pipelines
 }
 
 func (r *redisBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
@@ -35,9 +38,15 @@ func (r *redisBackend) Get(ctx context.Context, key string) ([]byte, bool, error
 	return val, true, nil
 }
 
-// GetMany reads key by key in one pipeline rather than one MGET, which a Redis Cluster
-// refuses when the keys hash to different slots.
+// GetMany reads keys in a pipeline shared with the calls made at the same time
+// (getBatches).
 func (r *redisBackend) GetMany(ctx context.Context, keys []string) ([][]byte, []bool, error) {
+	return r.gets.getMany(ctx, keys)
+}
+
+// pipelineGet reads key by key in one pipeline rather than one MGET, which a Redis
+// Cluster refuses when the keys hash to different slots.
+func (r *redisBackend) pipelineGet(ctx context.Context, keys []string) ([][]byte, []bool, error) {
 	cmds := make([]*redis.StringCmd, len(keys))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
