@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -33,7 +32,13 @@ type limiter struct {
 	fallbacks prometheus.Counter
 
 	mu      sync.Mutex
-	buckets map[string]*ratelimit.Limiter // per scope and limit
+	buckets map[bucketKey]*ratelimit.Limiter
+}
+
+// bucketKey names a local bucket: one per scope and limit.
+type bucketKey struct {
+	scope string
+	lim   Limit
 }
 
 type verdict struct {
@@ -45,7 +50,7 @@ type verdict struct {
 }
 
 func newLimiter(client redis.UniversalClient, log *slog.Logger, gauge prometheus.Gauge, fallbacks prometheus.Counter) *limiter {
-	l := &limiter{log: log, gauge: gauge, fallbacks: fallbacks, buckets: map[string]*ratelimit.Limiter{}}
+	l := &limiter{log: log, gauge: gauge, fallbacks: fallbacks, buckets: map[bucketKey]*ratelimit.Limiter{}}
 	if client != nil {
 		l.shared = redis_rate.NewLimiter(client)
 	} else {
@@ -78,7 +83,7 @@ func gcra(lim Limit) redis_rate.Limit {
 }
 
 func (l *limiter) localAllow(scope, key string, lim Limit) verdict {
-	id := fmt.Sprintf("%s|%g|%d", scope, lim.Rate, lim.Burst)
+	id := bucketKey{scope, lim}
 	l.mu.Lock()
 	b := l.buckets[id]
 	if b == nil {

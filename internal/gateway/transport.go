@@ -118,8 +118,14 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			lastErr = errNoUpstream
 			continue
 		}
-		out := req.Clone(req.Context())
-		out.URL.Scheme, out.URL.Host = "http", u.addr
+		// A shallow copy with a URL of its own: ReverseProxy's outgoing request is already a
+		// deep copy of the client's, and a RoundTripper only reads the headers, so the
+		// attempts may share them.
+		out := new(http.Request)
+		*out = *req
+		url := *req.URL
+		url.Scheme, url.Host = "http", u.addr
+		out.URL = &url
 		if body != nil {
 			out.Body = body.next()
 			if body.replay != nil {
