@@ -60,17 +60,19 @@ func clientGone(ctx context.Context) bool {
 	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), errRouteTimeout)
 }
 
-// rateLimitFields are the response fields of a rate limit.
-var rateLimitFields = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+// rateLimitFields are the response fields of a rate limit, in canonical form.
+var rateLimitFields = []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"}
 
 // dropRepeated removes from an instance's answer the fields the gateway sets on it
 // itself: the request ID (the instance echoes the one the gateway sent) and, when the
 // gateway limited the request, the RateLimit-* fields, so the client reads each once.
+// The names are canonical already: deleted from the map as they are, not canonicalized
+// again per request.
 func dropRepeated(h http.Header, x *exchange) {
-	h.Del("X-Request-Id")
+	delete(h, "X-Request-Id")
 	if x.limited {
 		for _, f := range rateLimitFields {
-			h.Del(f)
+			delete(h, f)
 		}
 	}
 }
