@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"plaza/internal/cache"
 	"plaza/internal/config"
@@ -113,7 +114,14 @@ func Gateway(ctx context.Context, cfg config.Config, configFile string, reload <
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var side errgroup.Group // the pprof server, as on the instances
+	defer side.Wait()
 	defer stopBG()
+	if cfg.DebugAddr != "" {
+		if err := serveDebug(bg, cfg.DebugAddr, log, &side); err != nil {
+			return err
+		}
+	}
 	wg.Go(func() { g.Run(bg) })
 	wg.Go(func() {
 		for {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -381,6 +382,9 @@ func (g *Gateway) checkHTTP(ctx context.Context, client *http.Client, u *upstrea
 	if err != nil {
 		return err
 	}
+	// Read to the end, so the connection is kept for the next check: closed unread, it is
+	// closed, and every check dialled anew (two a second per upstream, each left in TIME-WAIT).
+	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("/readyz answered %d", res.StatusCode)

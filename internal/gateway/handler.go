@@ -11,9 +11,11 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"plaza/internal/httpapi"
+	"plaza/internal/logx"
 	"plaza/internal/plaza"
 )
 
@@ -51,15 +53,19 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, grpcCall bool) {
 		class := strconv.Itoa(rec.status/100) + "xx"
 		g.metrics.requests.WithLabelValues(routeName, r.Method, class).Inc()
 		g.metrics.duration.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
-		attrs := []any{"transport", "gateway", "request_id", id, "method", r.Method, "path", r.URL.Path, "route", routeName,
-			"status", status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000, "client_ip", ip, "bytes", rec.bytes}
+		// Typed attributes and the duration in nanoseconds, as the instances' access log: no
+		// value boxed in an interface, no float through encoding/json.
+		attrs := make([]slog.Attr, 0, 11)
+		attrs = append(attrs, slog.String("transport", "gateway"), slog.String("request_id", id), slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.String("route", routeName), slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)), slog.String("client_ip", ip), slog.Int64("bytes", rec.bytes))
 		if u := x.upstream.Load(); u != nil {
-			attrs = append(attrs, "upstream", u.addr)
+			attrs = append(attrs, slog.String("upstream", u.addr))
 		}
 		if n := x.retries.Load(); n > 0 {
-			attrs = append(attrs, "retries", n)
+			attrs = append(attrs, slog.Int("retries", int(n)))
 		}
-		g.log.InfoContext(r.Context(), "request", attrs...)
+		g.log.LogAttrs(r.Context(), slog.LevelInfo, logx.AccessLog, attrs...)
 	}()
 
 	if grpcCall {
@@ -247,9 +253,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// newProxy is one reverse proxy over transport: it flushes every write at once (SSE and
-// gRPC must not wait in a buffer), sets Forwarded and X-Forwarded-* from what it saw (an
-// edge believes no incoming ones), and answers failures as problems.
+// newProxy is one reverse proxy over transport: it sets Forwarded and X-Forwarded-* from
+// what it saw (an edge believes no incoming ones), and answers failures as problems.
+//
+// Streams are not buffered: ReverseProxy flushes every write at once of an answer that is
+// text/event-stream or has no Content-Length (chunked streams, every gRPC answer), and a
+// 101 becomes a two-way copy. An answer of known length (every ordinary one) goes out as
+// the server's buffer fills and at its end, in one write where it fits: FlushInterval -1
+// for those cost a write of the headers alone and another of the body, a timer and its
+// goroutine per request, and a TCP segment more for the client to read.
 func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -262,9 +274,9 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 			pr.Out.Header.Set("Forwarded", httpapi.ForwardedElement(peerIP(pr.In), pr.In.Host, proto))
 			pr.Out.Host = pr.In.Host // the instance sees the host the client asked for (WebSocket origin checks)
 		},
-		Transport:     &retrying{g: g, base: transport},
-		FlushInterval: -1,
-		ErrorLog:      slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		Transport:  &retrying{g: g, base: transport},
+		BufferPool: copyBuffers,
+		ErrorLog:   slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			x := exchangeFrom(r.Context())
 			id := r.Header.Get("X-Request-ID")
@@ -297,6 +309,21 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 		},
 	}
 }
+
+// copyBuffers lends ReverseProxy its copy buffers: without a pool it allocates 32 KiB per
+// request, most of what the gateway allocated, and the garbage collector's work with it.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // isStream: a WebSocket upgrade or an event stream asked for, balanced by open
 // connections and never cut by a route timeout.

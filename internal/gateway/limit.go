@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -33,7 +32,41 @@ type limiter struct {
 	fallbacks prometheus.Counter
 
 	mu      sync.Mutex
-	buckets map[string]*ratelimit.Limiter // per scope and limit
+	buckets map[bucketKey]*ratelimit.Limiter
+
+	leaseMu   sync.Mutex
+	leases    map[string]*lease // per Redis key
+	lastSweep time.Time
+}
+
+// A lease is requests of one client's shared limit taken from Redis in one call, admitted
+// here without asking again. Taken from the shared limit before they are admitted, they
+// can never let a client past it across gateways; one not admitted within leaseLife lapses
+// and is lost to the client, who is then limited a little more, never less. Only a limit
+// large enough to give a lease of two or more has them (leaseSize), so that a client of an
+// ordinary limit is counted request by request, as before.
+type lease struct {
+	left      int       // taken, not yet admitted
+	remaining int       // Redis' remaining after the take
+	reset     time.Time // when Redis said the limit would be full again
+	expires   time.Time
+	taking    bool // a call refilling it is under way; other requests meanwhile ask for one
+}
+
+// leaseLife bounds how long a lease's requests wait to be admitted.
+const leaseLife = time.Second
+
+// leaseSize is how many requests one Redis call may take for a client: 1% of the burst or
+// 10 ms of the rate, whichever is less, at most 1,000. What a gateway can hold and lose of
+// a client's limit is bounded by that per leaseLife. Under 2 there is no lease.
+func leaseSize(lim Limit) int {
+	return int(min(float64(lim.Burst)/100, lim.Rate/100, 1000))
+}
+
+// bucketKey names a local bucket: one per scope and limit.
+type bucketKey struct {
+	scope string
+	lim   Limit
 }
 
 type verdict struct {
@@ -45,7 +78,7 @@ type verdict struct {
 }
 
 func newLimiter(client redis.UniversalClient, log *slog.Logger, gauge prometheus.Gauge, fallbacks prometheus.Counter) *limiter {
-	l := &limiter{log: log, gauge: gauge, fallbacks: fallbacks, buckets: map[string]*ratelimit.Limiter{}}
+	l := &limiter{log: log, gauge: gauge, fallbacks: fallbacks, buckets: map[bucketKey]*ratelimit.Limiter{}, leases: map[string]*lease{}}
 	if client != nil {
 		l.shared = redis_rate.NewLimiter(client)
 	} else {
@@ -57,18 +90,85 @@ func newLimiter(client redis.UniversalClient, log *slog.Logger, gauge prometheus
 // allow takes one request of key (a user or an IP) from scope's limit.
 func (l *limiter) allow(ctx context.Context, scope, key string, lim Limit) verdict {
 	if l.shared != nil {
+		id := "plaza:gateway:" + scope + ":" + key
+		n := leaseSize(lim)
+		refill := false
+		if n >= 2 {
+			var v verdict
+			if v, refill = l.fromLease(id, lim, time.Now()); v.ok {
+				return v
+			}
+		}
 		call, cancel := context.WithTimeout(ctx, limitCallTimeout)
-		res, err := l.shared.Allow(call, "plaza:gateway:"+scope+":"+key, gcra(lim))
+		var res *redis_rate.Result
+		var err error
+		if refill {
+			res, err = l.shared.AllowAtMost(call, id, gcra(lim), n)
+			l.leased(id, res, err)
+		} else {
+			res, err = l.shared.Allow(call, id, gcra(lim))
+		}
 		cancel()
 		if err == nil {
 			l.recovered()
-			return verdict{ok: res.Allowed > 0, limit: lim.Burst, remaining: res.Remaining, retry: max(res.RetryAfter, 0), reset: max(res.ResetAfter, 0)}
+			remaining := res.Remaining
+			if refill && res.Allowed > 1 {
+				remaining += res.Allowed - 1 // leased: the client's still
+			}
+			return verdict{ok: res.Allowed > 0, limit: lim.Burst, remaining: remaining, retry: max(res.RetryAfter, 0), reset: max(res.ResetAfter, 0)}
 		}
 		if ctx.Err() == nil { // not the client going away
 			l.degraded(err)
 		}
 	}
 	return l.localAllow(scope, key, lim)
+}
+
+// fromLease admits a request from id's lease, if it holds one; otherwise refill says
+// whether this request is to take a new lease (no other is taking one).
+func (l *limiter) fromLease(id string, lim Limit, now time.Time) (v verdict, refill bool) {
+	l.leaseMu.Lock()
+	defer l.leaseMu.Unlock()
+	le := l.leases[id]
+	if le == nil {
+		if now.Sub(l.lastSweep) > leaseLife {
+			for k, old := range l.leases {
+				if !old.taking && now.After(old.expires) {
+					delete(l.leases, k)
+				}
+			}
+			l.lastSweep = now
+		}
+		le = &lease{}
+		l.leases[id] = le
+	}
+	if le.left > 0 && now.Before(le.expires) {
+		le.left--
+		return verdict{ok: true, limit: lim.Burst, remaining: le.remaining + le.left, reset: max(le.reset.Sub(now), 0)}, false
+	}
+	if le.taking {
+		return verdict{}, false
+	}
+	le.taking = true
+	return verdict{}, true
+}
+
+// leased keeps what a refilling call took beyond the request that made it.
+func (l *limiter) leased(id string, res *redis_rate.Result, err error) {
+	now := time.Now()
+	l.leaseMu.Lock()
+	defer l.leaseMu.Unlock()
+	le := l.leases[id]
+	if le == nil {
+		return
+	}
+	le.taking = false
+	if err != nil || res.Allowed < 2 {
+		le.left = 0
+		return
+	}
+	le.left, le.remaining = res.Allowed-1, res.Remaining
+	le.reset, le.expires = now.Add(max(res.ResetAfter, 0)), now.Add(leaseLife)
 }
 
 // gcra expresses a rate in redis_rate's whole requests per period without losing a
@@ -78,7 +178,7 @@ func gcra(lim Limit) redis_rate.Limit {
 }
 
 func (l *limiter) localAllow(scope, key string, lim Limit) verdict {
-	id := fmt.Sprintf("%s|%g|%d", scope, lim.Rate, lim.Burst)
+	id := bucketKey{scope, lim}
 	l.mu.Lock()
 	b := l.buckets[id]
 	if b == nil {

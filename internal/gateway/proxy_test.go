@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
@@ -147,5 +148,45 @@ func TestRouteTimeoutsCountAgainstTheInstance(t *testing.T) {
 	}
 	if statuses[http.StatusGatewayTimeout] == 0 || statuses[http.StatusServiceUnavailable] == 0 {
 		t.Fatalf("slow answers past the route's timeout gave %v; want 504s, then 503s once the breaker opened", statuses)
+	}
+}
+
+// TestStreamsAreNotBuffered: what an instance flushes of an answer without a known end (an
+// event stream, a chunked answer, with or without an Accept that says so) reaches the
+// client while the instance is still writing, not when it is done.
+func TestStreamsAreNotBuffered(t *testing.T) {
+	t.Parallel()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+		}
+		w.Write([]byte("first\n"))
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done() // the rest never comes
+	}))
+	t.Cleanup(upstream.Close)
+	base := proxyTo(t, upstream)
+
+	for _, tc := range []struct{ path, accept string }{
+		{"/api/events", "text/event-stream"},
+		{"/api/events", ""},
+		{"/api/chunked", ""},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s (Accept %q): %v", tc.path, tc.accept, err)
+		}
+		line, err := bufio.NewReader(res.Body).ReadString('\n')
+		res.Body.Close()
+		cancel()
+		if line != "first\n" {
+			t.Errorf("%s (Accept %q): read %q, %v; want the first line while the instance still writes", tc.path, tc.accept, line, err)
+		}
 	}
 }

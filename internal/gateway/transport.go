@@ -60,17 +60,19 @@ func clientGone(ctx context.Context) bool {
 	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), errRouteTimeout)
 }
 
-// rateLimitFields are the response fields of a rate limit.
-var rateLimitFields = []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+// rateLimitFields are the response fields of a rate limit, in canonical form.
+var rateLimitFields = []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"}
 
 // dropRepeated removes from an instance's answer the fields the gateway sets on it
 // itself: the request ID (the instance echoes the one the gateway sent) and, when the
 // gateway limited the request, the RateLimit-* fields, so the client reads each once.
+// The names are canonical already: deleted from the map as they are, not canonicalized
+// again per request.
 func dropRepeated(h http.Header, x *exchange) {
-	h.Del("X-Request-Id")
+	delete(h, "X-Request-Id")
 	if x.limited {
 		for _, f := range rateLimitFields {
-			h.Del(f)
+			delete(h, f)
 		}
 	}
 }
@@ -118,8 +120,14 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			lastErr = errNoUpstream
 			continue
 		}
-		out := req.Clone(req.Context())
-		out.URL.Scheme, out.URL.Host = "http", u.addr
+		// A shallow copy with a URL of its own: ReverseProxy's outgoing request is already a
+		// deep copy of the client's, and a RoundTripper only reads the headers, so the
+		// attempts may share them.
+		out := new(http.Request)
+		*out = *req
+		url := *req.URL
+		url.Scheme, url.Host = "http", u.addr
+		out.URL = &url
 		if body != nil {
 			out.Body = body.next()
 			if body.replay != nil {
