@@ -85,6 +85,9 @@ type Server struct {
 	conns  sync.WaitGroup
 }
 
+// queryCacheSize is how many parsed documents (and operation weights) are kept.
+const queryCacheSize = 1000
+
 // Close codes of the graphql-transport-ws protocol.
 const closeForbidden = 4403
 
@@ -130,13 +133,13 @@ func New(opts Options) *Server {
 	})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](l.APQCacheSize)})
 	srv.Use(shapeLimit{maxDepth: l.MaxDepth, maxAliases: l.MaxAliases})
-	srv.Use(extension.FixedComplexityLimit(l.MaxComplexity))
+	srv.Use(newComplexityLimit(l.MaxComplexity, cfg.Complexity, queryCacheSize))
 	srv.AroundOperations(func(ctx context.Context, next gql.OperationHandler) gql.ResponseHandler {
 		return next(withLoaders(ctx, opts.Users, opts.LoaderWait))
 	})
