@@ -9,7 +9,6 @@
 package graphql
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -92,7 +91,11 @@ const queryCacheSize = 1000
 const closeForbidden = 4403
 
 // New builds the server over the services.
-func New(opts Options) *Server {
+func New(opts Options) *Server { return newServer(opts, post{}) }
+
+// newServer builds the server with posts serving POST requests (post; tests compare it with
+// gqlgen's own transport.POST).
+func newServer(opts Options, posts gql.Transport) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,7 +135,7 @@ func New(opts Options) *Server {
 		},
 	})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(posts)
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -180,7 +183,7 @@ func (s *Server) ServeGraphQL(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return plaza.Wrap(plaza.EBadRequest, err, "the request body could not be read")
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = newReadBody(body)
 	}
 	s.exec.ServeHTTP(w, r)
 	return nil
