@@ -20,7 +20,10 @@ import (
 // answer that is data alone as {"data":…} around the executor's JSON, where json.Marshal
 // would scan that JSON once more to compact it. A body that is not JSON is left to
 // transport.POST, so its error answer stays gqlgen's.
-type post struct{ transport.POST }
+type post struct {
+	transport.POST
+	direct *direct // answers product(id:) queries of stored fields without the executor
+}
 
 // Media types of the answer (GraphQL over HTTP).
 const (
@@ -63,6 +66,18 @@ func (t post) Do(w http.ResponseWriter, r *http.Request, exec gql.GraphExecutor)
 		w.WriteHeader(status)
 		writeResponse(w, exec.DispatchError(gql.WithOperationContext(ctx, oc), errs))
 		return
+	}
+	if t.direct != nil {
+		data := answers.Get().(*bytes.Buffer)
+		data.Reset()
+		answered := t.direct.answer(ctx, oc, data)
+		if answered {
+			writeData(w, data.Bytes())
+		}
+		putAnswer(data)
+		if answered {
+			return
+		}
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, responses(ctx))
@@ -108,12 +123,21 @@ func writeResponse(w io.Writer, resp *gql.Response) {
 		_, _ = w.Write(b)
 		return
 	}
+	writeData(w, resp.Data)
+}
+
+// writeData writes an answer of data alone, data being compact JSON.
+func writeData(w io.Writer, data []byte) {
 	buf := answers.Get().(*bytes.Buffer)
 	buf.Reset()
 	buf.WriteString(`{"data":`)
-	json.HTMLEscape(buf, resp.Data)
+	json.HTMLEscape(buf, data)
 	buf.WriteByte('}')
 	_, _ = w.Write(buf.Bytes())
+	putAnswer(buf)
+}
+
+func putAnswer(buf *bytes.Buffer) {
 	if buf.Cap() <= maxPooledAnswer {
 		answers.Put(buf)
 	}

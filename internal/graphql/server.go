@@ -91,11 +91,13 @@ const queryCacheSize = 1000
 const closeForbidden = 4403
 
 // New builds the server over the services.
-func New(opts Options) *Server { return newServer(opts, post{}) }
+func New(opts Options) *Server {
+	return newServer(opts, func(r *resolver) gql.Transport { return post{direct: newDirect(r)} })
+}
 
-// newServer builds the server with posts serving POST requests (post; tests compare it with
-// gqlgen's own transport.POST).
-func newServer(opts Options, posts gql.Transport) *Server {
+// newServer builds the server with the transport posts returns serving POST requests (tests
+// compare post with and without direct and gqlgen's own transport.POST).
+func newServer(opts Options, posts func(*resolver) gql.Transport) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,7 +137,7 @@ func newServer(opts Options, posts gql.Transport) *Server {
 		},
 	})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(posts)
+	srv.AddTransport(posts(r))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
