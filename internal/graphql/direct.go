@@ -3,6 +3,8 @@ package graphql
 import (
 	"bytes"
 	"context"
+	"strconv"
+	"time"
 
 	gql "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -38,27 +40,54 @@ type productPlan struct {
 }
 
 type storedField struct {
-	key   string // response key
-	value func(*catalog.Product) gql.Marshaler
+	key   []byte // the response key as the executor writes it, and a colon
+	write func(*bytes.Buffer, *catalog.Product) bool
 }
 
 // storedProductFields are Product's fields read from the struct (gqlgen.yml gives them no
-// resolver; newDirect checks), with the marshalers the executor uses for their scalars.
+// resolver; newDirect checks), each written as the executor's marshaler for its scalar
+// writes it; false: the marshaler's answer is null (a zero time).
 var storedProductFields = map[string]struct {
-	value   func(*catalog.Product) gql.Marshaler
+	write   func(*bytes.Buffer, *catalog.Product) bool
 	context func(*executionContext, context.Context, gql.CollectedField) (*gql.FieldContext, error)
 }{
-	"id":          {func(p *catalog.Product) gql.Marshaler { return gql.MarshalID(p.ID) }, (*executionContext).fieldContext_Product_id},
-	"name":        {func(p *catalog.Product) gql.Marshaler { return gql.MarshalString(p.Name) }, (*executionContext).fieldContext_Product_name},
-	"description": {func(p *catalog.Product) gql.Marshaler { return gql.MarshalString(p.Description) }, (*executionContext).fieldContext_Product_description},
-	"priceCents":  {func(p *catalog.Product) gql.Marshaler { return gql.MarshalInt64(p.PriceCents) }, (*executionContext).fieldContext_Product_priceCents},
-	"currency":    {func(p *catalog.Product) gql.Marshaler { return gql.MarshalString(p.Currency) }, (*executionContext).fieldContext_Product_currency},
-	"category":    {func(p *catalog.Product) gql.Marshaler { return gql.MarshalString(p.Category) }, (*executionContext).fieldContext_Product_category},
-	"subcategory": {func(p *catalog.Product) gql.Marshaler { return gql.MarshalString(p.Subcategory) }, (*executionContext).fieldContext_Product_subcategory},
-	"stock":       {func(p *catalog.Product) gql.Marshaler { return gql.MarshalInt64(p.Stock) }, (*executionContext).fieldContext_Product_stock},
-	"version":     {func(p *catalog.Product) gql.Marshaler { return gql.MarshalInt64(p.Version) }, (*executionContext).fieldContext_Product_version},
-	"createdAt":   {func(p *catalog.Product) gql.Marshaler { return gql.MarshalTime(p.CreatedAt) }, (*executionContext).fieldContext_Product_createdAt},
-	"updatedAt":   {func(p *catalog.Product) gql.Marshaler { return gql.MarshalTime(p.UpdatedAt) }, (*executionContext).fieldContext_Product_updatedAt},
+	"id":          {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalID(p.ID)) }, (*executionContext).fieldContext_Product_id},
+	"name":        {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalString(p.Name)) }, (*executionContext).fieldContext_Product_name},
+	"description": {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalString(p.Description)) }, (*executionContext).fieldContext_Product_description},
+	"priceCents":  {func(b *bytes.Buffer, p *catalog.Product) bool { return writeInt(b, p.PriceCents) }, (*executionContext).fieldContext_Product_priceCents},
+	"currency":    {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalString(p.Currency)) }, (*executionContext).fieldContext_Product_currency},
+	"category":    {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalString(p.Category)) }, (*executionContext).fieldContext_Product_category},
+	"subcategory": {func(b *bytes.Buffer, p *catalog.Product) bool { return marshal(b, gql.MarshalString(p.Subcategory)) }, (*executionContext).fieldContext_Product_subcategory},
+	"stock":       {func(b *bytes.Buffer, p *catalog.Product) bool { return writeInt(b, p.Stock) }, (*executionContext).fieldContext_Product_stock},
+	"version":     {func(b *bytes.Buffer, p *catalog.Product) bool { return writeInt(b, p.Version) }, (*executionContext).fieldContext_Product_version},
+	"createdAt":   {func(b *bytes.Buffer, p *catalog.Product) bool { return writeTime(b, p.CreatedAt) }, (*executionContext).fieldContext_Product_createdAt},
+	"updatedAt":   {func(b *bytes.Buffer, p *catalog.Product) bool { return writeTime(b, p.UpdatedAt) }, (*executionContext).fieldContext_Product_updatedAt},
+}
+
+func marshal(b *bytes.Buffer, m gql.Marshaler) bool {
+	if m == gql.Null {
+		return false
+	}
+	m.MarshalGQL(b)
+	return true
+}
+
+// writeInt writes what gql.MarshalInt64 writes, without its allocations.
+func writeInt(b *bytes.Buffer, n int64) bool {
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), n, 10))
+	return true
+}
+
+// writeTime writes what gql.MarshalTime writes (null for the zero time, else the RFC 3339
+// time quoted: nothing in it needs escaping), without its allocations.
+func writeTime(b *bytes.Buffer, t time.Time) bool {
+	if t.IsZero() {
+		return false
+	}
+	out := append(b.AvailableBuffer(), '"')
+	out = t.AppendFormat(out, time.RFC3339Nano)
+	b.Write(append(out, '"'))
+	return true
 }
 
 func newDirect(r *resolver) *direct {
@@ -95,17 +124,14 @@ func (d *direct) answer(ctx context.Context, oc *gql.OperationContext, buf *byte
 	gql.MarshalString(plan.field.Alias).MarshalGQL(buf)
 	buf.WriteString(":{")
 	for i, f := range plan.fields {
-		value := f.value(p)
-		if value == gql.Null { // a zero time: the executor's null error
-			buf.Truncate(start)
-			return false
-		}
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		gql.MarshalString(f.key).MarshalGQL(buf)
-		buf.WriteByte(':')
-		value.MarshalGQL(buf)
+		buf.Write(f.key)
+		if !f.write(buf, p) { // null: the executor's error to answer
+			buf.Truncate(start)
+			return false
+		}
 	}
 	buf.WriteString("}}")
 	return true
@@ -155,7 +181,10 @@ func storedFields(set ast.SelectionSet) ([]storedField, bool) {
 			return nil, false
 		}
 		seen[f.Alias] = true
-		out = append(out, storedField{key: f.Alias, value: stored.value})
+		var key bytes.Buffer
+		gql.MarshalString(f.Alias).MarshalGQL(&key)
+		key.WriteByte(':')
+		out = append(out, storedField{key: key.Bytes(), write: stored.write})
 	}
 	return out, len(out) > 0
 }
