@@ -31,6 +31,14 @@ const (
 	typeGraphQLResponse = "application/graphql-response+json"
 )
 
+// Supports is transport.POST's, without parsing the usual Content-Type.
+func (t post) Supports(r *http.Request) bool {
+	if r.Method == http.MethodPost && r.Header.Get("Content-Type") == typeJSON && r.Header.Get("Upgrade") == "" {
+		return true
+	}
+	return t.POST.Supports(r)
+}
+
 func (t post) Do(w http.ResponseWriter, r *http.Request, exec gql.GraphExecutor) {
 	body, ok := r.Body.(*readBody)
 	if !ok {
