@@ -5,7 +5,9 @@
 // public endpoint needs on top lives here: depth, alias and complexity limits checked
 // before execution, automatic persisted queries with a bounded cache, introspection by
 // configuration, one mapping of plaza.Error codes to extensions.code, and a dataloader so a
-// page of messages loads its authors in one store call.
+// page of messages loads its authors in one store call. POST has a transport of its own
+// (post.go) that answers the commonest read, a product by id, without gqlgen's executor
+// (direct.go) once the operation has passed every check.
 package graphql
 
 import (
