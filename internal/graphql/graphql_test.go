@@ -270,6 +270,34 @@ func TestLimitsRefuseBeforeExecution(t *testing.T) {
 	}
 }
 
+// The weight of an operation is remembered per query text only when its variables cannot
+// change it: a page size passed as a variable is weighed on every request.
+func TestComplexityFollowsVariables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, graphql.Limits{MaxComplexity: 500})
+	page := `query($n: Int, $id: ID!) { products(first: $n) { edges { node { id name description } } } product(id: $id) { id } }`
+	for _, c := range []struct {
+		n    int
+		code string
+	}{{10, ""}, {100, "COMPLEXITY_LIMIT_EXCEEDED"}, {10, ""}, {100, "COMPLEXITY_LIMIT_EXCEEDED"}} {
+		r := e.post(t, "", map[string]any{"query": page, "variables": map[string]any{"n": c.n, "id": "p1"}})
+		if r.code() != c.code {
+			t.Fatalf("first: %d: code %q (%+v); want %q", c.n, r.code(), r.Errors, c.code)
+		}
+	}
+	// A literal page size weighs the same every time, whatever the other variables.
+	for _, id := range []string{"p1", "p2", "p3"} {
+		r := e.post(t, "", map[string]any{"query": `query($id: ID!) { products(first: 100) { edges { node { id name description } } } product(id: $id) { id } }`, "variables": map[string]any{"id": id}})
+		if r.code() != "COMPLEXITY_LIMIT_EXCEEDED" {
+			t.Fatalf("%s: code %q; want COMPLEXITY_LIMIT_EXCEEDED", id, r.code())
+		}
+		r = e.post(t, "", map[string]any{"query": `query($id: ID!) { products(first: 10) { edges { node { id } } } product(id: $id) { id } }`, "variables": map[string]any{"id": id}})
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %+v", id, r.Errors)
+		}
+	}
+}
+
 func TestAutomaticPersistedQueries(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, graphql.Limits{})

@@ -5,11 +5,12 @@
 // public endpoint needs on top lives here: depth, alias and complexity limits checked
 // before execution, automatic persisted queries with a bounded cache, introspection by
 // configuration, one mapping of plaza.Error codes to extensions.code, and a dataloader so a
-// page of messages loads its authors in one store call.
+// page of messages loads its authors in one store call. POST has a transport of its own
+// (post.go) that answers the commonest read, a product by id, without gqlgen's executor
+// (direct.go) once the operation has passed every check.
 package graphql
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -85,11 +86,20 @@ type Server struct {
 	conns  sync.WaitGroup
 }
 
+// queryCacheSize is how many parsed documents (and operation weights) are kept.
+const queryCacheSize = 1000
+
 // Close codes of the graphql-transport-ws protocol.
 const closeForbidden = 4403
 
 // New builds the server over the services.
 func New(opts Options) *Server {
+	return newServer(opts, func(r *resolver) gql.Transport { return post{direct: newDirect(r)} })
+}
+
+// newServer builds the server with the transport posts returns serving POST requests (tests
+// compare post with and without direct and gqlgen's own transport.POST).
+func newServer(opts Options, posts func(*resolver) gql.Transport) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,14 +139,14 @@ func New(opts Options) *Server {
 		},
 	})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.AddTransport(posts(r))
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](l.APQCacheSize)})
 	srv.Use(shapeLimit{maxDepth: l.MaxDepth, maxAliases: l.MaxAliases})
-	srv.Use(extension.FixedComplexityLimit(l.MaxComplexity))
+	srv.Use(newComplexityLimit(l.MaxComplexity, cfg.Complexity, queryCacheSize))
 	srv.AroundOperations(func(ctx context.Context, next gql.OperationHandler) gql.ResponseHandler {
 		return next(withLoaders(ctx, opts.Users, opts.LoaderWait))
 	})
@@ -177,7 +187,7 @@ func (s *Server) ServeGraphQL(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return plaza.Wrap(plaza.EBadRequest, err, "the request body could not be read")
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = newReadBody(body)
 	}
 	s.exec.ServeHTTP(w, r)
 	return nil
