@@ -16,10 +16,10 @@ import (
 )
 
 // post serves POST /graphql as gqlgen's transport.POST does, at less cost per request: it
-// decodes the body ServeGraphQL has already read (decodeParams) instead of reading it
-// again, and writes an answer that is data alone as {"data":…} around the executor's JSON,
-// where json.Marshal would scan that JSON once more to compact it. A body that is not JSON
-// is left to transport.POST, so its error answer stays gqlgen's.
+// decodes the body ServeGraphQL has already read instead of reading it again, and writes an
+// answer that is data alone as {"data":…} around the executor's JSON, where json.Marshal
+// would scan that JSON once more to compact it. A body that is not JSON is left to
+// transport.POST, so its error answer stays gqlgen's.
 type post struct {
 	transport.POST
 	direct *direct // answers product(id:) queries of stored fields without the executor
@@ -47,7 +47,10 @@ func (t post) Do(w http.ResponseWriter, r *http.Request, exec gql.GraphExecutor)
 	}
 	start := gql.Now()
 	var params gql.RawParams
-	if err := decodeParams(body.b, &params); err != nil {
+	// As transport.POST decodes: the first JSON value, numbers kept as written.
+	dec := json.NewDecoder(bytes.NewReader(body.b))
+	dec.UseNumber()
+	if err := dec.Decode(&params); err != nil {
 		t.POST.Do(w, r, exec)
 		return
 	}
