@@ -105,7 +105,8 @@ func peerIP(ctx context.Context) string {
 // number and code its name), and the metrics.
 func (s *Server) observe(ctx context.Context, method, kind string, start time.Time, err error) {
 	code := status.Code(err)
-	d := time.Since(start)
+	end := time.Now()
+	d := end.Sub(start)
 	s.metrics.observe(method, kind, code, d)
 	level := slog.LevelInfo
 	switch code {
@@ -113,7 +114,7 @@ func (s *Server) observe(ctx context.Context, method, kind string, start time.Ti
 		level = slog.LevelError
 	}
 	ci := infoFrom(ctx)
-	attrs := []slog.Attr{
+	logx.Access(ctx, s.log, end, level,
 		slog.String("transport", "grpc"),
 		slog.String("method", kind),
 		slog.String("route", method),
@@ -123,8 +124,7 @@ func (s *Server) observe(ctx context.Context, method, kind string, start time.Ti
 		slog.String("request_id", ci.id),
 		slog.String("user_id", ci.userID),
 		slog.String("client_ip", ci.ip),
-	}
-	s.log.LogAttrs(ctx, level, logx.AccessLog, attrs...)
+	)
 }
 
 func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

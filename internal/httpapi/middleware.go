@@ -97,14 +97,7 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 			if sw.code() >= 500 || ri.err != nil {
 				level = slog.LevelError
 			}
-			h := log.Handler()
-			if !h.Enabled(r.Context(), level) {
-				return
-			}
-			// The record is made here rather than by Logger.LogAttrs, which would walk the
-			// stack for a source position the access log never prints, on every request.
-			rec := slog.NewRecord(end, level, logx.AccessLog, 0)
-			rec.AddAttrs(
+			attrs := [10]slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("route", routeLabel(ri.pattern)),
 				slog.String("path", r.URL.Path),
@@ -114,11 +107,13 @@ func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 				slog.String("request_id", ri.id),
 				slog.String("user_id", ri.userID),
 				slog.String("client_ip", ri.ip),
-			)
-			if ri.err != nil {
-				rec.AddAttrs(slog.String("err", ri.err.Error()))
 			}
-			_ = h.Handle(r.Context(), rec)
+			n := 9
+			if ri.err != nil {
+				attrs[n] = slog.String("err", ri.err.Error())
+				n++
+			}
+			logx.Access(r.Context(), log, end, level, attrs[:n]...)
 		}()
 		next.ServeHTTP(sw, r)
 	})

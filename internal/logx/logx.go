@@ -44,6 +44,19 @@ func (l *limiter) Enabled(ctx context.Context, level slog.Level) bool { return l
 // of its request, so none is ever counted away, whatever its level.
 const AccessLog = "request"
 
+// Access writes an access-log line at t to log. Unlike Logger.LogAttrs it records no
+// source position, which would cost a stack walk on every request for a field the line
+// never prints.
+func Access(ctx context.Context, log *slog.Logger, t time.Time, level slog.Level, attrs ...slog.Attr) {
+	h := log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(t, level, AccessLog, 0)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(ctx, r)
+}
+
 func (l *limiter) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn || r.Message == AccessLog {
 		return l.h.Handle(ctx, r)
