@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,4 +177,93 @@ func TestNoStaleReadsWhileRedisIsDown(t *testing.T) {
 	}
 	t.Logf("LISTEN cut: local tier bypassed %s after the cut, hits again %s after connections were allowed; then old version served at most %s",
 		noticed.Round(time.Microsecond), back.Round(time.Millisecond), worst(after))
+}
+
+// loopback is Notifications within one process: every Notify reaches every Listen.
+type loopback struct {
+	mu        sync.Mutex
+	listeners []func(string)
+	sent      []string
+}
+
+func (l *loopback) Notify(_ context.Context, payload string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, payload)
+	for _, f := range l.listeners {
+		f(payload)
+	}
+	return nil
+}
+
+func (l *loopback) Listen(ctx context.Context, listening func(), receive func(string)) error {
+	l.mu.Lock()
+	l.listeners = append(l.listeners, receive)
+	l.mu.Unlock()
+	listening()
+	<-ctx.Done()
+	return nil
+}
+
+// TestDeleteNotifiesInPayloadsPostgreSQLAccepts: a Delete of more keys than one
+// notification holds is split, each payload under MaxNotifyPayload bytes, and every key
+// reaches the other instance; a key too long for any payload drops the other instance's
+// whole local tier rather than nothing.
+func TestDeleteNotifiesInPayloadsPostgreSQLAccepts(t *testing.T) {
+	t.Parallel()
+	notes := &loopback{}
+	shared := cache.NewMemory(10_000) // one backend, as Redis is to two instances
+	t.Cleanup(func() { shared.Close() })
+	open := func() *cache.Cache {
+		c := cache.New(shared, cache.Options{Notifications: notes, LocalSize: 10_000, LocalTTL: time.Minute, Logger: quiet})
+		ctx, cancel := context.WithCancel(t.Context())
+		ran := make(chan error, 1)
+		go func() { ran <- c.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-ran })
+		select {
+		case <-c.Ready():
+		case <-time.After(waitFor):
+			t.Fatal("Run never became ready")
+		}
+		return c
+	}
+	a, b := open(), open()
+	keys := make([]string, 2000)
+	for i := range keys {
+		keys[i] = "product:" + strconv.Itoa(i) + strings.Repeat("x", 20)
+	}
+	fill := func() {
+		for _, k := range append(keys, "categories") {
+			if _, _, err := b.GetOrLoad(t.Context(), k, time.Minute, func(context.Context) ([]byte, error) { return []byte("v"), nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill()
+	must(t, a.Delete(t.Context(), keys...))
+	if len(notes.sent) < 2 {
+		t.Fatalf("%d keys sent in %d notifications", len(keys), len(notes.sent))
+	}
+	for _, p := range notes.sent {
+		if len(p) > cache.MaxNotifyPayload {
+			t.Fatalf("a payload of %d bytes", len(p))
+		}
+	}
+	for _, k := range keys {
+		if _, hit, _ := b.GetOrLoad(t.Context(), k, time.Minute, func(context.Context) ([]byte, error) { return []byte("v2"), nil }); hit {
+			t.Fatalf("%s still cached on B after A deleted it", k)
+		}
+	}
+	// B answers "categories" from its local tier, whatever the backend holds.
+	must(t, shared.Set(t.Context(), "categories", []byte("v2"), time.Minute))
+	if v, ok := b.Get(t.Context(), "categories"); !ok || string(v) != "v" {
+		t.Fatalf("B: categories = %q, %v; want v from its local tier (a key nobody deleted)", v, ok)
+	}
+	must(t, a.Delete(t.Context(), strings.Repeat("k", cache.MaxNotifyPayload)))
+	if last := notes.sent[len(notes.sent)-1]; len(last) > cache.MaxNotifyPayload {
+		t.Fatalf("a payload of %d bytes", len(last))
+	}
+	if v, _ := b.Get(t.Context(), "categories"); string(v) != "v2" {
+		t.Fatalf("B: categories = %q after a key too long to notify was deleted; want v2 from the backend", v)
+	}
 }
