@@ -377,6 +377,8 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	}
 	c.forgetLocal(keys)
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	// Announced after the backend's delete: an instance that drops its copy must not
+	// reload the old value from the backend.
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
 			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys}, time.Now())
