@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,6 +141,11 @@ type Cache struct {
 	busEpoch atomic.Uint64                    // the cache's own part of the bus's epoch
 	notesUp  atomic.Bool                      // the notifications are being listened to
 	notesEp  atomic.Uint64                    // moves on each time they are listened to again
+	// pending holds the keys whose backend delete failed, each with the sequence number
+	// of the Delete that last failed it (see retryLater).
+	pendMu  sync.Mutex
+	pending map[string]uint64
+	pendSeq uint64
 	// invals counts invalidations applied. A fill of the local tier is dropped when one
 	// happened since its value was read from the backend or the source: the value read
 	// may be the one the invalidation removed.
@@ -377,8 +384,18 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	}
 	c.forgetLocal(keys)
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	if err != nil && !c.inproc {
+		c.retryLater(keys)
+	}
 	// Announced after the backend's delete: an instance that drops its copy must not
 	// reload the old value from the backend.
+	c.announce(ctx, keys)
+	return err
+}
+
+// announce tells every instance, on the bus and through the notifications, to drop keys
+// from its local tier.
+func (c *Cache) announce(ctx context.Context, keys []string) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
 			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys}, time.Now())
@@ -401,7 +418,65 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		}
 		cancel()
 	}
-	return err
+}
+
+// maxPending bounds the keys kept for a retry of their backend delete.
+const maxPending = 100_000
+
+// retryPending is how often Run retries the backend deletes that failed.
+const retryPending = 250 * time.Millisecond
+
+// retryLater keeps keys whose backend delete failed: a Redis that returns with its data
+// (a partition rather than a restart) still holds their old values, which instances
+// would read, and keep locally, once their local copies expire. Run deletes them again,
+// and announces it, as soon as the backend answers.
+func (c *Cache) retryLater(keys []string) {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	if c.pending == nil {
+		c.pending = make(map[string]uint64)
+	}
+	c.pendSeq++
+	for _, k := range keys {
+		if _, ok := c.pending[k]; !ok && len(c.pending) >= maxPending {
+			c.log.Warn("cache: too many failed deletes to retry; the rest may be served until their TTL", "kept", maxPending)
+			return
+		}
+		c.pending[k] = c.pendSeq
+	}
+}
+
+// runPending retries the failed backend deletes (retryLater) until ctx is done.
+func (c *Cache) runPending(ctx context.Context) {
+	t := time.NewTicker(retryPending)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.pendMu.Lock()
+		snap := maps.Clone(c.pending)
+		c.pendMu.Unlock()
+		if len(snap) == 0 {
+			continue
+		}
+		keys := slices.Collect(maps.Keys(snap))
+		if err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) }); err != nil {
+			continue
+		}
+		// Instances may have read the old values between the backend's return and now.
+		c.forgetLocal(keys)
+		c.announce(ctx, keys)
+		c.pendMu.Lock()
+		for k, seq := range snap {
+			if c.pending[k] == seq {
+				delete(c.pending, k)
+			}
+		}
+		c.pendMu.Unlock()
+	}
 }
 
 // notifyPayloads encodes keys as JSON arrays of at most MaxNotifyPayload bytes; a key too
@@ -522,15 +597,23 @@ const maxListenBackoff = 400 * time.Millisecond
 // while their connection listens (they have no replay, so listening is caught up). While
 // neither is, reads go to the backend and nothing is kept locally; an entry is served
 // again only if a source live when it was filled has been live ever since. A source that
-// ends (bus closed, fell behind, connection lost) is resumed with backoff. Without a
-// source or a local tier there is nothing to do and it returns nil. Ready tells when it
-// listens.
+// ends (bus closed, fell behind, connection lost) is resumed with backoff. With a remote
+// backend Run also retries the backend deletes that failed (see retryLater). Ready tells
+// when it listens (at once without a source or a local tier).
 func (c *Cache) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if !c.inproc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runPending(ctx)
+		}()
+	}
 	if c.local == nil || (c.bus == nil && c.notes == nil) {
 		c.markReady()
 		return nil
 	}
-	var wg sync.WaitGroup
 	if c.bus != nil {
 		c.waiting.Add(1)
 	}
@@ -545,7 +628,6 @@ func (c *Cache) Run(ctx context.Context) error {
 	if c.bus != nil {
 		c.runBus(ctx)
 	}
-	wg.Wait()
 	return nil
 }
 

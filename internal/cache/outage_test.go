@@ -267,3 +267,82 @@ func TestDeleteNotifiesInPayloadsPostgreSQLAccepts(t *testing.T) {
 		t.Fatalf("B: categories = %q after a key too long to notify was deleted; want v2 from the backend", v)
 	}
 }
+
+// TestRedisReturningWithItsDataServesNothingStale: Redis stops answering without losing
+// its data (CLIENT PAUSE, as a partition would), a write's delete cannot reach it, and it
+// comes back still holding the old value. The writing instance deletes it again as soon
+// as Redis answers, and announces it, so B, whose local copies expire every 200 ms and
+// then read Redis, serves the old version at most staleGuard after Redis returned, not for
+// the rest of the entry's TTL.
+func TestRedisReturningWithItsDataServesNothingStale(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	dbURL := storetest.PostgresURL(t)
+	ctx, stop := context.WithCancel(t.Context())
+	runs := make(chan error, 2)
+	open := func() *cache.Cache {
+		opts, err := cache.ParseRedisURL(srv.URL())
+		must(t, err)
+		client := redis.NewClient(opts)
+		client.AddHook(redisx.NewBreaker(redisx.BreakerOptions{Logger: quiet}))
+		b := bus.NewRedis(client, bus.RedisOptions{Prefix: "test:paused:bus:", Block: 200 * time.Millisecond, Logger: quiet})
+		db, err := store.Open(t.Context(), store.Config{DatabaseURL: dbURL, Logger: quiet})
+		must(t, err)
+		c := cache.New(cache.NewRedis(client, "test:paused:"), cache.Options{
+			Bus: b, Notifications: db.Notifications("test_cache"),
+			LocalSize: 100, LocalTTL: 200 * time.Millisecond, Logger: quiet,
+		})
+		t.Cleanup(func() { c.Close(); b.Close(); client.Close(); db.Close() })
+		go func() { runs <- c.Run(ctx) }()
+		select {
+		case <-c.Ready():
+		case <-time.After(waitFor):
+			t.Fatal("Run never became ready")
+		}
+		return c
+	}
+	a, b := open(), open()
+	defer func() {
+		stop()
+		for range 2 {
+			<-runs
+		}
+	}()
+	var version atomic.Int64
+	version.Store(1)
+	const key = "product:p1"
+	read := func() int64 {
+		val, _, err := b.GetOrLoad(t.Context(), key, time.Minute, func(context.Context) ([]byte, error) {
+			return []byte(strconv.FormatInt(version.Load(), 10)), nil
+		})
+		must(t, err)
+		v, _ := strconv.ParseInt(string(val), 10, 64)
+		return v
+	}
+	if read() != 1 {
+		t.Fatal("first read")
+	}
+
+	const pause = 1500 * time.Millisecond
+	admin := redistest.Client(t, srv.URL())
+	must(t, admin.Do(t.Context(), "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err())
+	paused := time.Now()
+	version.Store(2)
+	_ = a.Delete(t.Context(), key) // times out: Redis keeps version 1
+	back := paused.Add(pause)
+	var lastStale time.Time
+	for time.Since(back) < 3*time.Second {
+		if v := read(); v != 2 {
+			lastStale = time.Now()
+			if time.Since(back) > staleGuard {
+				t.Fatalf("B read version %d %s after Redis answered again", v, time.Since(back).Round(time.Millisecond))
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if lastStale.IsZero() {
+		t.Log("B never read the old version")
+	} else {
+		t.Logf("B read the old version until %s after Redis answered again", lastStale.Sub(back).Round(time.Millisecond))
+	}
+}
