@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -254,4 +255,93 @@ func TestCatalogRolesEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCatalogAcrossInstancesWhileRedisIsDown runs two instances on one PostgreSQL database
+// and one Redis, and kills Redis. A PATCH acknowledged on A is served by B within the
+// stated bound (invalidations travel through PostgreSQL's LISTEN/NOTIFY), and B answers
+// from its local tier again (X-Cache: HIT). With the LISTEN connections cut and kept from
+// coming back, B's local tier is bypassed (every read a MISS with the current ETag) until
+// they are back.
+func TestCatalogAcrossInstancesWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	const staleGuard = time.Second // the bound stated is 250 ms; room for a loaded machine under -race
+	rs := redistest.Start(t)
+	env := clusterEnv(t, rs.URL())
+	a := client{t: t, url: start(t, env).URL}
+	b := client{t: t, url: start(t, env).URL}
+	a.token = login(t, a.url)
+	res, body := a.do("POST", "/api/products", `{"name":"Outage Teapot","price_cents":2500,"category":"home"}`, nil)
+	if res.StatusCode != 201 {
+		t.Fatalf("create on A: %d %s", res.StatusCode, body)
+	}
+	item, tag := res.Header.Get("Location"), res.Header.Get("ETag")
+	get := func() *http.Response {
+		res, _ := client{t: t, url: b.url}.do("GET", item, "", nil)
+		return res
+	}
+	// hitOnB waits until B answers with the current version from its cache; every answer
+	// on the way must be the current version.
+	hitOnB := func(phase string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res := get()
+			if res.StatusCode != 200 || res.Header.Get("ETag") != tag {
+				t.Fatalf("%s: B answered %d %s, want %s", phase, res.StatusCode, res.Header.Get("ETag"), tag)
+			}
+			if res.Header.Get("X-Cache") == "HIT" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: B never answered from its cache", phase)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	patch := func(price int) {
+		t.Helper()
+		res, body := a.do("PATCH", item, fmt.Sprintf(`{"price_cents":%d}`, price), map[string]string{"If-Match": tag})
+		if res.StatusCode != 200 {
+			t.Fatalf("PATCH on A: %d %s", res.StatusCode, body)
+		}
+		tag = res.Header.Get("ETag")
+	}
+	hitOnB("healthy")
+
+	rs.Kill()
+	var worst time.Duration
+	for i := range 10 {
+		hitOnB("Redis down")
+		patch(3000 + i)
+		acked := time.Now()
+		for get().Header.Get("ETag") != tag {
+			if time.Since(acked) > staleGuard {
+				t.Fatalf("Redis down, PATCH %d: B still served the old version %s after A acknowledged it", i, staleGuard)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		worst = max(worst, time.Since(acked))
+	}
+	hitOnB("Redis down")
+	t.Logf("Redis down: B served the old version at most %s after A's acknowledgement (10 PATCHes); its reads are HITs again", worst.Round(time.Microsecond))
+
+	storetest.RefuseConnections(t, env["DATABASE_URL"], true)
+	if n := storetest.CutListeners(t, env["DATABASE_URL"]); n != 4 {
+		t.Fatalf("cut %d LISTEN connections, want 4 (two caches on each instance)", n)
+	}
+	eventually(t, "B bypasses its local tier once its LISTEN connection is cut", func() bool {
+		return get().Header.Get("X-Cache") != "HIT"
+	})
+	for i := range 5 {
+		patch(4000 + i)
+		if res := get(); res.Header.Get("ETag") != tag || res.Header.Get("X-Cache") != "MISS" {
+			t.Fatalf("LISTEN cut, PATCH %d: B answered ETag %s X-Cache %s, want %s MISS", i, res.Header.Get("ETag"), res.Header.Get("X-Cache"), tag)
+		}
+	}
+	storetest.RefuseConnections(t, env["DATABASE_URL"], false)
+	hitOnB("LISTEN back")
+	patch(5000)
+	eventually(t, "B serves the PATCH made after LISTEN came back", func() bool { return get().Header.Get("ETag") == tag })
+	hitOnB("LISTEN back")
 }

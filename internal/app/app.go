@@ -82,8 +82,18 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, 
 		stateBackend = cache.NewMemory(stateEntries)
 		d.bus = bus.NewMemory(bus.MemoryOptions{Registerer: d.registry})
 	}
-	d.cache = cache.New(backend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
-	d.state = cache.New(stateBackend, cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local})
+	content := cache.Options{Logger: log, Registerer: d.registry, Bus: d.bus, LocalSize: local}
+	state := content
+	if local > 0 {
+		// Invalidations also travel through PostgreSQL (LISTEN/NOTIFY, one connection per
+		// cache and instance), so the local tiers stay in use while Redis is down.
+		if n := db.Notifications("plaza_cache"); n != nil {
+			content.Notifications = n
+			state.Notifications = db.Notifications("plaza_state")
+		}
+	}
+	d.cache = cache.New(backend, content)
+	d.state = cache.New(stateBackend, state)
 	log.Info("backends open", "store", string(db.Dialect()), "cache_and_bus", map[bool]string{true: "redis", false: "memory"}[d.redis != nil])
 	return d, nil
 }

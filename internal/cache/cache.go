@@ -2,7 +2,8 @@
 // side by side, one contract) behind a Cache that never fails a request because the
 // cache is down, collapses concurrent misses of one key into one load, and, with
 // several instances on one Redis, keeps an optional in-process tier coherent through
-// invalidations on the bus.
+// invalidations on the bus and, when the bus cannot carry them, on a second channel
+// (Notifications: PostgreSQL's LISTEN/NOTIFY).
 package cache
 
 import (
@@ -12,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +55,26 @@ type invalidation struct {
 	Keys []string `json:"keys"`
 }
 
+// Notifications is a second way for invalidations to reach every instance, apart from the
+// bus and what it depends on: with PostgreSQL and Redis, LISTEN/NOTIFY on PostgreSQL
+// (store.Notifications) keeps the local tier coherent, and so in use, while Redis is down.
+type Notifications interface {
+	// Notify sends payload (at most MaxNotifyPayload bytes) to every listener, this
+	// instance's included.
+	Notify(ctx context.Context, payload string) error
+	// Listen connects, calls listening once every later Notify will reach receive, then
+	// calls receive with each payload until ctx ends (nil) or the connection is lost (the
+	// error). Payloads sent while nobody listens are lost: there is no replay.
+	Listen(ctx context.Context, listening func(), receive func(payload string)) error
+}
+
+// MaxNotifyPayload bounds one Notify's payload (PostgreSQL refuses 8000 bytes and more):
+// Delete splits its keys over several notifications.
+const MaxNotifyPayload = 7999
+
+// forgetAll is the payload that drops every key: sent for a key too long for a payload.
+const forgetAll = "*"
+
 // Defaults of Options.
 const (
 	DefaultLocalTTL = 5 * time.Second
@@ -65,6 +88,10 @@ type Options struct {
 	// Bus, when set, makes Delete publish an invalidation that every instance's Run
 	// applies to its local tier.
 	Bus bus.Bus
+	// Notifications, when set, carries the same invalidations on a second channel, so the
+	// local tier stays in use while either of the two is live (see Run). Duplicates are
+	// harmless: dropping a key twice is dropping it once.
+	Notifications Notifications
 	// LocalSize > 0 adds an in-process tier of that many entries in front of the
 	// backend, meant for a remote one. An entry lives there for min(ttl, LocalTTL).
 	LocalSize int
@@ -72,8 +99,9 @@ type Options struct {
 	// bound on staleness when an invalidation is missed without the cache knowing (a Set
 	// overwriting the key on another instance), and on how long an entry may outlive its
 	// backend TTL, which a Get does not learn. Missed invalidations it can know about are
-	// not left to it: while the invalidation stream is down or catching up, and after a
-	// backend failure, the local tier is bypassed and its entries disowned (see Run).
+	// not left to it: while no invalidation source is live and caught up (the bus stream
+	// after a backend failure counts as down), the local tier is bypassed and entries that
+	// could have missed an invalidation are disowned (see Run).
 	LocalTTL time.Duration
 	// Timeout bounds each backend call, so a hung backend costs a request at most this
 	// long before it counts as a miss (default 500ms). It takes effect on Redis with
@@ -89,65 +117,109 @@ type Cache struct {
 	timeout  time.Duration
 	inproc   bool // the backend is in-process and cannot block: no per-call timeout
 	bus      bus.Bus
+	notes    Notifications // nil without a second channel
 	log      *slog.Logger
 	m        metrics
 	flights  singleflight.Group
 	lastLog  atomic.Int64 // unix nanos of the last logged backend error
 
-	ready     chan struct{} // closed once Run listens; see Ready
+	ready     chan struct{} // closed once Run listens on every source; see Ready
 	readyOnce sync.Once
+	waiting   atomic.Int32 // sources Run has not yet listened on
+	busOnce   sync.Once    // the bus counted as listened on
+	notesOnce sync.Once    // the notifications counted as listened on
 
-	// The local tier is trusted only while Run's subscription is caught up with the
-	// invalidation stream. Its entries carry the epoch they were filled in, and a Get
-	// accepts only an entry of the current epoch: whatever could have missed an
-	// invalidation (a resubscription, the stream's reader losing Redis, a backend failure)
-	// moves the epoch on, disowning every entry at once.
-	sub   atomic.Pointer[bus.Subscription] // Run's subscription while it has one
-	epoch atomic.Uint64                    // the cache's own part of the epoch
+	// The local tier is trusted only while one of Run's invalidation sources (the bus
+	// subscription, the notifications) is live and caught up. Each source has an epoch
+	// that moves on whenever it may have missed an invalidation; an entry carries, per
+	// source, the epoch it was filled in (a stamp), and a Get accepts it only while one of
+	// those sources is live and still in that epoch. A source that may have missed
+	// something (a resubscription, the stream's reader losing Redis, a backend failure, a
+	// lost LISTEN connection) thus disowns every entry at once, unless the other source
+	// was live throughout.
+	sub      atomic.Pointer[bus.Subscription] // Run's subscription while it has one
+	busEpoch atomic.Uint64                    // the cache's own part of the bus's epoch
+	notesUp  atomic.Bool                      // the notifications are being listened to
+	notesEp  atomic.Uint64                    // moves on each time they are listened to again
+	// pending holds the keys whose backend delete failed, each with the sequence number
+	// of the Delete that last failed it (see retryLater).
+	pendMu  sync.Mutex
+	pending map[string]uint64
+	pendSeq uint64
 	// invals counts invalidations applied. A fill of the local tier is dropped when one
 	// happened since its value was read from the backend or the source: the value read
 	// may be the one the invalidation removed.
 	invals atomic.Uint64
 }
 
-// localEntry is a value in the local tier and the epoch it was stored in.
+// localEntry is a value in the local tier and the stamp it was stored with.
 type localEntry struct {
 	val   []byte
-	epoch uint64
+	stamp stamp
 }
 
-// localEpoch returns the local tier's current epoch, and false when the tier must be
-// bypassed: there is none, or Run is not caught up with the invalidation stream. Without
-// a bus there is no stream to miss, and the tier is bounded by LocalTTL alone.
-func (c *Cache) localEpoch() (uint64, bool) {
+// stamp holds, per invalidation source, the epoch it is in, 0 while it is not live and
+// caught up. Epochs start at 1.
+type stamp struct{ bus, notes uint64 }
+
+func (s stamp) live() bool { return s.bus != 0 || s.notes != 0 }
+
+// coherent reports whether an entry stamped s may be served now: one of its sources has
+// been live since, in the same epoch.
+func (s stamp) coherent(now stamp) bool {
+	return (s.bus != 0 && s.bus == now.bus) || (s.notes != 0 && s.notes == now.notes)
+}
+
+// keep returns the part of s still coherent now.
+func (s stamp) keep(now stamp) stamp {
+	if s.bus != now.bus {
+		s.bus = 0
+	}
+	if s.notes != now.notes {
+		s.notes = 0
+	}
+	return s
+}
+
+// localEpoch returns the local tier's current stamp, and false when the tier must be
+// bypassed: there is none, or no invalidation source of Run's is live and caught up.
+// Without a source there is nothing to miss, and the tier is bounded by LocalTTL alone.
+func (c *Cache) localEpoch() (stamp, bool) {
 	if c.local == nil {
-		return 0, false
+		return stamp{}, false
 	}
-	if c.bus == nil {
-		return c.epoch.Load(), true
+	if c.bus == nil && c.notes == nil {
+		return stamp{bus: c.busEpoch.Load()}, true
 	}
-	sub := c.sub.Load()
-	if sub == nil {
-		return 0, false
-	}
-	e := c.epoch.Load()
-	if s, ok := (*sub).(bus.Synced); ok {
-		synced, syncs := s.Synced()
-		if !synced {
-			return 0, false
+	var s stamp
+	if sub := c.sub.Load(); sub != nil {
+		s.bus = c.busEpoch.Load()
+		if sy, ok := (*sub).(bus.Synced); ok {
+			synced, syncs := sy.Synced()
+			s.bus += syncs
+			if !synced {
+				s.bus = 0
+			}
 		}
-		e += syncs
 	}
-	return e, true
+	if c.notesUp.Load() {
+		s.notes = c.notesEp.Load()
+	}
+	return s, s.live()
 }
 
 // fill stores val in the local tier for ttl unless the tier is bypassed, or an
-// invalidation was applied since invals read inv, or the epoch moved on from epoch.
-func (c *Cache) fill(key string, val []byte, ttl time.Duration, epoch, inv uint64) {
-	if e, ok := c.localEpoch(); !ok || e != epoch || c.invals.Load() != inv {
+// invalidation was applied since invals read inv, or no source live when epoch was read
+// has stayed live since.
+func (c *Cache) fill(key string, val []byte, ttl time.Duration, epoch stamp, inv uint64) {
+	now, ok := c.localEpoch()
+	if !ok || c.invals.Load() != inv {
 		return
 	}
-	c.local.c.Set(key, localEntry{val: bytes.Clone(val), epoch: epoch}, ttl)
+	if epoch = epoch.keep(now); !epoch.live() {
+		return
+	}
+	c.local.c.Set(key, localEntry{val: bytes.Clone(val), stamp: epoch}, ttl)
 }
 
 // New wraps b. Call Close when done; with a Bus, run Run for the life of the instance.
@@ -162,9 +234,10 @@ func New(b Backend, opts Options) *Cache {
 		opts.Timeout = DefaultTimeout
 	}
 	c := &Cache{
-		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus,
+		b: b, localTTL: opts.LocalTTL, timeout: opts.Timeout, bus: opts.Bus, notes: opts.Notifications,
 		log: opts.Logger, m: newMetrics(opts.Registerer), ready: make(chan struct{}),
 	}
+	c.busEpoch.Store(1)
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
 		c.local = newTTLCache[localEntry](opts.LocalSize)
@@ -201,7 +274,7 @@ func (c *Cache) GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok 
 	at := make([]int, 0, len(keys))      // and their places in keys
 	for i, key := range keys {
 		if useLocal {
-			if item := c.local.c.Get(key); item != nil && item.Value().epoch == epoch {
+			if item := c.local.c.Get(key); item != nil && item.Value().stamp.coherent(epoch) {
 				vals[i], ok[i] = bytes.Clone(item.Value().val), true
 				c.m.hit("local")
 				continue
@@ -239,7 +312,7 @@ func (c *Cache) GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok 
 func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
 	epoch, useLocal := c.localEpoch()
 	if useLocal {
-		if item := c.local.c.Get(key); item != nil && item.Value().epoch == epoch {
+		if item := c.local.c.Get(key); item != nil && item.Value().stamp.coherent(epoch) {
 			return bytes.Clone(item.Value().val), "local", true
 		}
 	}
@@ -283,12 +356,13 @@ func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 	return c.set(ctx, key, val, ttl, epoch, c.invals.Load())
 }
 
-// set is Set for a value read when the local tier's epoch was epoch and invals was inv.
-func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration, epoch, inv uint64) error {
+// set is Set for a value read when the local tier's stamp was epoch and invals was inv.
+// The local tier is filled even when the backend failed: the value is as fresh, and fill
+// keeps it only while a source that was live when it was read still is (a backend failure
+// takes the bus out of the stamp).
+func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration, epoch stamp, inv uint64) error {
 	err := c.call(ctx, "set", func(ctx context.Context) error { return c.b.Set(ctx, key, val, ttl) })
-	if err == nil {
-		c.fill(key, val, c.localExpiry(ttl), epoch, inv)
-	}
+	c.fill(key, val, c.localExpiry(ttl), epoch, inv)
 	return err
 }
 
@@ -299,9 +373,10 @@ func (c *Cache) localExpiry(ttl time.Duration) time.Duration {
 	return c.localTTL
 }
 
-// Delete removes keys from the local tier and the backend and, with a Bus, tells every
-// instance to drop them from its local tier. It returns the backend's error; a failed
-// publish is logged and counted (other instances then serve their copy for at most
+// Delete removes keys from the local tier and the backend and, with a Bus and
+// Notifications, tells every instance on both to drop them from its local tier. It
+// returns the backend's error; a failed publish or notification is logged and counted
+// (another instance relying on that source alone then serves its copy for at most
 // LocalTTL).
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
@@ -309,6 +384,18 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	}
 	c.forgetLocal(keys)
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	if err != nil && !c.inproc {
+		c.retryLater(keys)
+	}
+	// Announced after the backend's delete: an instance that drops its copy must not
+	// reload the old value from the backend.
+	c.announce(ctx, keys)
+	return err
+}
+
+// announce tells every instance, on the bus and through the notifications, to drop keys
+// from its local tier.
+func (c *Cache) announce(ctx context.Context, keys []string) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
 			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys}, time.Now())
@@ -319,7 +406,105 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 			return err
 		})
 	}
-	return err
+	if c.notes != nil {
+		nctx, cancel := context.WithTimeout(ctx, c.timeout)
+		for _, p := range notifyPayloads(keys) {
+			if nerr := c.notes.Notify(nctx, p); nerr != nil {
+				if ctx.Err() == nil {
+					c.sourceError(ctx, "notify", nerr)
+				}
+				break
+			}
+		}
+		cancel()
+	}
+}
+
+// maxPending bounds the keys kept for a retry of their backend delete.
+const maxPending = 100_000
+
+// retryPending is how often Run retries the backend deletes that failed.
+const retryPending = 250 * time.Millisecond
+
+// retryLater keeps keys whose backend delete failed: a Redis that returns with its data
+// (a partition rather than a restart) still holds their old values, which instances
+// would read, and keep locally, once their local copies expire. Run deletes them again,
+// and announces it, as soon as the backend answers.
+func (c *Cache) retryLater(keys []string) {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	if c.pending == nil {
+		c.pending = make(map[string]uint64)
+	}
+	c.pendSeq++
+	for _, k := range keys {
+		if _, ok := c.pending[k]; !ok && len(c.pending) >= maxPending {
+			c.log.Warn("cache: too many failed deletes to retry; the rest may be served until their TTL", "kept", maxPending)
+			return
+		}
+		c.pending[k] = c.pendSeq
+	}
+}
+
+// runPending retries the failed backend deletes (retryLater) until ctx is done.
+func (c *Cache) runPending(ctx context.Context) {
+	t := time.NewTicker(retryPending)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.pendMu.Lock()
+		snap := maps.Clone(c.pending)
+		c.pendMu.Unlock()
+		if len(snap) == 0 {
+			continue
+		}
+		keys := slices.Collect(maps.Keys(snap))
+		if err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) }); err != nil {
+			continue
+		}
+		// Instances may have read the old values between the backend's return and now.
+		c.forgetLocal(keys)
+		c.announce(ctx, keys)
+		c.pendMu.Lock()
+		for k, seq := range snap {
+			if c.pending[k] == seq {
+				delete(c.pending, k)
+			}
+		}
+		c.pendMu.Unlock()
+	}
+}
+
+// notifyPayloads encodes keys as JSON arrays of at most MaxNotifyPayload bytes; a key too
+// long for one is sent as forgetAll.
+func notifyPayloads(keys []string) []string {
+	var out []string
+	var cur []string
+	size := 2 // the brackets
+	flush := func() {
+		if len(cur) > 0 {
+			b, _ := json.Marshal(cur)
+			out = append(out, string(b))
+			cur, size = cur[:0], 2
+		}
+	}
+	for _, k := range keys {
+		b, _ := json.Marshal(k)
+		n := len(b) + 1 // and a comma
+		if n+2 > MaxNotifyPayload {
+			return []string{forgetAll}
+		}
+		if size+n > MaxNotifyPayload {
+			flush()
+		}
+		cur, size = append(cur, k), size+n
+	}
+	flush()
+	return out
 }
 
 // Incr adds 1 to key's fixed-window counter (see Backend.Incr). Unlike the other methods
@@ -400,38 +585,65 @@ func (c *Cache) Check(ctx context.Context) error {
 
 // maxListenBackoff caps the wait between attempts to resubscribe to invalidations. A
 // failed attempt is cheap (a Redis client's circuit breaker fails it at once), and the
-// wait bounds how long after Redis returns the local tier stays bypassed.
+// wait bounds how long after Redis (or the LISTEN connection) returns the local tier stays
+// bypassed.
 const maxListenBackoff = 400 * time.Millisecond
 
-// Run applies invalidations from the bus to the local tier until ctx is done, then
-// returns nil. The local tier is used only while Run is subscribed and, with a bus
-// whose subscriptions report it (bus.Synced), caught up with the stream: until Run first
-// subscribes, while the subscription is down or its reader is cut from Redis, and until
-// it has read to the end of the stream again, reads go to the backend and nothing is
-// kept locally, and entries from before are never served again. When the subscription
-// ends (bus closed, fell behind), it resubscribes with backoff. Without a Bus or a local tier there is nothing to do and it returns nil.
-// Ready tells when it listens.
+// Run applies invalidations to the local tier until ctx is done, then returns nil. They
+// come from two sources, each when configured: the bus (Options.Bus) and the
+// notifications (Options.Notifications). The local tier is used only while one source is
+// live and caught up: the bus while Run is subscribed and, with a bus whose subscriptions
+// report it (bus.Synced), its reader has read to the end of the stream; the notifications
+// while their connection listens (they have no replay, so listening is caught up). While
+// neither is, reads go to the backend and nothing is kept locally; an entry is served
+// again only if a source live when it was filled has been live ever since. A source that
+// ends (bus closed, fell behind, connection lost) is resumed with backoff. With a remote
+// backend Run also retries the backend deletes that failed (see retryLater). Ready tells
+// when it listens (at once without a source or a local tier).
 func (c *Cache) Run(ctx context.Context) error {
-	if c.bus == nil || c.local == nil {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if !c.inproc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runPending(ctx)
+		}()
+	}
+	if c.local == nil || (c.bus == nil && c.notes == nil) {
 		c.markReady()
 		return nil
 	}
+	if c.bus != nil {
+		c.waiting.Add(1)
+	}
+	if c.notes != nil {
+		c.waiting.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runNotifications(ctx)
+		}()
+	}
+	if c.bus != nil {
+		c.runBus(ctx)
+	}
+	return nil
+}
+
+// runBus applies invalidations from the bus until ctx is done or the bus is closed.
+func (c *Cache) runBus(ctx context.Context) {
 	backoff := time.Duration(0)
 	for first := true; ; first = false {
-		if !first {
-			backoff = min(max(2*backoff, 100*time.Millisecond), maxListenBackoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff/2 + rand.N(backoff/2+1)):
-			}
+		if !first && !sleep(ctx, &backoff) {
+			return
 		}
 		sub, err := c.bus.Subscribe(ctx, InvalidateStream, "")
 		if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
 			if sub != nil {
 				sub.Close()
 			}
-			return nil
+			return
 		}
 		if err != nil {
 			c.backendError(ctx, "subscribe", err)
@@ -439,12 +651,12 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 		if !first {
 			// Invalidations may have been missed while unsubscribed: nothing kept from
-			// before is served again, and the memory is given back.
-			c.epoch.Add(1)
-			c.local.c.DeleteAll()
+			// before is served on the bus's word again.
+			c.busEpoch.Add(1)
+			c.dropUnowned()
 		}
 		c.sub.Store(&sub)
-		c.markReady()
+		c.listening(&c.busOnce)
 		for ev := range sub.Events() {
 			backoff = 0
 			c.applyInvalidation(ev)
@@ -452,7 +664,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		c.sub.Store(nil)
 		sub.Close()
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if err := sub.Err(); err != nil {
 			c.backendError(ctx, "subscribe", err)
@@ -460,12 +672,87 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
-// Ready is closed once Run first listens for invalidations (at once when it has none to
-// listen for): from then on a Delete on any instance reaches this one's local tier.
-// Waiting on it replaces guessing how long a subscription takes to start.
+// runNotifications applies invalidations from the notifications until ctx is done. Each
+// return to listening is a new epoch: what was sent while nobody listened is lost.
+func (c *Cache) runNotifications(ctx context.Context) {
+	backoff := time.Duration(0)
+	for first := true; ; first = false {
+		if !first && !sleep(ctx, &backoff) {
+			return
+		}
+		err := c.notes.Listen(ctx, func() {
+			c.notesEp.Add(1)
+			c.notesUp.Store(true)
+			backoff = 0
+			c.listening(&c.notesOnce)
+		}, c.applyNotification)
+		c.notesUp.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		c.dropUnowned()
+		if err != nil {
+			c.sourceError(ctx, "listen", err)
+		}
+	}
+}
+
+// sleep waits before a source's next attempt, doubling *backoff up to maxListenBackoff,
+// with jitter. It reports false when ctx ended meanwhile.
+func sleep(ctx context.Context, backoff *time.Duration) bool {
+	*backoff = min(max(2**backoff, 100*time.Millisecond), maxListenBackoff)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff/2 + rand.N(*backoff/2+1)):
+		return true
+	}
+}
+
+// dropUnowned gives back the local tier's memory when no source vouches for its entries
+// any more; while one does, they stay (and are still served).
+func (c *Cache) dropUnowned() {
+	if _, ok := c.localEpoch(); !ok {
+		c.local.c.DeleteAll()
+	}
+}
+
+// Ready is closed once Run has listened on each of its invalidation sources (at once when
+// it has none to listen to): from then on a Delete on any instance reaches this one's
+// local tier. Waiting on it replaces guessing how long a subscription takes to start.
 func (c *Cache) Ready() <-chan struct{} { return c.ready }
 
 func (c *Cache) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+
+// listening counts a source (once) as having listened: when every source has, Run is
+// ready.
+func (c *Cache) listening(once *sync.Once) {
+	once.Do(func() {
+		if c.waiting.Add(-1) == 0 {
+			c.markReady()
+		}
+	})
+}
+
+func (c *Cache) applyNotification(payload string) {
+	if payload == forgetAll {
+		c.invals.Add(1)
+		c.local.c.DeleteAll()
+		prom.Inc(c.m.invalidations)
+		return
+	}
+	var keys []string
+	if err := json.Unmarshal([]byte(payload), &keys); err != nil {
+		// Not one of ours (another version sharing the database): drop everything rather
+		// than keep what it may have meant to invalidate.
+		c.log.Error("cache: undecodable invalidation notification; local tier dropped", "err", err)
+		c.invals.Add(1)
+		c.local.c.DeleteAll()
+		return
+	}
+	c.forgetLocal(keys)
+	prom.Inc(c.m.invalidations)
+}
 
 func (c *Cache) applyInvalidation(ev plaza.Event) {
 	if ev.Type != invalidateType {
@@ -504,13 +791,18 @@ func (c *Cache) Close() error {
 // backendError counts err and logs it, at most once a second: with Redis down every
 // request would otherwise log the same thing.
 func (c *Cache) backendError(ctx context.Context, op string, err error) {
-	c.m.error(op)
 	if plaza.ErrorCodeOf(err) == plaza.EUnavailable {
 		// The backend failing may mean the bus fails too (one Redis), with invalidations
-		// lost on the way: disown the local tier rather than wait for the stream's reader
-		// to notice.
-		c.epoch.Add(1)
+		// lost on the way: disown what the bus vouches for rather than wait for the
+		// stream's reader to notice. The notifications do not depend on the backend.
+		c.busEpoch.Add(1)
 	}
+	c.sourceError(ctx, op, err)
+}
+
+// sourceError counts and logs a failure that does not concern the backend.
+func (c *Cache) sourceError(ctx context.Context, op string, err error) {
+	c.m.error(op)
 	now := time.Now().UnixNano()
 	last := c.lastLog.Load()
 	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
@@ -549,7 +841,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "plaza_cache_load_errors_total", Help: "Loads that failed (not cached).",
 		})),
 		invalidations: prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "plaza_cache_invalidations_total", Help: "Invalidations received from the bus.",
+			Name: "plaza_cache_invalidations_total", Help: "Invalidations received from the bus and the notifications.",
 		})),
 	}
 }

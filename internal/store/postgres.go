@@ -54,7 +54,7 @@ func openPostgres(ctx context.Context, databaseURL string, log *slog.Logger) (*D
 	}
 	log.Info("store opened", "dialect", Postgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
 	where := fmt.Sprintf("postgres://%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
-	return &DB{dialect: Postgres, writer: pool, reader: pool, log: log, location: where}, nil
+	return &DB{dialect: Postgres, writer: pool, reader: pool, log: log, location: where, pgConfig: cfg}, nil
 }
 
 // databaseURLError explains a DATABASE_URL that does not parse without repeating it: the

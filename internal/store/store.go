@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"plaza/internal/plaza"
 )
 
@@ -72,6 +74,9 @@ type DB struct {
 	// location says where the data lives, for people: the SQLite file's absolute path, or
 	// the PostgreSQL server and database (never a password).
 	location string
+	// pgConfig is how to open a connection of one's own (Notifications.Listen); nil on
+	// SQLite.
+	pgConfig *pgx.ConnConfig
 	// wake tells this process's outbox relay that events were committed.
 	wake     chan struct{}
 	wakeOnce sync.Once

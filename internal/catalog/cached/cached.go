@@ -5,8 +5,9 @@
 //
 // Every transport that writes to the catalog goes through the same *Catalog (internal/app
 // wires it), so no write can leave a stale entry behind; the one-minute TTL only bounds a
-// load that raced a write (read the old row, stored it after the write's delete) or an
-// invalidation lost while Redis was down.
+// load that raced a write (read the old row, stored it after the write's delete) or a
+// delete Redis missed while down when the writing instance stopped before Redis returned
+// (otherwise the cache retries it).
 package cached
 
 import (

@@ -12,9 +12,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +130,50 @@ func adminExec(ctx context.Context, adminURL, stmt string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// CutListeners ends, from the server's side (pg_terminate_backend), every connection that
+// store.Notifications.Listen opened to the database at dbURL (a URL from PostgresURL), as
+// a failing network or server would, and returns how many it ended.
+func CutListeners(t testing.TB, dbURL string) int {
+	t.Helper()
+	var n int
+	adminQuery(t, func(db *sql.DB) error {
+		return db.QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = $1 AND application_name = $2`, databaseName(t, dbURL), store.ListenerName).Scan(&n)
+	})
+	return n
+}
+
+// RefuseConnections makes the database at dbURL refuse new connections (refuse) or accept
+// them again. Connections already open stay.
+func RefuseConnections(t testing.TB, dbURL string, refuse bool) {
+	t.Helper()
+	stmt := fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", databaseName(t, dbURL), !refuse)
+	adminQuery(t, func(db *sql.DB) error {
+		_, err := db.ExecContext(t.Context(), stmt)
+		return err
+	})
+}
+
+func adminQuery(t testing.TB, fn func(db *sql.DB) error) {
+	t.Helper()
+	db, err := sql.Open("pgx", os.Getenv(EnvPostgresURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := fn(db); err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+}
+
+func databaseName(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	name := strings.TrimPrefix(u.Path, "/")
+	if err != nil || !strings.HasPrefix(name, "plaza_test_") {
+		t.Fatal("storetest: not a URL from PostgresURL")
+	}
+	return name
 }
