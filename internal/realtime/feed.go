@@ -31,7 +31,7 @@ type feedEvent struct {
 	id     string
 	typ    string
 	about  string // for user.* events, the user they are about: only that user sees them
-	data   []byte // the event as JSON
+	tail   []byte // what follows the ID in every stream: type and data (eventTail)
 }
 
 // sseQueue is how many events may wait for one SSE client. Events come at most as fast as
@@ -136,7 +136,7 @@ func (fs *feeds) forward(f *feed) {
 		if err != nil {
 			continue
 		}
-		fe := &feedEvent{stream: f.stream, id: ev.ID, typ: ev.Type, data: data}
+		fe := &feedEvent{stream: f.stream, id: ev.ID, typ: ev.Type, tail: eventTail(ev.Type, data)}
 		if sseStreams[f.stream].signedIn {
 			fe.about = about(ev)
 		}

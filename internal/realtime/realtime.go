@@ -92,6 +92,7 @@ type Server struct {
 	m       metrics
 	tickets tickets
 	hub     *hub
+	sseOut  prometheus.Counter // m.out of "sse", looked up once: it counts every event
 	feeds   feeds
 	wg      sync.WaitGroup // open connections and streams
 }
@@ -112,6 +113,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), tickets: tickets{cache: opts.Tickets}}
 	s.hub = newHub(s)
+	s.sseOut = s.m.out.WithLabelValues("sse")
 	s.feeds = feeds{s: s, byStream: map[int]*feed{}, all: map[*sseClient]struct{}{}}
 	go s.hub.heartbeats(opts.Shutdown, opts.PresenceTTL/3)
 	context.AfterFunc(opts.Shutdown, s.hub.closeAll)

@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -166,20 +165,40 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
 	return nc, err == nil
 }
 
-// sseOut is where a stream's bytes go; each write is sent at once or fails.
+// sseOut is where a stream's bytes go; each write is sent at once or fails. What it
+// writes is frame[chunkRoom:len(frame)-2]: the frame's first chunkRoom bytes and last two
+// are room for a chunk's framing, so that a chunk goes in one write without a copy.
 type sseOut interface {
-	write(b []byte) error
+	write(frame []byte) error
+}
+
+// chunkRoom is the room a frame leaves before its bytes: a chunk's size in hex and CRLF.
+const chunkRoom = 10
+
+// writeDeadline extends a connection's write deadline to writeWait from now, but only once
+// a second: each write still has at least writeWait less a second to complete, without a
+// deadline update (a timer of the runtime's) per write.
+type writeDeadline struct{ at time.Time }
+
+func (d *writeDeadline) extend(set func(time.Time) error) {
+	now := time.Now()
+	if d.at.Sub(now) > writeWait-time.Second {
+		return
+	}
+	d.at = now.Add(writeWait)
+	_ = set(d.at)
 }
 
 // flushWriter streams through the ResponseWriter.
 type flushWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	deadline writeDeadline
 }
 
-func (f *flushWriter) write(b []byte) error {
-	_ = f.rc.SetWriteDeadline(time.Now().Add(writeWait))
-	if _, err := f.w.Write(b); err != nil {
+func (f *flushWriter) write(frame []byte) error {
+	f.deadline.extend(f.rc.SetWriteDeadline)
+	if _, err := f.w.Write(frame[chunkRoom : len(frame)-2]); err != nil {
 		return err
 	}
 	return f.rc.Flush()
@@ -187,14 +206,20 @@ func (f *flushWriter) write(b []byte) error {
 
 // chunkedConn streams over a hijacked HTTP/1.1 connection, one chunk per write.
 type chunkedConn struct {
-	conn net.Conn
-	gone chan struct{} // closed when the connection has ended, either side
+	conn     net.Conn
+	gone     chan struct{} // closed when the connection has ended, either side
+	deadline writeDeadline
 }
 
-func (c *chunkedConn) write(b []byte) error {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-	bufs := net.Buffers{fmt.Appendf(nil, "%x\r\n", len(b)), b, []byte("\r\n")}
-	_, err := bufs.WriteTo(c.conn)
+func (c *chunkedConn) write(frame []byte) error {
+	c.deadline.extend(c.conn.SetWriteDeadline)
+	n := len(frame) - chunkRoom - 2
+	var size [chunkRoom]byte
+	head := append(strconv.AppendUint(size[:0], uint64(n), 16), '\r', '\n')
+	start := chunkRoom - len(head)
+	copy(frame[start:], head)
+	frame[len(frame)-2], frame[len(frame)-1] = '\r', '\n'
+	_, err := c.conn.Write(frame[start:])
 	return err
 }
 
@@ -227,7 +252,7 @@ type eventStream struct {
 	replay   []bus.Subscription // per stream, a replay not yet handed over to the feed
 	reset    bool
 	out      sseOut
-	buf      bytes.Buffer
+	buf      []byte // the frame being written, chunkRoom bytes in (see sseOut)
 }
 
 // end takes the stream out of the feeds and closes its replays.
@@ -240,36 +265,54 @@ func (st *eventStream) end() {
 	}
 }
 
-// idOf is the event ID of the stream's current positions.
-func (st *eventStream) idOf() string {
-	pos := make([]string, len(sseStreams))
-	for i := range pos {
+// appendID appends the event ID of the stream's current positions.
+func (st *eventStream) appendID(b []byte) []byte {
+	for i := range sseStreams {
+		if i > 0 {
+			b = append(b, idSep...)
+		}
 		switch {
 		case !st.followed[i]:
 		case st.last[i] != "":
-			pos[i] = st.last[i]
+			b = append(b, st.last[i]...)
 		default:
-			pos[i] = st.now
+			b = append(b, st.now...)
 		}
 	}
-	return strings.Join(pos, idSep)
+	return b
 }
 
-// send writes what is buffered; false ends the stream.
+// frame starts a frame in st.buf.
+func (st *eventStream) frame() {
+	if cap(st.buf) < chunkRoom {
+		st.buf = make([]byte, chunkRoom, 512)
+	}
+	st.buf = st.buf[:chunkRoom]
+}
+
+// send writes the frame begun with frame; false ends the stream.
 func (st *eventStream) send() bool {
-	err := st.out.write(st.buf.Bytes())
-	st.buf.Reset()
-	return err == nil
+	st.buf = append(st.buf, 0, 0) // room for the chunk's CRLF
+	return st.out.write(st.buf) == nil
 }
 
-func (st *eventStream) write(i int, id, typ string, data []byte) bool {
+// write writes an event: id, then tail (eventTail's).
+func (st *eventStream) write(i int, id string, tail []byte) bool {
 	st.last[i] = id
-	fmt.Fprintf(&st.buf, "id: %s\nevent: %s\ndata: %s\n\n", st.idOf(), typ, data)
+	st.frame()
+	st.buf = append(st.appendID(append(st.buf, "id: "...)), tail...)
 	if !st.send() {
 		return false
 	}
-	st.s.m.out.WithLabelValues("sse").Inc()
+	st.s.sseOut.Inc()
 	return true
+}
+
+// eventTail is what follows an event's ID: its type and data, the same for every stream.
+func eventTail(typ string, data []byte) []byte {
+	b := make([]byte, 0, len("\nevent: \ndata: \n\n")+len(typ)+len(data))
+	b = append(append(append(b, "\nevent: "...), typ...), "\ndata: "...)
+	return append(append(b, data...), "\n\n"...)
 }
 
 // replayed writes an event from stream i's replay; false ends the stream.
@@ -287,19 +330,21 @@ func (st *eventStream) replayed(i int, ev plaza.Event, ok bool) bool {
 		return true
 	}
 	data, _ := json.Marshal(ev)
-	return st.write(i, ev.ID, ev.Type, data)
+	return st.write(i, ev.ID, eventTail(ev.Type, data))
 }
 
 // run writes the stream to out until the client goes (gone), its session or queue ends
 // it, or the server shuts down.
 func (st *eventStream) run(out sseOut, gone <-chan struct{}) {
 	st.out = out
-	fmt.Fprintf(&st.buf, "retry: %d\n", SSERetry.Milliseconds())
+	st.frame()
+	st.buf = fmt.Appendf(st.buf, "retry: %d\nid: ", SSERetry.Milliseconds())
+	st.buf = st.appendID(st.buf)
 	if st.reset {
-		fmt.Fprintf(&st.buf, "id: %s\nevent: reset\ndata: {}\n\n", st.idOf())
+		st.buf = append(st.buf, "\nevent: reset\ndata: {}\n\n"...)
 	} else {
 		// An ID with no data is not an event, but it sets the client's last event ID.
-		fmt.Fprintf(&st.buf, "id: %s\n\n", st.idOf())
+		st.buf = append(st.buf, "\n\n"...)
 	}
 	if !st.send() {
 		return
@@ -325,7 +370,8 @@ func (st *eventStream) run(out sseOut, gone <-chan struct{}) {
 		case <-client.ended:
 			continue
 		case <-heartbeat.C:
-			st.buf.WriteString(": heartbeat\n\n")
+			st.frame()
+			st.buf = append(st.buf, ": heartbeat\n\n"...)
 			if !st.send() {
 				return
 			}
@@ -347,7 +393,7 @@ func (st *eventStream) run(out sseOut, gone <-chan struct{}) {
 			if last[i] != "" && !later(fe.id, last[i]) {
 				continue // written already, from the replay
 			}
-			if !st.write(i, fe.id, fe.typ, fe.data) {
+			if !st.write(i, fe.id, fe.tail) {
 				return
 			}
 			continue
