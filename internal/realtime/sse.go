@@ -285,7 +285,7 @@ func (st *eventStream) appendID(b []byte) []byte {
 // frame starts a frame in st.buf.
 func (st *eventStream) frame() {
 	if cap(st.buf) < chunkRoom {
-		st.buf = make([]byte, chunkRoom, 512)
+		st.buf = make([]byte, chunkRoom, 64)
 	}
 	st.buf = st.buf[:chunkRoom]
 }
