@@ -150,7 +150,28 @@ type Cache struct {
 	// happened since its value was read from the backend or the source: the value read
 	// may be the one the invalidation removed.
 	invals atomic.Uint64
+
+	// Fills of the backend (GetOrLoad storing what it loaded) must not outlive a Delete.
+	// A load that began before a write committed may return the old value, and storing it
+	// after the write's Delete would serve it until its TTL. deletes counts Deletes begun
+	// here and invalidations received from other instances; a fill whose load began
+	// before one of them is not stored. On an in-process backend the check and the store
+	// are one step under fillMu, as Delete's count and delete are. On a remote backend
+	// another instance's Delete can land between this instance's check and store, before
+	// its announcement arrives: recent remembers the keys filled here in the last
+	// fillMemory, and an announcement for one of them deletes it from the backend again
+	// (and a fill that sees the count move while it stores deletes what it stored).
+	deletes atomic.Uint64
+	fillMu  sync.Mutex
+	recent  map[string]time.Time // guarded by fillMu
 }
+
+// fillMemory is how long a fill of a remote backend is remembered: longer than an
+// announcement takes to arrive from another instance.
+const fillMemory = 10 * time.Second
+
+// maxRecentFills bounds recent; a fill that finds it full is not stored.
+const maxRecentFills = 10_000
 
 // localEntry is a value in the local tier and the stamp it was stored with.
 type localEntry struct {
@@ -383,7 +404,16 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	c.forgetLocal(keys)
-	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	var err error
+	if c.inproc {
+		c.fillMu.Lock()
+		c.deletes.Add(1)
+		err = c.b.Delete(ctx, keys...)
+		c.fillMu.Unlock()
+	} else {
+		c.deletes.Add(1)
+		err = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	}
 	if err != nil && !c.inproc {
 		c.retryLater(keys)
 	}
@@ -533,6 +563,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 		// loaded, which must then not reach the local tier.
 		epoch, _ := c.localEpoch()
 		inv := c.invals.Load()
+		del := c.deletes.Load()
 		// A flight that ended just before this one started has filled the cache: look
 		// again instead of loading twice.
 		if val, _, ok := c.get(fctx, key); ok {
@@ -544,7 +575,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 			prom.Inc(c.m.loadErrors)
 			return nil, err
 		}
-		_ = c.set(fctx, key, val, ttl, epoch, inv)
+		c.fillBackend(fctx, key, val, ttl, epoch, inv, del)
 		return loaded{val: val}, nil
 	})
 	select {
@@ -736,6 +767,7 @@ func (c *Cache) listening(once *sync.Once) {
 
 func (c *Cache) applyNotification(payload string) {
 	if payload == forgetAll {
+		c.received(nil, true)
 		c.invals.Add(1)
 		c.local.c.DeleteAll()
 		prom.Inc(c.m.invalidations)
@@ -746,11 +778,13 @@ func (c *Cache) applyNotification(payload string) {
 		// Not one of ours (another version sharing the database): drop everything rather
 		// than keep what it may have meant to invalidate.
 		c.log.Error("cache: undecodable invalidation notification; local tier dropped", "err", err)
+		c.received(nil, true)
 		c.invals.Add(1)
 		c.local.c.DeleteAll()
 		return
 	}
 	c.forgetLocal(keys)
+	c.received(keys, false)
 	prom.Inc(c.m.invalidations)
 }
 
@@ -764,7 +798,78 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 		return
 	}
 	c.forgetLocal(inv.Keys)
+	c.received(inv.Keys, false)
 	prom.Inc(c.m.invalidations)
+}
+
+// fillBackend stores what a load returned, unless a Delete or an invalidation came after
+// deletes read del, before the load (see Cache.deletes).
+func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl time.Duration, epoch stamp, inv, del uint64) {
+	if c.inproc {
+		c.fillMu.Lock()
+		defer c.fillMu.Unlock()
+		if c.deletes.Load() == del {
+			_ = c.set(ctx, key, val, ttl, epoch, inv)
+		}
+		return
+	}
+	now := time.Now()
+	c.fillMu.Lock()
+	if c.deletes.Load() != del {
+		c.fillMu.Unlock()
+		return
+	}
+	if c.recent == nil {
+		c.recent = make(map[string]time.Time)
+	}
+	if len(c.recent) >= maxRecentFills {
+		maps.DeleteFunc(c.recent, func(_ string, at time.Time) bool { return now.Sub(at) > fillMemory })
+	}
+	if len(c.recent) >= maxRecentFills {
+		c.fillMu.Unlock()
+		return // too many fills to watch: the next read loads again
+	}
+	c.recent[key] = now
+	c.fillMu.Unlock()
+	_ = c.set(ctx, key, val, ttl, epoch, inv)
+	if c.deletes.Load() != del {
+		// A Delete or an announcement came while storing: what was stored may be what
+		// it removed.
+		_ = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, key) })
+	}
+}
+
+// received applies an invalidation from another instance (or this one's, come back) to
+// the fills of a remote backend: a key filled here in the last fillMemory may have been
+// stored after the delete the invalidation follows, and is deleted from the backend
+// again. all stands for every key.
+func (c *Cache) received(keys []string, all bool) {
+	c.deletes.Add(1)
+	if c.inproc {
+		return
+	}
+	now := time.Now()
+	var again []string
+	c.fillMu.Lock()
+	if all {
+		again = slices.Collect(maps.Keys(c.recent))
+	} else {
+		for _, k := range keys {
+			if at, ok := c.recent[k]; ok && now.Sub(at) <= fillMemory {
+				again = append(again, k)
+			}
+		}
+	}
+	for _, k := range again {
+		delete(c.recent, k)
+	}
+	c.fillMu.Unlock()
+	if len(again) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	_ = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, again...) })
 }
 
 // forgetLocal drops keys from the local tier and makes fills that read before this
