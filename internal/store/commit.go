@@ -160,6 +160,7 @@ func (db *DB) commitGroup(group []*pendingWrite) {
 		w.done <- r
 	}
 	if err == nil {
+		db.committed() // after the answers: it may checkpoint on the writer
 		for i, w := range group {
 			if len(w.evs) > 0 && results[i].err == nil && results[i].panicked == nil {
 				db.wakeRelay()

@@ -83,6 +83,8 @@ type DB struct {
 	// writeStmts are SQLite's prepared write statements (writeStatements), set once by
 	// the committer.
 	writeStmts map[string]*sql.Stmt
+	// checkpoints runs SQLite's WAL checkpoints (checkpoint.go); nil on PostgreSQL.
+	checkpoints *checkpointer
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
@@ -162,6 +164,7 @@ func (db *DB) Tx(ctx context.Context, fn func(q Querier) error) error {
 	if err := tx.Commit(); err != nil {
 		return MapError(fmt.Errorf("store: commit: %w", err))
 	}
+	db.committed()
 	return nil
 }
 
@@ -188,6 +191,9 @@ func (db *DB) Close() error {
 	}
 	db.closeCommits()
 	var err error
+	if db.checkpoints != nil {
+		err = db.checkpoints.close()
+	}
 	for _, st := range db.writeStmts {
 		err = errors.Join(err, st.Close())
 	}
