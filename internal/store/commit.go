@@ -359,10 +359,10 @@ func (g groupTx) QueryRowContext(ctx context.Context, query string, args ...any)
 }
 
 // writeStatements are the statements of writes that groupTx always runs prepared on
-// SQLite: a product's insert, its path rows at every depth, its outbox row, and the
-// savepoints.
+// SQLite: a product's insert, its path rows at every depth, its outbox row, the relay's
+// delete, and the savepoints.
 var writeStatements = func() []string {
-	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`,
+	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`, outboxDeleteSQLite,
 		insertSQL(outboxInsert, SQLite, 1, 3), insertSQL(productInsert, SQLite, 1, len(productColumns))}
 	for n := 1; n <= catalog.MaxSubcategory+1; n++ {
 		out = append(out, insertSQL(pathInsert, SQLite, n, 2+len(pathColumns)))
