@@ -160,6 +160,7 @@ func (db *DB) commitGroup(group []*pendingWrite) {
 		w.done <- r
 	}
 	if err == nil {
+		db.committed() // after the answers: it may checkpoint on the writer
 		for i, w := range group {
 			if len(w.evs) > 0 && results[i].err == nil && results[i].panicked == nil {
 				db.wakeRelay()
@@ -180,7 +181,7 @@ func (db *DB) commitGroup(group []*pendingWrite) {
 func (db *DB) runGroup(group []*pendingWrite, results []writeResult) error {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	db.prepareWrites(ctx)
+	db.prepareWrites(ctx, group)
 	err, retry := db.attempt(ctx, group, results, false)
 	if !retry {
 		return err
@@ -332,10 +333,11 @@ func (db *DB) closeCommits() {
 	c.idle.Wait()
 }
 
-// groupTx is a group's transaction. On SQLite the statements every write of a kind repeats
-// (writeStatements) run prepared: modernc's SQLite otherwise parses each one again, a
-// sixth of a create's CPU. PostgreSQL needs none of this: pgx prepares and caches every
-// statement per connection.
+// groupTx is a group's transaction. On SQLite the statements of writes run prepared when
+// prepareWrites prepared them (writeStatements, and the merged inserts of the group's runs
+// of creates): modernc's SQLite otherwise parses each one again, a sixth of a lone create's
+// CPU, and a merged insert of n rows is as long to parse as n inserts. PostgreSQL needs
+// none of this: pgx prepares and caches every statement per connection.
 type groupTx struct {
 	tx *sql.Tx
 	db *DB
@@ -356,10 +358,11 @@ func (g groupTx) QueryRowContext(ctx context.Context, query string, args ...any)
 	return g.tx.QueryRowContext(ctx, query, args...)
 }
 
-// writeStatements are the statements of writes that groupTx runs prepared on SQLite: a
-// product's insert, its path rows at every depth, its outbox row, and the savepoints.
+// writeStatements are the statements of writes that groupTx always runs prepared on
+// SQLite: a product's insert, its path rows at every depth, its outbox row, the relay's
+// delete, and the savepoints.
 var writeStatements = func() []string {
-	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`,
+	out := []string{`SAVEPOINT w`, `RELEASE w`, `ROLLBACK TO w`, outboxDeleteSQLite,
 		insertSQL(outboxInsert, SQLite, 1, 3), insertSQL(productInsert, SQLite, 1, len(productColumns))}
 	for n := 1; n <= catalog.MaxSubcategory+1; n++ {
 		out = append(out, insertSQL(pathInsert, SQLite, n, 2+len(pathColumns)))
@@ -367,24 +370,68 @@ var writeStatements = func() []string {
 	return out
 }()
 
-// prepareWrites prepares writeStatements on SQLite's writer, once. It runs in the
-// committer before a group's transaction, when it can wait for the one connection. If
-// preparing fails (a database not migrated yet) the statements run unprepared and it is
-// tried again next time.
-func (db *DB) prepareWrites(ctx context.Context) {
-	if db.dialect != SQLite || db.writeStmts != nil {
+// maxWriteStmts bounds the statements prepared on SQLite's writer: writeStatements and the
+// merged inserts, one per table and row count (a run of up to maxGroup creates, and their
+// path rows). Past it a new shape runs unprepared.
+const maxWriteStmts = 512
+
+// prepareWrites prepares, on SQLite's writer, writeStatements (once) and the merged inserts
+// group's runs of creates will run (once per shape). It runs in the committer before the
+// group's transaction, when it can wait for the one connection, and only the committer
+// reads writeStmts. If preparing writeStatements fails (a database not migrated yet) every
+// statement runs unprepared and it is tried again next time; a merged insert that fails to
+// prepare runs unprepared.
+func (db *DB) prepareWrites(ctx context.Context, group []*pendingWrite) {
+	if db.dialect != SQLite {
 		return
 	}
-	stmts := make(map[string]*sql.Stmt, len(writeStatements))
-	for _, query := range writeStatements {
-		st, err := db.writer.PrepareContext(ctx, query)
-		if err != nil {
-			for _, st := range stmts {
-				_ = st.Close()
+	if db.writeStmts == nil {
+		stmts := make(map[string]*sql.Stmt, len(writeStatements))
+		for _, query := range writeStatements {
+			st, err := db.writer.PrepareContext(ctx, query)
+			if err != nil {
+				for _, st := range stmts {
+					_ = st.Close()
+				}
+				return
 			}
-			return
+			stmts[query] = st
 		}
-		stmts[query] = st
+		db.writeStmts = stmts
 	}
-	db.writeStmts = stmts
+	for i := 0; i < len(group); i++ {
+		j := insertRun(group, i)
+		if j <= i+1 {
+			continue
+		}
+		var products, paths, events int
+		for _, w := range group[i:j] {
+			products += len(w.products)
+			for k := range w.products {
+				paths += pathCount(&w.products[k])
+			}
+			events += len(w.evs)
+		}
+		db.prepareInsert(ctx, productInsert, products, len(productColumns))
+		db.prepareInsert(ctx, pathInsert, paths, 2+len(pathColumns))
+		db.prepareInsert(ctx, outboxInsert, events, 3)
+		i = j - 1
+	}
+}
+
+// prepareInsert prepares the statements insertRows runs for rows rows of cols values.
+func (db *DB) prepareInsert(ctx context.Context, insert string, rows, cols int) {
+	per := rowsPerInsert(cols)
+	for _, n := range []int{min(rows, per), rows % per} {
+		if n == 0 {
+			continue
+		}
+		query := insertSQL(insert, SQLite, n, cols)
+		if _, ok := db.writeStmts[query]; ok || len(db.writeStmts) >= maxWriteStmts {
+			continue
+		}
+		if st, err := db.writer.PrepareContext(ctx, query); err == nil {
+			db.writeStmts[query] = st
+		}
+	}
 }

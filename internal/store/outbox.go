@@ -43,6 +43,12 @@ const (
 	relayTimeout    = 2 * time.Second
 )
 
+// The relay's delete of the rows it published, given as a JSON array of seqs.
+const (
+	outboxDeleteSQLite   = `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each($1))`
+	outboxDeletePostgres = `DELETE FROM outbox WHERE seq IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)`
+)
+
 // outboxInsert stores events: insertRows adds the rows of (stream, event, created_at).
 const outboxInsert = `INSERT INTO outbox (stream, event, created_at) VALUES `
 
@@ -231,9 +237,13 @@ func (r *relay) round(ctx context.Context) (int, error) {
 		// delete joins the next group of writes rather than taking the writer for a
 		// transaction of its own; the next round waits for it, so it reads none of these
 		// rows again.
-		del := `DELETE FROM outbox WHERE seq IN (` + strings.Join(published, ",") + `)`
+		// One statement text whatever the rows, so it is prepared once (see groupTx).
+		del, seqs := outboxDeleteSQLite, "["+strings.Join(published, ",")+"]"
+		if r.db.dialect == Postgres {
+			del = outboxDeletePostgres
+		}
 		if err := r.db.groupWrite(ctx, nil, func(ctx context.Context, q Querier) error {
-			_, err := q.ExecContext(ctx, del)
+			_, err := q.ExecContext(ctx, del, seqs)
 			return err
 		}); err != nil {
 			return len(published), fmt.Errorf("deleting published rows (they will be published again): %w", err)

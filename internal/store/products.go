@@ -60,7 +60,7 @@ func insertRows(ctx context.Context, q Querier, d Dialect, insert string, rows [
 	if len(rows) == 0 {
 		return nil
 	}
-	per := max(1, insertParams/len(rows[0]))
+	per := rowsPerInsert(len(rows[0]))
 	for len(rows) > 0 {
 		chunk := rows[:min(per, len(rows))]
 		rows = rows[len(chunk):]
@@ -74,6 +74,9 @@ func insertRows(ctx context.Context, q Querier, d Dialect, insert string, rows [
 	}
 	return nil
 }
+
+// rowsPerInsert is how many rows of cols values insertRows puts in one statement.
+func rowsPerInsert(cols int) int { return max(1, insertParams/cols) }
 
 // insertSQL is insert (ending in VALUES) with placeholders for rows rows of cols values.
 // On SQLite the placeholders are anonymous: it looks up every $N by name in a list, which

@@ -185,6 +185,14 @@ func pathRows(p *catalog.Product) [][]any {
 	return rows
 }
 
+// pathCount is how many rows pathRows returns for p.
+func pathCount(p *catalog.Product) int {
+	if p.Subcategory == "" {
+		return 1
+	}
+	return 2 + strings.Count(p.Subcategory, "/")
+}
+
 func columnList(prefix string, cols []productColumn) string {
 	names := make([]string, len(cols))
 	for i, c := range cols {

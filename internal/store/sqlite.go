@@ -42,7 +42,9 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so busy_timeout
 	// applies. A deferred transaction that reads and then writes can fail at once with
 	// SQLITE_BUSY when another process holds the lock, whatever the timeout.
-	writer, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_txlock": {"immediate"}}))
+	// The writer leaves most checkpoints to a connection of its own (checkpoint.go).
+	writer, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_txlock": {"immediate"},
+		"_pragma": {fmt.Sprintf("wal_autocheckpoint(%d)", walRestartFrames)}}))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -73,12 +75,24 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("store: open sqlite reader %s: %w", path, err)
 	}
 
+	ckpt, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_pragma": {"wal_autocheckpoint(0)"}}))
+	if err != nil {
+		_ = reader.Close()
+		_ = writer.Close()
+		return nil, fmt.Errorf("store: open sqlite checkpointer: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	ckpt.SetConnMaxIdleTime(0)
+
 	log.Info("store opened", "dialect", SQLite, "path", path, "readers", n)
 	where, err := filepath.Abs(path)
 	if err != nil {
 		where = path
 	}
-	return &DB{dialect: SQLite, writer: writer, reader: reader, log: log, location: where}, nil
+	return &DB{dialect: SQLite, writer: writer, reader: reader, log: log, location: where,
+		checkpoints: newCheckpointer(ckpt, log)}, nil
 }
 
 // sqliteDSN builds a file: URI for path with the shared pragmas plus extra parameters.

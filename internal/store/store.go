@@ -88,6 +88,8 @@ type DB struct {
 	// writeStmts are SQLite's prepared write statements (writeStatements), set once by
 	// the committer.
 	writeStmts map[string]*sql.Stmt
+	// checkpoints runs SQLite's WAL checkpoints (checkpoint.go); nil on PostgreSQL.
+	checkpoints *checkpointer
 }
 
 // pingTimeout bounds Ping so a readiness probe answers even when the database hangs.
@@ -167,6 +169,7 @@ func (db *DB) Tx(ctx context.Context, fn func(q Querier) error) error {
 	if err := tx.Commit(); err != nil {
 		return MapError(fmt.Errorf("store: commit: %w", err))
 	}
+	db.committed()
 	return nil
 }
 
@@ -193,6 +196,9 @@ func (db *DB) Close() error {
 	}
 	db.closeCommits()
 	var err error
+	if db.checkpoints != nil {
+		err = db.checkpoints.close()
+	}
 	for _, st := range db.writeStmts {
 		err = errors.Join(err, st.Close())
 	}
