@@ -153,17 +153,71 @@ type Cache struct {
 
 	// Fills of the backend (GetOrLoad storing what it loaded) must not outlive a Delete.
 	// A load that began before a write committed may return the old value, and storing it
-	// after the write's Delete would serve it until its TTL. deletes counts Deletes begun
-	// here and invalidations received from other instances; a fill whose load began
-	// before one of them is not stored. On an in-process backend the check and the store
-	// are one step under fillMu, as Delete's count and delete are. On a remote backend
-	// another instance's Delete can land between this instance's check and store, before
-	// its announcement arrives: recent remembers the keys filled here in the last
-	// fillMemory, and an announcement for one of them deletes it from the backend again
-	// (and a fill that sees the count move while it stores deletes what it stored).
-	deletes atomic.Uint64
+	// after the write's Delete would serve it until its TTL. deleted logs the keys of the
+	// Deletes begun here and of the invalidations received from other instances; a fill
+	// whose key was logged after its load began is not stored. On an in-process backend
+	// the check and the store are one step under fillMu, as Delete's log and delete are.
+	// On a remote backend another instance's Delete can land between this instance's
+	// check and store, before its announcement arrives: recent remembers the keys filled
+	// here in the last fillMemory, and an announcement for one of them deletes it from
+	// the backend again (and a fill that sees its key logged while it stores deletes what
+	// it stored).
 	fillMu  sync.Mutex
+	deleted deleteLog            // guarded by fillMu
 	recent  map[string]time.Time // guarded by fillMu
+}
+
+// deleteLog numbers deleted keys and remembers the last len(ring) of them, so that a fill
+// can ask whether its key was deleted since a number it read; when the ring no longer
+// reaches that far back, the answer is yes.
+type deleteLog struct {
+	seq  uint64
+	ring [1024]deletedKey
+}
+
+type deletedKey struct {
+	seq uint64
+	key string
+	all bool // every key
+}
+
+func (l *deleteLog) add(keys []string, all bool) {
+	if all {
+		l.seq++
+		l.ring[l.seq%uint64(len(l.ring))] = deletedKey{seq: l.seq, all: true}
+		return
+	}
+	for _, k := range keys {
+		l.seq++
+		l.ring[l.seq%uint64(len(l.ring))] = deletedKey{seq: l.seq, key: k}
+	}
+}
+
+// since reports whether key may have been deleted after the log's number was seq.
+func (l *deleteLog) since(seq uint64, key string) bool {
+	if l.seq-seq > uint64(len(l.ring)) {
+		return true
+	}
+	for s := seq + 1; s <= l.seq; s++ {
+		if e := l.ring[s%uint64(len(l.ring))]; e.all || e.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// logDeleted logs keys (or, with all, every key) as deleted now.
+func (c *Cache) logDeleted(keys []string, all bool) {
+	c.fillMu.Lock()
+	c.deleted.add(keys, all)
+	c.fillMu.Unlock()
+}
+
+// deletedSince reports whether key was logged as deleted after the log's number was seq.
+func (c *Cache) deletedSince(seq uint64, key string) bool {
+	c.fillMu.Lock()
+	defer c.fillMu.Unlock()
+	return c.deleted.since(seq, key)
 }
 
 // fillMemory is how long a fill of a remote backend is remembered: longer than an
@@ -407,11 +461,11 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	var err error
 	if c.inproc {
 		c.fillMu.Lock()
-		c.deletes.Add(1)
+		c.deleted.add(keys, false)
 		err = c.b.Delete(ctx, keys...)
 		c.fillMu.Unlock()
 	} else {
-		c.deletes.Add(1)
+		c.logDeleted(keys, false)
 		err = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
 	}
 	if err != nil && !c.inproc {
@@ -563,7 +617,9 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, lo
 		// loaded, which must then not reach the local tier.
 		epoch, _ := c.localEpoch()
 		inv := c.invals.Load()
-		del := c.deletes.Load()
+		c.fillMu.Lock()
+		del := c.deleted.seq
+		c.fillMu.Unlock()
 		// A flight that ended just before this one started has filled the cache: look
 		// again instead of loading twice.
 		if val, _, ok := c.get(fctx, key); ok {
@@ -802,20 +858,21 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 	prom.Inc(c.m.invalidations)
 }
 
-// fillBackend stores what a load returned, unless a Delete or an invalidation came after
-// deletes read del, before the load (see Cache.deletes).
+// fillBackend stores what a load returned, unless key was deleted (here, or by an
+// invalidation received) after the log's number was del, before the load (see
+// Cache.deleted).
 func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl time.Duration, epoch stamp, inv, del uint64) {
 	if c.inproc {
 		c.fillMu.Lock()
 		defer c.fillMu.Unlock()
-		if c.deletes.Load() == del {
+		if !c.deleted.since(del, key) {
 			_ = c.set(ctx, key, val, ttl, epoch, inv)
 		}
 		return
 	}
 	now := time.Now()
 	c.fillMu.Lock()
-	if c.deletes.Load() != del {
+	if c.deleted.since(del, key) {
 		c.fillMu.Unlock()
 		return
 	}
@@ -832,7 +889,7 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 	c.recent[key] = now
 	c.fillMu.Unlock()
 	_ = c.set(ctx, key, val, ttl, epoch, inv)
-	if c.deletes.Load() != del {
+	if c.deletedSince(del, key) {
 		// A Delete or an announcement came while storing: what was stored may be what
 		// it removed.
 		_ = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, key) })
@@ -844,7 +901,7 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 // stored after the delete the invalidation follows, and is deleted from the backend
 // again. all stands for every key.
 func (c *Cache) received(keys []string, all bool) {
-	c.deletes.Add(1)
+	c.logDeleted(keys, all)
 	if c.inproc {
 		return
 	}
