@@ -95,6 +95,11 @@ type Server struct {
 	sseOut  prometheus.Counter // m.out of "sse", looked up once: it counts every event
 	feeds   feeds
 	wg      sync.WaitGroup // open connections and streams
+	// wgMu orders every first Add of wg before Wait (sync.WaitGroup forbids them
+	// concurrent, which a connection arriving during shutdown would make them); once
+	// waiting, no connection or stream starts.
+	wgMu    sync.Mutex
+	waiting bool
 }
 
 // New builds the server and starts its heartbeat loop.
@@ -126,8 +131,24 @@ func (s *Server) IssueTicket(ctx context.Context) (string, time.Duration, error)
 	return t.Ticket, TicketTTL, err
 }
 
-// Wait blocks until every connection and stream has ended, or ctx is done.
+// track counts a connection or stream starting, for Wait; false once Wait has begun, when
+// none may start.
+func (s *Server) track() bool {
+	s.wgMu.Lock()
+	defer s.wgMu.Unlock()
+	if s.waiting {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// Wait blocks until every connection and stream has ended, or ctx is done. Connections
+// and streams arriving after it began are refused.
 func (s *Server) Wait(ctx context.Context) error {
+	s.wgMu.Lock()
+	s.waiting = true
+	s.wgMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

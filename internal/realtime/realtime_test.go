@@ -601,3 +601,38 @@ func testMux(s *Server) *http.ServeMux {
 	mux.Handle("GET /api/events", serve(s.ServeEvents))
 	return mux
 }
+
+// TestNothingStartsOnceWaitBegan: once Wait has begun (the drain's last step), a
+// WebSocket is closed with 1001 right after the upgrade and an event stream is refused,
+// instead of either slipping past the wait; running under -race, this also checks that a
+// connection arriving then does not race the wait.
+func TestNothingStartsOnceWaitBegan(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := ts.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"X-User": {"ann"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("a WebSocket after Wait began: %v, want closed with 1001", err)
+	}
+	res, err := http.Get(ts.url + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == http.StatusOK {
+		t.Fatal("an event stream started after Wait began")
+	}
+	if open := ts.metric(t, `plaza_realtime_connections{transport="ws"}`); open != "" && open != "0" {
+		t.Fatalf("%s WebSockets counted open", open)
+	}
+}

@@ -113,6 +113,9 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 		st.replay[i] = sub
 	}
 
+	if !s.track() { // the server is waiting for its streams to end
+		return plaza.Errorf(plaza.EUnavailable, "the server is shutting down; connect again")
+	}
 	unlimitedDeadlines(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -120,7 +123,6 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer (nginx) must not hold events back
 	w.WriteHeader(http.StatusOK)
 	started = true
-	s.wg.Add(1)
 	s.m.open.WithLabelValues("sse").Inc()
 	serve := func(out sseOut, gone <-chan struct{}) {
 		defer s.wg.Done()

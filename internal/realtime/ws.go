@@ -54,7 +54,12 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 		s: s, id: plaza.NewID(), p: p, ctx: ctx, cancel: cancel, ws: ws,
 		limiter: rate.NewLimiter(FrameRate, FrameBurst), rooms: map[string]bool{},
 	}
-	s.wg.Add(1)
+	if !s.track() { // the server is waiting for its connections to end
+		cancel()
+		ws.Close(websocket.StatusGoingAway, goingAway)
+		s.hub.unreserve(p.UserID)
+		return nil
+	}
 	s.m.open.WithLabelValues("ws").Inc()
 	s.hub.add(c)
 	if s.opts.Shutdown.Err() != nil {
