@@ -53,6 +53,9 @@ const invalidateType = "cache.invalidate"
 
 type invalidation struct {
 	Keys []string `json:"keys"`
+	// Origin names the Cache that deleted the keys, so it can tell its own announcement
+	// coming back from another instance's (absent from older versions: another's).
+	Origin string `json:"origin,omitempty"`
 }
 
 // Notifications is a second way for invalidations to reach every instance, apart from the
@@ -162,6 +165,7 @@ type Cache struct {
 	// here in the last fillMemory, and an announcement for one of them deletes it from
 	// the backend again (and a fill that sees its key logged while it stores deletes what
 	// it stored).
+	origin  string // this Cache's name in its announcements
 	fillMu  sync.Mutex
 	deleted deleteLog            // guarded by fillMu
 	recent  map[string]time.Time // guarded by fillMu
@@ -313,6 +317,7 @@ func New(b Backend, opts Options) *Cache {
 		log: opts.Logger, m: newMetrics(opts.Registerer), ready: make(chan struct{}),
 	}
 	c.busEpoch.Store(1)
+	c.origin = plaza.NewID()
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
 		c.local = newTTLCache[localEntry](opts.LocalSize)
@@ -482,7 +487,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 func (c *Cache) announce(ctx context.Context, keys []string) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
-			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys}, time.Now())
+			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys, Origin: c.origin}, time.Now())
 			if err != nil {
 				return err
 			}
@@ -854,7 +859,9 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 		return
 	}
 	c.forgetLocal(inv.Keys)
-	c.received(inv.Keys, false)
+	if inv.Origin != c.origin { // this Cache's own Delete logged its keys already
+		c.received(inv.Keys, false)
+	}
 	prom.Inc(c.m.invalidations)
 }
 
@@ -901,10 +908,12 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 // stored after the delete the invalidation follows, and is deleted from the backend
 // again. all stands for every key.
 func (c *Cache) received(keys []string, all bool) {
-	c.logDeleted(keys, all)
 	if c.inproc {
+		// An in-process backend is this process's alone: its Deletes all went through
+		// Delete, which logged them.
 		return
 	}
+	c.logDeleted(keys, all)
 	now := time.Now()
 	var again []string
 	c.fillMu.Lock()
