@@ -165,10 +165,11 @@ type Cache struct {
 	// here in the last fillMemory, and an announcement for one of them deletes it from
 	// the backend again (and a fill that sees its key logged while it stores deletes what
 	// it stored).
-	origin  string // this Cache's name in its announcements
-	fillMu  sync.Mutex
-	deleted deleteLog            // guarded by fillMu
-	recent  map[string]time.Time // guarded by fillMu
+	origin    string      // this Cache's name in its announcements
+	noteSends noteBatches // announcements through the notifications, sent together
+	fillMu    sync.Mutex
+	deleted   deleteLog            // guarded by fillMu
+	recent    map[string]time.Time // guarded by fillMu
 }
 
 // deleteLog numbers deleted keys and remembers the last len(ring) of them, so that a fill
@@ -318,6 +319,7 @@ func New(b Backend, opts Options) *Cache {
 	}
 	c.busEpoch.Store(1)
 	c.origin = plaza.NewID()
+	c.noteSends.send = c.notify
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
 		c.local = newTTLCache[localEntry](opts.LocalSize)
@@ -497,14 +499,9 @@ func (c *Cache) announce(ctx context.Context, keys []string) {
 	}
 	if c.notes != nil {
 		nctx, cancel := context.WithTimeout(ctx, c.timeout)
-		for _, p := range notifyPayloads(keys) {
-			if nerr := c.notes.Notify(nctx, p); nerr != nil {
-				if ctx.Err() == nil {
-					c.sourceError(ctx, "notify", nerr)
-				}
-				break
-			}
-		}
+		_ = c.noteSends.announce(nctx, keys, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), c.timeout)
+		})
 		cancel()
 	}
 }
@@ -566,6 +563,19 @@ func (c *Cache) runPending(ctx context.Context) {
 		}
 		c.pendMu.Unlock()
 	}
+}
+
+// notify sends keys through the notifications, in as many payloads as they need.
+func (c *Cache) notify(ctx context.Context, keys []string) error {
+	for _, p := range notifyPayloads(keys) {
+		if err := c.notes.Notify(ctx, p); err != nil {
+			if ctx.Err() == nil {
+				c.sourceError(ctx, "notify", err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // notifyPayloads encodes keys as JSON arrays of at most MaxNotifyPayload bytes; a key too
