@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,21 +76,8 @@ func TestNoStaleReadsWhileRedisIsDown(t *testing.T) {
 		}
 	}()
 
-	var version atomic.Int64
-	version.Store(1)
-	const key = "product:p1"
-	load := func(context.Context) ([]byte, error) { return []byte(strconv.FormatInt(version.Load(), 10)), nil }
-	read := func(c *cache.Cache) (int64, bool) {
-		val, hit, err := c.GetOrLoad(t.Context(), key, time.Minute, load)
-		must(t, err)
-		v, _ := strconv.ParseInt(string(val), 10, 64)
-		return v, hit
-	}
-	write := func() int64 {
-		v := version.Add(1)
-		_ = a.Delete(t.Context(), key) // best effort, as after a committed write
-		return v
-	}
+	src := newVersioned(t, a)
+	read, write, version := src.read, src.write, &src.version
 	// settle reads on B until it serves want, and returns how long it served an older one.
 	settle := func(phase string, want int64) time.Duration {
 		acked := time.Now()
@@ -308,17 +294,9 @@ func TestRedisReturningWithItsDataServesNothingStale(t *testing.T) {
 			<-runs
 		}
 	}()
-	var version atomic.Int64
-	version.Store(1)
-	const key = "product:p1"
-	read := func() int64 {
-		val, _, err := b.GetOrLoad(t.Context(), key, time.Minute, func(context.Context) ([]byte, error) {
-			return []byte(strconv.FormatInt(version.Load(), 10)), nil
-		})
-		must(t, err)
-		v, _ := strconv.ParseInt(string(val), 10, 64)
-		return v
-	}
+	src := newVersioned(t, a)
+	version := &src.version
+	read := func() int64 { v, _ := src.read(b); return v }
 	if read() != 1 {
 		t.Fatal("first read")
 	}
@@ -328,7 +306,7 @@ func TestRedisReturningWithItsDataServesNothingStale(t *testing.T) {
 	must(t, admin.Do(t.Context(), "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err())
 	paused := time.Now()
 	version.Store(2)
-	_ = a.Delete(t.Context(), key) // times out: Redis keeps version 1
+	_ = a.Delete(t.Context(), versionedKey) // times out: Redis keeps version 1
 	back := paused.Add(pause)
 	var lastStale time.Time
 	for time.Since(back) < 3*time.Second {

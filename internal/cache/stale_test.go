@@ -58,21 +58,8 @@ func TestNoStaleReadsAcrossInstances(t *testing.T) {
 		}
 	}()
 
-	var version atomic.Int64
-	version.Store(1)
-	const key = "product:p1"
-	load := func(context.Context) ([]byte, error) { return []byte(strconv.FormatInt(version.Load(), 10)), nil }
-	read := func(c *cache.Cache) (int64, bool) {
-		val, hit, err := c.GetOrLoad(t.Context(), key, time.Minute, load)
-		must(t, err)
-		v, _ := strconv.ParseInt(string(val), 10, 64)
-		return v, hit
-	}
-	write := func() int64 {
-		v := version.Add(1)
-		_ = a.Delete(t.Context(), key) // best effort, as after a committed write
-		return v
-	}
+	src := newVersioned(t, a)
+	read, write := src.read, src.write
 
 	// Healthy: B holds the current version in its local tier before every write.
 	var stale []time.Duration
@@ -129,4 +116,40 @@ func TestNoStaleReadsAcrossInstances(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Logf("Redis back: B's cache served hits again after %s", time.Since(back).Round(time.Millisecond))
+}
+
+// versioned is the source of one cached key whose value is its version: write makes a
+// new version and deletes the key through the writer's cache, as a committed write does;
+// read reads it through any cache.
+type versioned struct {
+	t       *testing.T
+	writer  *cache.Cache
+	version atomic.Int64
+}
+
+const versionedKey = "product:p1"
+
+func newVersioned(t *testing.T, writer *cache.Cache) *versioned {
+	v := &versioned{t: t, writer: writer}
+	v.version.Store(1)
+	return v
+}
+
+func (v *versioned) load(context.Context) ([]byte, error) {
+	return []byte(strconv.FormatInt(v.version.Load(), 10)), nil
+}
+
+// read returns the version c serves and whether it was a hit.
+func (v *versioned) read(c *cache.Cache) (int64, bool) {
+	val, hit, err := c.GetOrLoad(v.t.Context(), versionedKey, time.Minute, v.load)
+	must(v.t, err)
+	n, _ := strconv.ParseInt(string(val), 10, 64)
+	return n, hit
+}
+
+// write makes the next version and returns it.
+func (v *versioned) write() int64 {
+	n := v.version.Add(1)
+	_ = v.writer.Delete(v.t.Context(), versionedKey) // best effort, as after a committed write
+	return n
 }
