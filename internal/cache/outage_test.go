@@ -59,12 +59,7 @@ func TestNoStaleReadsWhileRedisIsDown(t *testing.T) {
 			LocalSize: 100, LocalTTL: time.Minute, Logger: quiet, Registerer: reg,
 		})
 		t.Cleanup(func() { c.Close(); b.Close(); client.Close(); db.Close() })
-		go func() { runs <- c.Run(ctx) }()
-		select {
-		case <-c.Ready():
-		case <-time.After(waitFor):
-			t.Fatal("Run never became ready")
-		}
+		running(t, ctx, c, runs)
 		return c, reg
 	}
 	a, _ := open()
@@ -279,12 +274,7 @@ func TestRedisReturningWithItsDataServesNothingStale(t *testing.T) {
 			LocalSize: 100, LocalTTL: 200 * time.Millisecond, Logger: quiet,
 		})
 		t.Cleanup(func() { c.Close(); b.Close(); client.Close(); db.Close() })
-		go func() { runs <- c.Run(ctx) }()
-		select {
-		case <-c.Ready():
-		case <-time.After(waitFor):
-			t.Fatal("Run never became ready")
-		}
+		running(t, ctx, c, runs)
 		return c
 	}
 	a, b := open(), open()

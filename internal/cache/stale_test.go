@@ -41,12 +41,7 @@ func TestNoStaleReadsAcrossInstances(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		c := cache.New(cache.NewRedis(client, "test:stale:"), cache.Options{Bus: b, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet, Registerer: reg})
 		t.Cleanup(func() { c.Close(); b.Close(); client.Close() })
-		go func() { runs <- c.Run(ctx) }()
-		select {
-		case <-c.Ready():
-		case <-time.After(waitFor):
-			t.Fatal("Run never became ready")
-		}
+		running(t, ctx, c, runs)
 		return c, reg
 	}
 	a, _ := open()
@@ -152,4 +147,15 @@ func (v *versioned) write() int64 {
 	n := v.version.Add(1)
 	_ = v.writer.Delete(v.t.Context(), versionedKey) // best effort, as after a committed write
 	return n
+}
+
+// running starts c.Run, its result going to runs, and waits until it listens.
+func running(t *testing.T, ctx context.Context, c *cache.Cache, runs chan<- error) {
+	t.Helper()
+	go func() { runs <- c.Run(ctx) }()
+	select {
+	case <-c.Ready():
+	case <-time.After(waitFor):
+		t.Fatal("Run never became ready")
+	}
 }
