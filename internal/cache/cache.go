@@ -168,8 +168,8 @@ type Cache struct {
 	origin    string      // this Cache's name in its announcements
 	noteSends noteBatches // announcements through the notifications, sent together
 	fillMu    sync.Mutex
-	deleted   deleteLog            // guarded by fillMu
-	recent    map[string]time.Time // guarded by fillMu
+	deleted   deleteLog   // guarded by fillMu
+	recent    recentFills // guarded by fillMu
 }
 
 // deleteLog numbers deleted keys and remembers the last len(ring) of them, so that a fill
@@ -225,12 +225,60 @@ func (c *Cache) deletedSince(seq uint64, key string) bool {
 	return c.deleted.since(seq, key)
 }
 
-// fillMemory is how long a fill of a remote backend is remembered: longer than an
-// announcement takes to arrive from another instance.
-const fillMemory = 10 * time.Second
+// fillMemory is how long a fill of a remote backend is remembered at least (at most
+// twice that): longer than an announcement takes to arrive from another instance.
+const fillMemory = 5 * time.Second
 
-// maxRecentFills bounds recent; a fill that finds it full is not stored.
-const maxRecentFills = 10_000
+// maxRecentFills bounds the fills remembered; past it a fill is not stored (the next read
+// loads again), which takes more than 10,000 misses a second.
+const maxRecentFills = 100_000
+
+// recentFills remembers keys in two generations that turn over every fillMemory or more:
+// no sweep per fill, and a key is remembered at least fillMemory after its fill.
+type recentFills struct {
+	cur, prev map[string]struct{}
+	turned    time.Time
+}
+
+// add remembers key, reporting false when too many are remembered.
+func (r *recentFills) add(key string, now time.Time) bool {
+	r.turn(now)
+	if len(r.cur)+len(r.prev) >= maxRecentFills {
+		return false
+	}
+	r.cur[key] = struct{}{}
+	return true
+}
+
+// take forgets key, reporting whether it was remembered.
+func (r *recentFills) take(key string, now time.Time) bool {
+	r.turn(now)
+	_, inCur := r.cur[key]
+	_, inPrev := r.prev[key]
+	delete(r.cur, key)
+	delete(r.prev, key)
+	return inCur || inPrev
+}
+
+// takeAll forgets every key and returns them.
+func (r *recentFills) takeAll() []string {
+	keys := slices.Collect(maps.Keys(r.cur))
+	keys = append(keys, slices.Collect(maps.Keys(r.prev))...)
+	clear(r.cur)
+	clear(r.prev)
+	return keys
+}
+
+func (r *recentFills) turn(now time.Time) {
+	if r.cur == nil {
+		r.cur, r.prev, r.turned = map[string]struct{}{}, map[string]struct{}{}, now
+	}
+	if now.Sub(r.turned) < fillMemory {
+		return
+	}
+	// What prev held was added before the last turn, at least fillMemory ago.
+	r.prev, r.cur, r.turned = r.cur, map[string]struct{}{}, now
+}
 
 // localEntry is a value in the local tier and the stamp it was stored with.
 type localEntry struct {
@@ -893,17 +941,10 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 		c.fillMu.Unlock()
 		return
 	}
-	if c.recent == nil {
-		c.recent = make(map[string]time.Time)
-	}
-	if len(c.recent) >= maxRecentFills {
-		maps.DeleteFunc(c.recent, func(_ string, at time.Time) bool { return now.Sub(at) > fillMemory })
-	}
-	if len(c.recent) >= maxRecentFills {
+	if !c.recent.add(key, now) {
 		c.fillMu.Unlock()
 		return // too many fills to watch: the next read loads again
 	}
-	c.recent[key] = now
 	c.fillMu.Unlock()
 	_ = c.set(ctx, key, val, ttl, epoch, inv)
 	if c.deletedSince(del, key) {
@@ -928,16 +969,13 @@ func (c *Cache) received(keys []string, all bool) {
 	var again []string
 	c.fillMu.Lock()
 	if all {
-		again = slices.Collect(maps.Keys(c.recent))
+		again = c.recent.takeAll()
 	} else {
 		for _, k := range keys {
-			if at, ok := c.recent[k]; ok && now.Sub(at) <= fillMemory {
+			if c.recent.take(k, now) {
 				again = append(again, k)
 			}
 		}
-	}
-	for _, k := range again {
-		delete(c.recent, k)
 	}
 	c.fillMu.Unlock()
 	if len(again) == 0 {

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestDeleteLogAnswersPerKey: a fill learns whether its own key was deleted since it read
@@ -36,5 +37,35 @@ func TestDeleteLogAnswersPerKey(t *testing.T) {
 	}
 	if l.since(l.seq-1, "p:1") {
 		t.Fatal("within reach, an unrelated key is not p:1")
+	}
+}
+
+// TestRecentFillsRememberAtLeastFillMemory: a fill is remembered for fillMemory whenever
+// the generations turn, forgotten once taken, and past the bound nothing more is added.
+func TestRecentFillsRememberAtLeastFillMemory(t *testing.T) {
+	t.Parallel()
+	var r recentFills
+	t0 := time.Unix(1000, 0)
+	if !r.add("early", t0) || !r.add("late", t0.Add(fillMemory-time.Millisecond)) {
+		t.Fatal("add refused below the bound")
+	}
+	// A turn just after "late": it must survive the next fillMemory.
+	if !r.take("late", t0.Add(2*fillMemory-2*time.Millisecond)) {
+		t.Fatal("a fill younger than fillMemory was forgotten")
+	}
+	if r.take("late", t0.Add(2*fillMemory-time.Millisecond)) {
+		t.Fatal("a taken fill is still remembered")
+	}
+	if r.take("early", t0.Add(3*fillMemory)) {
+		t.Fatal("a fill older than twice fillMemory is still remembered")
+	}
+	for i := range maxRecentFills {
+		r.add(fmt.Sprint("k", i), t0.Add(3*fillMemory))
+	}
+	if r.add("one more", t0.Add(3*fillMemory)) {
+		t.Fatal("past maxRecentFills a fill was still remembered")
+	}
+	if got := len(r.takeAll()); got != maxRecentFills {
+		t.Fatalf("takeAll returned %d keys, want %d", got, maxRecentFills)
 	}
 }
