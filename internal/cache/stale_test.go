@@ -80,9 +80,27 @@ func TestNoStaleReadsAcrossInstances(t *testing.T) {
 	slices.Sort(stale)
 	t.Logf("healthy: B served the old version for at most %s after A's acknowledgement (median %s, 50 writes)",
 		stale[len(stale)-1].Round(time.Microsecond), stale[len(stale)/2].Round(time.Microsecond))
-	localHits := counter(t, regB, "plaza_cache_hits_total")
 
 	srv.Kill()
+	// B learns that its invalidation stream is gone when its reader's connection fails,
+	// which can come a moment after A's first write is acknowledged: that first write
+	// has the healthy bound, the window in which B may not know yet.
+	want := write()
+	acked := time.Now()
+	var lastStale time.Duration
+	for {
+		got, _ := read(b)
+		if got == want {
+			break
+		}
+		lastStale = time.Since(acked)
+		if lastStale > 250*time.Millisecond {
+			t.Fatalf("Redis down: B still served the old version %s after A's acknowledgement", lastStale)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	t.Logf("Redis killed: after the first write B served the old version until %s after A's acknowledgement (0: never)", lastStale.Round(time.Microsecond))
+	localHits := counter(t, regB, "plaza_cache_hits_total")
 	for i := range 50 {
 		want := write()
 		got, hit := read(b)
