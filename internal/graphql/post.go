@@ -3,6 +3,7 @@ package graphql
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -13,6 +14,8 @@ import (
 	gql "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // post serves POST /graphql as gqlgen's transport.POST does, at less cost per request: it
@@ -47,10 +50,9 @@ func (t post) Do(w http.ResponseWriter, r *http.Request, exec gql.GraphExecutor)
 	}
 	start := gql.Now()
 	var params gql.RawParams
-	// As transport.POST decodes: the first JSON value, numbers kept as written.
-	dec := json.NewDecoder(bytes.NewReader(body.b))
-	dec.UseNumber()
-	if err := dec.Decode(&params); err != nil {
+	if err := jsonv2.Unmarshal(body.b, &params, paramsOptions); err != nil {
+		// Anything the strict decoding refuses is decoded as transport.POST decodes it
+		// (encoding/json), which answers or accepts it exactly as before.
 		t.POST.Do(w, r, exec)
 		return
 	}
@@ -116,6 +118,27 @@ func responseType(accept string) string {
 	}
 	return typeGraphQLResponse
 }
+
+// paramsOptions decode a body the way transport.POST's encoding/json decoder does (numbers
+// kept as written, as json.Number) in about half the CPU, for the bodies where both agree:
+// one object whose members are the parameters' exact names, each once, in valid UTF-8. The
+// decoding refuses everything else (a member named in another case, which encoding/json
+// matches, a repeated one, invalid UTF-8, which it replaces, anything after the object,
+// which it ignores), and Do hands those bodies to transport.POST.
+var paramsOptions = jsonv2.JoinOptions(
+	jsonv2.RejectUnknownMembers(true),
+	jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
+		if dec.PeekKind() != '0' {
+			return errors.ErrUnsupported // not a number: decoded as usual
+		}
+		n, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		*v = json.Number(n)
+		return nil
+	})),
+)
 
 var answers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

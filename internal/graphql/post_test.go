@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	gql "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"plaza/internal/catalog"
 	"plaza/internal/catalog/cached"
@@ -140,4 +142,90 @@ func TestDirectAnswersAsExecutor(t *testing.T) {
 				got.Code, got.Header().Get("Content-Type"), got.Body, want.Code, want.Header().Get("Content-Type"), want.Body)
 		}
 	}
+}
+
+// paramBodies are request bodies whose parameters both decodings must agree on, and bodies
+// the strict one must refuse (encoding/json reads them otherwise, so they go to
+// transport.POST).
+var paramBodies = []struct {
+	body   string
+	strict bool // decoded by paramsOptions
+}{
+	{`{"query":"{ me { id } }"}`, true},
+	{`{"query":"query($id:ID!){product(id:$id){id}}","variables":{"id":"p1"},"operationName":null}`, true},
+	{`{"query":"q","operationName":"Op","variables":{"n":12,"f":-1.5e3,"big":123456789012345678901234567890,"z":0}}`, true},
+	{`{"query":"q","variables":{"a":[1,2.0,{"b":[3,null,true,"x"]}],"o":{}},"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ab"}}}`, true},
+	{`{"query":"\u00e9\ud83d\ude00 \"quoted\" \\ \n","variables":null,"extensions":null}`, true},
+	{` {"query":"q"} `, true},
+	{`{"query":"q","headers":{"X-A":["1"]}}`, false}, // a member RawParams does not decode
+	{`{"Query":"q"}`, false},                         // encoding/json matches names in any case
+	{`{"query":"a","query":"b"}`, false},             // the last one wins there
+	{`{"query":"q"} {"query":"r"}`, false},           // the first value alone is read there
+	{`{"query":"q"}garbage`, false},                  // likewise
+	{"{\"query\":\"\xff\"}", false},                  // invalid UTF-8 is replaced there
+	{`{"query":"q","variables":{"a":1,"a":2}}`, false},
+	{`{"query":"q","other":1}`, false},
+	{`{"query":1}`, false},
+	{`[{"query":"q"}]`, false},
+}
+
+// decodeAsPOST decodes as transport.POST does.
+func decodeAsPOST(b []byte) (gql.RawParams, error) {
+	var p gql.RawParams
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	err := dec.Decode(&p)
+	return p, err
+}
+
+// TestParamsDecodeAsPOST: a body the strict decoding accepts has the parameters
+// transport.POST's decoding gives it, numbers as json.Number with their text; a body where
+// the two could differ is refused, so post hands it to transport.POST.
+func TestParamsDecodeAsPOST(t *testing.T) {
+	for _, tc := range paramBodies {
+		var got gql.RawParams
+		err := jsonv2.Unmarshal([]byte(tc.body), &got, paramsOptions)
+		if (err == nil) != tc.strict {
+			t.Errorf("%s: strict decoding error %v, want accepted %v", tc.body, err, tc.strict)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		want, err := decodeAsPOST([]byte(tc.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %#v\nwant %#v", tc.body, got, want)
+		}
+	}
+	var p gql.RawParams
+	if err := jsonv2.Unmarshal([]byte(paramBodies[2].body), &p, paramsOptions); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := p.Variables["big"].(json.Number); !ok || n != "123456789012345678901234567890" {
+		t.Errorf("big = %#v, want the json.Number as written", p.Variables["big"])
+	}
+}
+
+// FuzzParamsDecodeAsPOST: whatever the strict decoding accepts, encoding/json decodes to
+// the same parameters.
+func FuzzParamsDecodeAsPOST(f *testing.F) {
+	for _, tc := range paramBodies {
+		f.Add([]byte(tc.body))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got gql.RawParams
+		if jsonv2.Unmarshal(b, &got, paramsOptions) != nil {
+			return
+		}
+		want, err := decodeAsPOST(b)
+		if err != nil {
+			t.Fatalf("%q: accepted by the strict decoding, refused by encoding/json: %v", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", b, got, want)
+		}
+	})
 }
