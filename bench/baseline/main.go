@@ -3,6 +3,11 @@
 // as ratios to it, measured in the same run on the same machine, because absolute numbers
 // drift between runs and machines.
 //
+// With -proxy it is instead a bare httputil.ReverseProxy in front of that URL, with the
+// connection pool a proxy needs and nothing else (no access log, limiter, balancing or
+// retries): what the standard library's proxy alone achieves on the machine, the floor
+// under any Go gateway's throughput.
+//
 // It listens on loopback only and exits by itself after -lifetime even if the harness that
 // started it died without stopping it.
 package main
@@ -15,6 +20,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,14 +40,15 @@ type item struct {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	lifetime := flag.Duration("lifetime", 15*time.Minute, "exit after this long whatever happens")
+	proxy := flag.String("proxy", "", "serve as a bare reverse proxy to this URL instead")
 	flag.Parse()
-	if err := run(*addr, *lifetime); err != nil {
+	if err := run(*addr, *lifetime, *proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, lifetime time.Duration) error {
+func run(addr string, lifetime time.Duration, proxy string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -55,13 +63,25 @@ func run(addr string, lifetime time.Duration) error {
 
 	body := item{ID: "0190b3a2-7c1e-7f00-8000-000000000001", Name: "Baseline item", PriceCents: 1299,
 		Currency: "USD", UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(body)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	if proxy != "" {
+		target, err := url.Parse(proxy)
+		if err != nil || target.Scheme != "http" || target.Host == "" {
+			return fmt.Errorf("-proxy: want an http:// URL, got %q", proxy)
+		}
+		// The default transport keeps 2 idle connections per host: under the harness's
+		// 16 connections most requests would dial. A proxy keeps one per client connection.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 256
+		handler = &httputil.ReverseProxy{
+			Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
+			Transport: tr,
+		}
 	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

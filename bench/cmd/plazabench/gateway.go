@@ -68,6 +68,8 @@ func (h *harness) measureGateway(ctx context.Context, fl *fleet, backendEnv []st
 			Note: "wrk with 1 thread and 1 connection"},
 		{Key: scGateway1, Name: "(l) through the gateway, 1 connection", Request: "the same, to the gateway", Conns: 1,
 			Note: "wrk with 1 thread and 1 connection"},
+		{Key: scBareProxy, Name: "(l) cached GET through a bare ReverseProxy", Request: "the same, to bench/baseline -proxy in front of that Plaza",
+			Note: "net/http/httputil.ReverseProxy with a pool of idle connections and nothing else (no log, limiter, balancing, retries): the floor under a Go gateway on this machine"},
 	}
 	skip := func(err error) []ScenarioResult {
 		for i := range rows {
@@ -104,18 +106,30 @@ func (h *harness) measureGateway(ctx context.Context, fl *fleet, backendEnv []st
 			}
 			return skip(fmt.Errorf("the gateway (%s): %w", k.tag(), err)), nil
 		}
-		withGW := func() []int { return append(pids(), gw.pid()) }
+		bare, bareBase, err := h.startBareProxy(ctx, s, k.tag())
+		if err != nil {
+			_ = gw.stop(30 * time.Second)
+			if bare != nil {
+				_ = bare.stop(10 * time.Second)
+			}
+			return rows, fmt.Errorf("the bare proxy (%s): %w", k.tag(), err)
+		}
+		withGW := func() []int { return append(pids(), gw.pid(), bare.pid()) }
 		for i, m := range []struct {
 			w   wrkRunner
 			url string
-		}{{h.wrk, s.base + path}, {h.wrk, base + path}, {one, s.base + path}, {one, base + path}} {
+		}{{h.wrk, s.base + path}, {h.wrk, base + path}, {one, s.base + path}, {one, base + path}, {h.wrk, bareBase + path}} {
 			h.logf("%s, %s", rows[i].Name, k.tag())
 			out, err := m.w.measure(ctx, load{url: m.url, script: "get.lua"}, withGW)
 			if err == nil {
 				err = gw.alive()
 			}
+			if err == nil {
+				err = bare.alive()
+			}
 			if err != nil {
 				_ = gw.stop(30 * time.Second)
+				_ = bare.stop(10 * time.Second)
 				return rows, fmt.Errorf("%s (%s): %w", rows[i].Name, k.tag(), err)
 			}
 			if tuned {
@@ -130,11 +144,29 @@ func (h *harness) measureGateway(ctx context.Context, fl *fleet, backendEnv []st
 				}
 			}
 		}
+		_ = bare.stop(10 * time.Second)
 		if err := gw.stop(30 * time.Second); err != nil {
 			return rows, err
 		}
 	}
 	return rows, nil
+}
+
+// startBareProxy starts bench/baseline as a bare httputil.ReverseProxy in front of up.
+func (h *harness) startBareProxy(ctx context.Context, up plaza, tag string) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := h.ps.start("bare proxy "+tag, h.bins.baseline,
+		[]string{"-addr", addr, "-lifetime", (h.o.timeout + time.Minute).String(), "-proxy", up.base},
+		minimalEnv(), filepath.Join(h.tmp, "bareproxy-"+tag+".log"))
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addr
+	_, err = waitReady(ctx, p, base+"/readyz", p.started, 10*time.Second)
+	return p, base, err
 }
 
 // logWarnings returns up to n distinct warnings and errors of a JSON log (message and

@@ -58,6 +58,7 @@ const (
 	scGateway        = "gateway"
 	scGatewayDirect1 = "gateway-direct-1"
 	scGateway1       = "gateway-1"
+	scBareProxy      = "bare-proxy" // the same through a bare httputil.ReverseProxy: the floor
 	// The Redis outage's (issue 11): a hot set of products read with Redis up, from the
 	// moment it is killed, and from the moment it is back.
 	scOutageHealthy = "redis-up"

@@ -135,6 +135,16 @@ func (b BackendRun) GatewayRatio(tuned bool) (float64, bool) {
 	return gw.RPS() / direct.RPS(), true
 }
 
+// BareProxyRatio is the throughput of the product GET through a bare
+// httputil.ReverseProxy as a multiple of the same GET direct, measured in the same pass.
+func (b BackendRun) BareProxyRatio(tuned bool) (float64, bool) {
+	bare, direct, ok := b.pair(scBareProxy, scGatewayDirect, tuned)
+	if !ok || direct.RPS() == 0 {
+		return 0, false
+	}
+	return bare.RPS() / direct.RPS(), true
+}
+
 // GatewayAddedP50 is what the gateway adds to the median latency at one connection: p50
 // through it minus p50 direct, in microseconds.
 func (b BackendRun) GatewayAddedP50(tuned bool) (int64, bool) {
@@ -302,6 +312,9 @@ func (b BackendRun) gatewayTargets() []Target {
 		if t, ok := b.GatewayRatio(true); ok {
 			thru.Tuned = fmtRatio(t) + "×"
 		}
+		if f, ok := b.BareProxyRatio(false); ok {
+			thru.Got += fmt.Sprintf(" (bare ReverseProxy %s×)", fmtRatio(f))
+		}
 	}
 	added := Target{Key: scGateway1, What: "gateway adds ≤ 0.30 ms at p50 (1 connection)", Got: "—", Tuned: "—", Status: "not measured"}
 	if d, ok := b.GatewayAddedP50(false); ok {
@@ -451,6 +464,13 @@ func (r Report) Markdown(findings string) string {
 				if r, ok := run.GatewayRatio(true); ok {
 					note += fmt.Sprintf(", %.2f× tuned", r)
 				}
+			case scBareProxy:
+				if r, ok := run.BareProxyRatio(false); ok {
+					note += fmt.Sprintf("; **%.2f× direct**", r)
+				}
+				if r, ok := run.BareProxyRatio(true); ok {
+					note += fmt.Sprintf(", %.2f× tuned", r)
+				}
 			case scGateway1:
 				if d, ok := run.GatewayAddedP50(false); ok {
 					note += fmt.Sprintf("; **%s at p50** against direct", fmtAdded(d))
@@ -559,7 +579,7 @@ func (r Report) Markdown(findings string) string {
 	w("- (b) reads one product again and again; (c) walks the seeded ids in order, a different one per request, on servers whose product cache is off, so each read queries the database (the X-Cache column shows it); (e) searches one word that about 40%% of the products hold, first page by relevance; (f) creates products with new names as the admin; (g) and (h) use a user registered through `POST /api/users`.\n")
 	w("- (i) and (j) read the product of (b) over gRPC and over REST with the same Go client, bench/cmd/productload, at the same concurrency (%d callers; over gRPC they share 4 connections, over REST each has its own), so their ratio compares the transports; their ratio to the baseline is not given, as wrk drove the baseline.\n", m.Conns)
 	w("- (k) asks GraphQL (`POST /graphql`, bench/lua/graphql.lua) for the product of (b) with the fields REST returns; every answer's body is read, and one with an `errors` entry counts as an error whatever its status.\n")
-	w("- (l) starts `plaza gateway` in front of the headline server (then the tuned one), with a static registry (`PLAZA_DISCOVERY=static:…`) naming that server alone, the server's log level and rate limit, its JWT secret and, on PostgreSQL + Redis, its Redis for the shared limiter and the revocation list; the servers do not set `PLAZA_TRUSTED_PROXIES`. In one pass per setting wrk reads the product of (b) direct and through the gateway at %d connections (throughput ratio), then both again with 1 thread and 1 connection, where the difference of the medians is the latency the hop adds, not queueing.\n", m.Conns)
+	w("- (l) starts `plaza gateway` in front of the headline server (then the tuned one), with a static registry (`PLAZA_DISCOVERY=static:…`) naming that server alone, the server's log level and rate limit, its JWT secret and, on PostgreSQL + Redis, its Redis for the shared limiter and the revocation list; the servers do not set `PLAZA_TRUSTED_PROXIES`. In one pass per setting wrk reads the product of (b) direct and through the gateway at %d connections (throughput ratio), then both again with 1 thread and 1 connection, where the difference of the medians is the latency the hop adds, not queueing; last, at %d connections, through `bench/baseline -proxy`, a bare `httputil.ReverseProxy` with a pool of idle connections and nothing else: the floor under any Go gateway's throughput on this machine.\n", m.Conns, m.Conns)
 	w("- (m), on PostgreSQL + Redis only: a headline Plaza of its own on the run's database and a redis-server the harness starts for it on a free loopback port (the run's shared Redis is never stopped). wrk reads %d products in turn: with Redis up (after a warm-up that caches them), then from the moment redis-server is killed with SIGKILL, then from the moment a restarted, empty redis-server on the same port answers PING; meanwhile one client reads a product of the set every 2 ms and the first answer with `X-Cache: HIT` times the recovery. Neither of the last two passes has a warm-up.\n", outageIDs)
 	w("- Start → ready: the first start runs the migrations on an empty database; the timed restarts find the seeded database. The PostgreSQL + Redis run uses the throwaway servers of scripts/with-services.sh, which run PostgreSQL with `fsync=off`: writes there are faster than on a durable server.\n\n")
 
