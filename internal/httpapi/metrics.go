@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,18 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// series holds each label set's counter and histogram once looked up (a seriesKey
+	// to a *series): one map read per request instead of two WithLabelValues, which hash
+	// every label and take the vector's lock each. Routes, methods and classes are
+	// bounded, so this is too.
+	series sync.Map
+}
+
+type seriesKey struct{ method, route, class string }
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -46,8 +59,17 @@ func (m *httpMetrics) observe(method, pattern string, status int, d time.Duratio
 	if !knownMethod(method) {
 		method = "OTHER"
 	}
-	m.requests.WithLabelValues(method, route, class).Inc()
-	m.duration.WithLabelValues(method, route, class).Observe(d.Seconds())
+	k := seriesKey{method, route, class}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(method, route, class),
+			duration: m.duration.WithLabelValues(method, route, class),
+		})
+	}
+	ser := v.(*series)
+	ser.requests.Inc()
+	ser.duration.Observe(d.Seconds())
 }
 
 // routeLabel is the mux pattern without its method, never the raw path, so label
