@@ -1034,11 +1034,11 @@ type metrics struct {
 	// The hit counter of each tier, looked up once: WithLabelValues on every hit hashes
 	// the label and takes the vector's lock, about 1.5% of a cached read's CPU.
 	localHits, backendHits prometheus.Counter
-	misses        prometheus.Counter
-	errors        *prometheus.CounterVec
-	loads         prometheus.Counter
-	loadErrors    prometheus.Counter
-	invalidations prometheus.Counter
+	misses                 prometheus.Counter
+	errors                 *prometheus.CounterVec
+	loads                  prometheus.Counter
+	loadErrors             prometheus.Counter
+	invalidations          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
