@@ -134,10 +134,11 @@ func (db *DB) Read() Querier { return db.reader }
 // that can end (every request's), modernc's driver and database/sql each start a
 // goroutine per query to watch it, which cost more than the point read itself (an
 // uncached product read on SQLite: 55 → 31 µs in BenchmarkProductJSON/uncached_sqlite).
-// Watching gains nothing here: the driver interrupts a statement only every 1,000 VM
-// steps, which a read by key never reaches, and a reader in WAL mode does not wait for
-// the writer; the one wait left, for a lock during WAL recovery, is bounded by
-// busy_timeout. A context that has already ended still fails the read before it runs.
+// Watching gains nothing here: a read by key is a few page lookups, over in microseconds
+// (the driver's own check for an ended context runs every 1,000 VM steps, which such a
+// read never reaches), and a reader in WAL mode does not wait for the writer; the one
+// wait left, for a lock during WAL recovery, is bounded by busy_timeout. A context that
+// has already ended still fails the read before it runs.
 func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if db.dialect == SQLite && ctx.Err() == nil {
 		ctx = context.WithoutCancel(ctx)
