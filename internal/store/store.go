@@ -132,8 +132,9 @@ func (db *DB) Read() Querier { return db.reader }
 //
 // On SQLite a context that has not ended is not passed on to the driver: for a context
 // that can end (every request's), modernc's driver and database/sql each start a
-// goroutine per query to watch it, which cost more than the point read itself (an
-// uncached product read on SQLite: 55 → 31 µs in BenchmarkProductJSON/uncached_sqlite).
+// goroutine per query to watch it. In BenchmarkProductJSON/uncached_sqlite that is a
+// quarter of a read's CPU with one P (36 → 27 µs) and nearly half with an idle second P to
+// wake (54 → 30 µs); on a busy server, where no P is idle, it is closer to the first.
 // Watching gains nothing here: a read by key is a few page lookups, over in microseconds
 // (the driver's own check for an ended context runs every 1,000 VM steps, which such a
 // read never reaches), and a reader in WAL mode does not wait for the writer; the one
