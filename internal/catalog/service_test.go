@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -381,8 +382,17 @@ func TestSkipProductCache(t *testing.T) {
 			t.Fatalf("read: %+v, %v; want a miss with %s", got, err, etag.Make(p.ID, p.Version))
 		}
 	}
-	if got, err := on.svc.ProductJSON(ctx, p.ID); err != nil || got.Hit {
-		t.Fatalf("the cached instance found an entry the uncached one left: hit=%v, %v", got.Hit, err)
+	cached, err := on.svc.ProductJSON(ctx, p.ID)
+	if err != nil || cached.Hit {
+		t.Fatalf("the cached instance found an entry the uncached one left: hit=%v, %v", cached.Hit, err)
+	}
+	// Both answer the same bytes: the body of a cache entry and of a read through.
+	uncached, err := off.svc.ProductJSON(ctx, p.ID)
+	if err != nil || !bytes.Equal(uncached.JSON, cached.JSON) || uncached.ETag != cached.ETag {
+		t.Fatalf("read through: %q %s, %v; the cache's: %q %s", uncached.JSON, uncached.ETag, err, cached.JSON, cached.ETag)
+	}
+	if cached, err = on.svc.ProductJSON(ctx, p.ID); err != nil || !cached.Hit || !bytes.Equal(uncached.JSON, cached.JSON) {
+		t.Fatalf("cache hit: %q, hit=%v, %v; read through: %q", cached.JSON, cached.Hit, err, uncached.JSON)
 	}
 
 	// A change straight in the store, which no cache hears of.

@@ -25,10 +25,11 @@ func (s *Server) handleProductGet() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		// Canonical keys and shared values, as securityHeaders sets its own (see there).
 		h := w.Header()
-		h.Set("ETag", enc.ETag)
-		h.Set("Cache-Control", productCacheControl)
-		h.Set("X-Cache", cacheStatus(enc.Hit))
+		h["Etag"] = []string{enc.ETag}
+		h["Cache-Control"] = hdrProductCache
+		h["X-Cache"] = cacheStatus(enc.Hit)
 		if noneMatch(r.Header.Values("If-None-Match"), enc.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -44,8 +45,9 @@ func (s *Server) handleCategories() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		w.Header().Set("Cache-Control", listCacheControl)
-		w.Header().Set("X-Cache", cacheStatus(enc.Hit))
+		h := w.Header()
+		h["Cache-Control"] = hdrListCache
+		h["X-Cache"] = cacheStatus(enc.Hit)
 		writeRaw(w, http.StatusOK, enc.JSON)
 	})
 }
@@ -187,17 +189,27 @@ func writeProduct(w http.ResponseWriter, r *http.Request, status int, p catalog.
 // writeRaw writes an already encoded JSON body.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-func cacheStatus(hit bool) string {
+// Header values of the catalog's reads, shared like securityHeaders' (see there).
+var (
+	hdrProductCache = []string{productCacheControl}
+	hdrListCache    = []string{listCacheControl}
+	hdrJSON         = []string{"application/json"}
+	hdrHit          = []string{"HIT"}
+	hdrMiss         = []string{"MISS"}
+)
+
+// cacheStatus is the X-Cache value of a read.
+func cacheStatus(hit bool) []string {
 	if hit {
-		return "HIT"
+		return hdrHit
 	}
-	return "MISS"
+	return hdrMiss
 }
 
 // ifMatch is the precondition the If-Match header fields place on resource id.

@@ -111,6 +111,27 @@ func TestProductsCRUD(t *testing.T) {
 	})
 }
 
+// A read by ID whose context has ended fails without an answer on every backend, also
+// where the store does not watch the context while the query runs (SQLite's point reads).
+func TestProductsByIDEndedContext(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := db.Products()
+		p := product("Helix Gaming Laptop 17", "electronics", "laptops/gaming", 199999, 3, t0)
+		mustInsert(t, s, p)
+		ctx, cancel := context.WithCancel(t.Context())
+		if got, err := s.ByID(ctx, p.ID); err != nil || got.ID != p.ID {
+			t.Fatalf("ByID = %+v, %v", got, err)
+		}
+		cancel()
+		got, err := s.ByID(ctx, p.ID)
+		if err == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("ByID with a canceled context = %+v, %v; want context.Canceled", got, err)
+		}
+	})
+}
+
 func TestProductsFilters(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {

@@ -89,12 +89,16 @@ func (c *Catalog) ProductJSON(ctx context.Context, id string) (Encoded, error) {
 		return productEntry(p)
 	}
 	if c.readThrough {
-		val, err := load(ctx)
+		// Encoded as productEntry would, without an entry to build and cut apart again.
+		p, err := c.svc.Product(ctx, id)
 		if err != nil {
 			return Encoded{}, err
 		}
-		tag, body, _ := bytes.Cut(val, []byte{'\n'})
-		return Encoded{JSON: body, ETag: string(tag)}, nil
+		body, err := productBody(p)
+		if err != nil {
+			return Encoded{}, err
+		}
+		return Encoded{JSON: body, ETag: etag.Make(p.ID, p.Version)}, nil
 	}
 	val, hit, err := c.cache.GetOrLoad(ctx, productKey(id), productTTL, load)
 	if err != nil {
@@ -123,6 +127,16 @@ func productEntry(p catalog.Product) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// productBody is the body of productEntry: p as json.Encoder writes it, newline included.
+// Marshal's result has room for the newline unless its length ends a size class.
+func productBody(p catalog.Product) ([]byte, error) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return append(body, '\n'), nil
 }
 
 // CategoriesJSON returns the category tree as JSON.
