@@ -218,6 +218,8 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 	window.mu.Lock()
 	window.start = time.Now()
 	window.mu.Unlock()
+	cpuStart, _ := sampleCPU(srv.p.pid())
+	genStart, _ := sampleCPU(os.Getpid())
 	if h.o.profile == "always" {
 		if r.Profile, err = h.cpuProfile(ctx, srv, r.Key, r.Name, rtMeasure-time.Second); err != nil {
 			return err
@@ -227,6 +229,8 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 	window.mu.Lock()
 	window.end = time.Now()
 	window.mu.Unlock()
+	cpuEnd, _ := sampleCPU(srv.p.pid())
+	genEnd, _ := sampleCPU(os.Getpid())
 	stopSending()
 	wg.Wait()
 	time.Sleep(rtDrain)
@@ -241,6 +245,15 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 	r.Cut = load.cut() - cutBefore
 	all := lat.all()
 	r.Delivered = int64(len(all))
+	// CPU per delivery varies far less than latency on a shared machine: the log gives it
+	// for Plaza and for this generator, with what other processes took meanwhile.
+	if r.Delivered > 0 {
+		perDelivery := func(a, b cpuSample) float64 {
+			return float64(b.ours-a.ours) / clockTicks * 1e6 / float64(r.Delivered)
+		}
+		h.logf("%s: CPU per delivery in the window: Plaza %.1f µs, generator %.1f µs; other processes %.2f cores",
+			r.Key, perDelivery(cpuStart, cpuEnd), perDelivery(genStart, genEnd), otherCores(cpuStart, cpuEnd, 0)-float64(genEnd.ours-genStart.ours)/clockTicks/cpuEnd.at.Sub(cpuStart.at).Seconds())
+	}
 	if len(all) > 0 {
 		slices.Sort(all)
 		q := func(p float64) int64 { return all[min(len(all)-1, int(p*float64(len(all))))] }
