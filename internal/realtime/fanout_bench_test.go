@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +28,23 @@ import (
 	"plaza/internal/plaza"
 )
 
-var fanConns = flag.Int("fanconns", 1000, "connections BenchmarkFanOut opens")
+var (
+	fanConns   = flag.Int("fanconns", 1000, "connections BenchmarkFanOut opens")
+	fanProfile = flag.String("fanprofile", "", "directory BenchmarkFanOut writes the server's CPU profiles in (<transport>.cpu)")
+)
+
+// cpuProfile starts writing this process's CPU profile to path, or with path "" stops.
+func cpuProfile(path string) error {
+	if path == "" {
+		pprof.StopCPUProfile()
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return pprof.StartCPUProfile(f) // the file is closed with the process
+}
 
 // publishFanOut publishes one event for BenchmarkFanOut's clients: a chat message in
 // general ("ws") or a product update ("sse"), the size of those of make bench.
@@ -133,16 +152,17 @@ func fanOut(b *testing.B, transport string, n int) {
 		b.Fatal(firstErr)
 	}
 
-	publish := func(i int) {
-		res, err := http.Post(base+"/publish?transport="+transport+"&n="+strconv.Itoa(i), "", nil)
+	post := func(path string) {
+		res, err := http.Post(base+path, "", nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		res.Body.Close()
 		if res.StatusCode != http.StatusOK {
-			b.Fatalf("publish: %s", res.Status)
+			b.Fatalf("%s: %s", path, res.Status)
 		}
 	}
+	publish := func(i int) { post("/publish?transport=" + transport + "&n=" + strconv.Itoa(i)) }
 	wait := func(i int) {
 		select {
 		case <-done:
@@ -155,6 +175,10 @@ func fanOut(b *testing.B, transport string, n int) {
 	publish(0)
 	wait(1)
 
+	if *fanProfile != "" {
+		post("/cpuprofile?path=" + url.QueryEscape(filepath.Join(*fanProfile, transport+".cpu")))
+		defer post("/cpuprofile")
+	}
 	serverBefore, clientBefore := procTicks(b, cmd.Process.Pid), procTicks(b, os.Getpid())
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
