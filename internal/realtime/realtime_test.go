@@ -230,10 +230,11 @@ func TestStalledWriteIsCut(t *testing.T) {
 	fast := dialRoom(t, ts, "fast", nil)
 	slow := dialRoom(t, ts, "slow", &http.Client{Transport: &http.Transport{DialContext: slowDialer}})
 
-	// Frames large enough that far fewer than QueueSize fill the sockets between the
-	// server and the slow member (a few MiB at most on loopback).
-	const frames = 64
-	text := strings.Repeat("x", 128<<10)
+	// Frames large enough that fewer than QueueSize fill the sockets between the server
+	// and the slow member: 30 MiB, where Linux lets a send buffer grow to 4 MiB by default
+	// (net.ipv4.tcp_wmem) and the slow member's receive buffer is a few KiB.
+	const frames = 160
+	text := strings.Repeat("x", 192<<10)
 	start := time.Now()
 	for range frames {
 		ev, _ := plaza.NewEvent(chat.EventMessage, "u", chat.Message{ID: plaza.NewID(), Room: "general", Text: text}, time.Now())
