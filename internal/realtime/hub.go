@@ -313,3 +313,34 @@ func (h *hub) beat(ctx context.Context) {
 		}
 	}
 }
+
+// watchWrites ends the connections whose write has been under way for limit: the client
+// does not read, and the writer would otherwise wait for it forever (writes carry no
+// deadline of their own, see conn.write). It looks every tenth of limit, so a write is cut
+// after limit and before 1.1 limit, and stops once the server has shut down and every
+// connection has ended.
+func (h *hub) watchWrites(limit time.Duration) {
+	t := time.NewTicker(limit / 10)
+	defer t.Stop()
+	var stalled []*conn
+	for range t.C {
+		now := h.s.sinceStart()
+		h.mu.Lock()
+		for c := range h.conns {
+			if since := c.writeSince.Load(); since != 0 && now-since >= int64(limit) && c.writeSince.CompareAndSwap(since, 0) {
+				stalled = append(stalled, c)
+			}
+		}
+		over := len(h.conns) == 0 && h.s.opts.Shutdown.Err() != nil
+		h.mu.Unlock()
+		for i, c := range stalled {
+			h.s.m.slowCuts.WithLabelValues("ws").Inc()
+			c.ws.CloseNow() // the write fails, and its writer ends the connection
+			stalled[i] = nil
+		}
+		stalled = stalled[:0]
+		if over {
+			return
+		}
+	}
+}

@@ -55,8 +55,9 @@ type idleMemory struct {
 	Goroutines                 int
 }
 
-// serveIdle serves /ws and /api/events as newTestServer does, plus GET /mem, until in
-// closes. It writes its address to out first.
+// serveIdle serves /ws and /api/events as newTestServer does, plus GET /mem, and POST
+// /publish and /cpuprofile for BenchmarkFanOut, until in closes. It writes its address to
+// out first.
 func serveIdle(in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -80,6 +81,16 @@ func serveIdle(in io.Reader, out io.Writer) error {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(idleMemory{RSS: rss, HeapInuse: int64(ms.HeapInuse), StackInuse: int64(ms.StackInuse), Goroutines: runtime.NumGoroutine()})
+	})
+	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
+		if err := publishFanOut(r.Context(), b, r.URL.Query().Get("transport"), r.URL.Query().Get("n")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("POST /cpuprofile", func(w http.ResponseWriter, r *http.Request) {
+		if err := cpuProfile(r.URL.Query().Get("path")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -83,6 +83,8 @@ type Options struct {
 	Shutdown   context.Context
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	writeWait time.Duration // tests shorten it; default writeWait
 }
 
 // Server serves the real-time endpoints. Build it with New; it runs until Shutdown is done.
@@ -92,9 +94,14 @@ type Server struct {
 	m       metrics
 	tickets tickets
 	hub     *hub
-	sseOut  prometheus.Counter // m.out of "sse", looked up once: it counts every event
 	feeds   feeds
 	wg      sync.WaitGroup // open connections and streams
+	start   time.Time      // for sinceStart
+
+	// Counters of m looked up once: they count every frame or event, and a lookup by
+	// label costs more than the count.
+	sseOut, wsOut, wsIn prometheus.Counter
+
 	// wgMu orders every first Add of wg before Wait (sync.WaitGroup forbids them
 	// concurrent, which a connection arriving during shutdown would make them); once
 	// waiting, no connection or stream starts.
@@ -116,11 +123,16 @@ func New(opts Options) *Server {
 	if opts.Shutdown == nil {
 		opts.Shutdown = context.Background()
 	}
-	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), tickets: tickets{cache: opts.Tickets}}
+	if opts.writeWait <= 0 {
+		opts.writeWait = writeWait
+	}
+	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), tickets: tickets{cache: opts.Tickets}, start: time.Now()}
 	s.hub = newHub(s)
 	s.sseOut = s.m.out.WithLabelValues("sse")
+	s.wsOut, s.wsIn = s.m.out.WithLabelValues("ws"), s.m.in.WithLabelValues("ws")
 	s.feeds = feeds{s: s, byStream: map[int]*feed{}, all: map[*sseClient]struct{}{}}
 	go s.hub.heartbeats(opts.Shutdown, opts.PresenceTTL/3)
+	go s.hub.watchWrites(opts.writeWait)
 	context.AfterFunc(opts.Shutdown, s.hub.closeAll)
 	return s
 }
@@ -130,6 +142,10 @@ func (s *Server) IssueTicket(ctx context.Context) (string, time.Duration, error)
 	t, err := s.tickets.issue(ctx)
 	return t.Ticket, TicketTTL, err
 }
+
+// sinceStart is the time since New on the monotonic clock, never 0: what a write's start
+// is recorded as.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.start)) | 1 }
 
 // track counts a connection or stream starting, for Wait; false once Wait has begun, when
 // none may start.

@@ -220,6 +220,66 @@ func TestSlowWebSocketIsCut(t *testing.T) {
 	}
 }
 
+// TestStalledWriteIsCut: a member who stops reading while its queue still has room is
+// disconnected once a write to it has waited writeWait, while a member who reads receives
+// everything.
+func TestStalledWriteIsCut(t *testing.T) {
+	t.Parallel()
+	const wait = 500 * time.Millisecond
+	ts := newTestServer(t, Options{writeWait: wait}, 0)
+	fast := dialRoom(t, ts, "fast", nil)
+	slow := dialRoom(t, ts, "slow", &http.Client{Transport: &http.Transport{DialContext: slowDialer}})
+
+	// Frames large enough that fewer than QueueSize fill the sockets between the server
+	// and the slow member: 30 MiB, where Linux lets a send buffer grow to 4 MiB by default
+	// (net.ipv4.tcp_wmem) and the slow member's receive buffer is a few KiB.
+	const frames = 160
+	text := strings.Repeat("x", 192<<10)
+	start := time.Now()
+	for range frames {
+		ev, _ := plaza.NewEvent(chat.EventMessage, "u", chat.Message{ID: plaza.NewID(), Room: "general", Text: text}, time.Now())
+		if _, err := ts.bus.Publish(t.Context(), chat.Stream("general"), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for n := 0; n < frames; {
+		_, b, err := fast.Read(ctx)
+		if err != nil {
+			t.Fatalf("the fast member got %d of %d messages: %v", n, frames, err)
+		}
+		if strings.Contains(string(b), `"type":"message"`) {
+			n++
+		}
+	}
+	for ts.metric(t, `plaza_realtime_slow_consumers_total{transport="ws"}`) != "1" {
+		if ctx.Err() != nil {
+			t.Fatal("the slow member was never cut")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d < wait {
+		t.Fatalf("the slow member was cut after %v, before its write had waited %v", d, wait)
+	}
+	// The slow member reads again: what was written before the cut, then the end, with no
+	// close frame (the connection could not take one).
+	n := 0
+	for {
+		_, _, err := slow.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != -1 || ctx.Err() != nil {
+				t.Fatalf("the slow member ended after %d messages with %v, want the connection dropped", n, err)
+			}
+			break
+		}
+		n++
+	}
+	if n >= frames {
+		t.Fatalf("the slow member got all %d messages; it was not cut", n)
+	}
+}
+
 // sseReader reads an event stream's events (id and data lines) in order.
 type sseReader struct {
 	r      *bufio.Reader

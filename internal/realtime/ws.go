@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -143,6 +143,8 @@ type conn struct {
 	reason  string
 	writers sync.WaitGroup
 	pinger  *time.Timer
+	// writeSince is when the write under way began (Server.sinceStart), 0 between writes.
+	writeSince atomic.Int64
 
 	limiter *rate.Limiter // only the frame being served uses it
 	refused int
@@ -216,7 +218,7 @@ func (c *conn) serveFrame(typ websocket.MessageType, b []byte) bool {
 
 // frame serves one client frame and reports whether to read on.
 func (c *conn) frame(typ websocket.MessageType, b []byte) bool {
-	c.s.m.in.WithLabelValues("ws").Inc()
+	c.s.wsIn.Inc()
 	if !c.limiter.Allow() {
 		c.refused++
 		if c.refused >= AbuseLimit {
@@ -357,17 +359,17 @@ func (c *conn) write() {
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
 
-		ctx, cancel := context.WithTimeout(c.ctx, writeWait)
-		err := c.ws.Write(ctx, websocket.MessageText, b)
-		cancel()
+		// The write's time limit is kept by the hub's watchWrites, not by a context: a
+		// context that can end costs each write a timer and the library a registration
+		// with it, per member per frame.
+		c.writeSince.Store(c.s.sinceStart())
+		err := c.ws.Write(context.Background(), websocket.MessageText, b)
+		c.writeSince.Store(0)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.s.m.slowCuts.WithLabelValues("ws").Inc()
-			}
 			c.ws.CloseNow() // writing stays true: no writer starts again
 			return
 		}
-		c.s.m.out.WithLabelValues("ws").Inc()
+		c.s.wsOut.Inc()
 	}
 }
 

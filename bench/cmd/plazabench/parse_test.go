@@ -219,3 +219,31 @@ not json
 		t.Error("warnings from a missing log")
 	}
 }
+
+// TestRealtimeFrames: the generator finds a message's send time and an event's stock in
+// the JSON Plaza sends as decoding it would, and nothing in what is not one.
+func TestRealtimeFrames(t *testing.T) {
+	t.Parallel()
+	sent := time.Unix(0, 1796028528123456789)
+	frame := `{"type":"message","room":"general","message":{"id":"m","room":"general","user_id":"u","user_name":"A \"client_id\":\"1\"","text":"bench","sent_at":"2026-11-30T08:00:00Z","client_id":"1796028528123456789"}}`
+	if got, ok := messageSentAt([]byte(frame)); !ok || !got.Equal(sent) {
+		t.Errorf("messageSentAt = %v %v, want %v", got, ok, sent)
+	}
+	for _, f := range []string{
+		`{"type":"presence","room":"general","members":[]}`,
+		`{"type":"message","message":{"client_id":"abc"}}`,
+		`{"type":"message","message":{"client_id":"99999999999999999999"}}`,
+		`{"type":"message","message":{"client_id":""}}`,
+	} {
+		if got, ok := messageSentAt([]byte(f)); ok {
+			t.Errorf("messageSentAt(%s) = %v, want none", f, got)
+		}
+	}
+	data := `{"id":"1-0","type":"product.updated","data":{"id":"p","name":"stock","stock":42,"version":3}}`
+	if got, ok := eventStock([]byte(data)); !ok || got != 42 {
+		t.Errorf("eventStock = %d %v, want 42", got, ok)
+	}
+	if got, ok := eventStock([]byte(`{"data":{"stock":"x"}}`)); ok {
+		t.Errorf("eventStock of no number = %d, want none", got)
+	}
+}

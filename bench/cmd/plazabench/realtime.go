@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -167,15 +168,13 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 		return err
 	}
 
-	// Senders pace themselves; only what is sent within the measured window counts.
-	var window struct {
-		mu         sync.Mutex
-		start, end time.Time
-	}
+	// Senders pace themselves; only what is sent within the measured window counts. Every
+	// delivery asks, so the window's ends are atomics (Unix nanoseconds, 0 unset) rather
+	// than behind a lock all the readers would share.
+	var window struct{ start, end atomic.Int64 }
 	inWindow := func(t time.Time) bool {
-		window.mu.Lock()
-		defer window.mu.Unlock()
-		return !window.start.IsZero() && !t.Before(window.start) && (window.end.IsZero() || t.Before(window.end))
+		start, end, at := window.start.Load(), window.end.Load(), t.UnixNano()
+		return start != 0 && at >= start && (end == 0 || at < end)
 	}
 	lat := &latencies{counts: inWindow}
 	var load rtLoad
@@ -215,18 +214,19 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 		}, token)
 	}()
 	time.Sleep(rtWarmup)
-	window.mu.Lock()
-	window.start = time.Now()
-	window.mu.Unlock()
+	start := time.Now()
+	window.start.Store(start.UnixNano())
+	cpuStart, _ := sampleCPU(srv.p.pid())
+	genStart, _ := sampleCPU(os.Getpid())
 	if h.o.profile == "always" {
 		if r.Profile, err = h.cpuProfile(ctx, srv, r.Key, r.Name, rtMeasure-time.Second); err != nil {
 			return err
 		}
 	}
-	time.Sleep(time.Until(window.start.Add(rtMeasure)))
-	window.mu.Lock()
-	window.end = time.Now()
-	window.mu.Unlock()
+	time.Sleep(time.Until(start.Add(rtMeasure)))
+	window.end.Store(time.Now().UnixNano())
+	cpuEnd, _ := sampleCPU(srv.p.pid())
+	genEnd, _ := sampleCPU(os.Getpid())
 	stopSending()
 	wg.Wait()
 	time.Sleep(rtDrain)
@@ -241,6 +241,15 @@ func (h *harness) realtimeLoad(ctx context.Context, kind string, r *RealtimeResu
 	r.Cut = load.cut() - cutBefore
 	all := lat.all()
 	r.Delivered = int64(len(all))
+	// CPU per delivery varies far less than latency on a shared machine: the log gives it
+	// for Plaza and for this generator, with what other processes took meanwhile.
+	if r.Delivered > 0 {
+		perDelivery := func(a, b cpuSample) float64 {
+			return float64(b.ours-a.ours) / clockTicks * 1e6 / float64(r.Delivered)
+		}
+		h.logf("%s: CPU per delivery in the window: Plaza %.1f µs, generator %.1f µs; other processes %.2f cores",
+			r.Key, perDelivery(cpuStart, cpuEnd), perDelivery(genStart, genEnd), otherCores(cpuStart, cpuEnd, 0)-float64(genEnd.ours-genStart.ours)/clockTicks/cpuEnd.at.Sub(cpuStart.at).Seconds())
+	}
 	if len(all) > 0 {
 		slices.Sort(all)
 		q := func(p float64) int64 { return all[min(len(all)-1, int(p*float64(len(all))))] }
@@ -287,26 +296,50 @@ func settledRSS(ctx context.Context, srv plaza) (int64, error) {
 	return memStatus(srv.p.pid(), "VmRSS")
 }
 
-// latencies collects delivery latencies (µs) of events sent within the window.
+// latencies collects delivery latencies (µs) of events sent within the window, each
+// reader's in a recorder of its own: one lock that every reader took for every delivery
+// would be the generator's cost, not Plaza's.
 type latencies struct {
 	counts func(sent time.Time) bool
 	mu     sync.Mutex
-	us     []int64
+	recs   []*recorder
 }
 
-func (l *latencies) add(sent, got time.Time) {
-	if !l.counts(sent) {
+// recorder is one reader's latencies.
+type recorder struct {
+	l  *latencies
+	mu sync.Mutex // taken by its reader and by all, never by another reader
+	us []int64
+}
+
+// recorder returns a recorder for one reader.
+func (l *latencies) recorder() *recorder {
+	r := &recorder{l: l}
+	l.mu.Lock()
+	l.recs = append(l.recs, r)
+	l.mu.Unlock()
+	return r
+}
+
+func (r *recorder) add(sent, got time.Time) {
+	if !r.l.counts(sent) {
 		return
 	}
-	l.mu.Lock()
-	l.us = append(l.us, got.Sub(sent).Microseconds())
-	l.mu.Unlock()
+	r.mu.Lock()
+	r.us = append(r.us, got.Sub(sent).Microseconds())
+	r.mu.Unlock()
 }
 
 func (l *latencies) all() []int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.us)
+	var all []int64
+	for _, r := range l.recs {
+		r.mu.Lock()
+		all = append(all, r.us...)
+		r.mu.Unlock()
+	}
+	return all
 }
 
 // rtLoad is a set of open connections that can be sent through.
@@ -348,33 +381,73 @@ func openRoom(ctx context.Context, base, token string, n int, lat *latencies) (*
 				break
 			}
 		}
-		go r.read(c, lat)
+		go r.read(c, lat.recorder())
 		return nil
 	})
 	return r, err
 }
 
-func (r *room) read(c *websocket.Conn, lat *latencies) {
-	var f struct {
-		Type    string
-		Message struct {
-			ClientID string `json:"client_id"`
-		}
-	}
+// read reads the member's frames into one buffer, reused (Conn.Read allocates one a
+// frame), until the connection ends.
+func (r *room) read(c *websocket.Conn, rec *recorder) {
+	var buf bytes.Buffer
 	for {
-		_, b, err := c.Read(context.Background())
+		_, rd, err := c.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(rd)
+		}
 		if err != nil {
 			r.ended.Add(1)
 			return
 		}
 		got := time.Now()
-		if !bytes.Contains(b, []byte(`"type":"message"`)) || json.Unmarshal(b, &f) != nil {
-			continue
-		}
-		if ns, err := strconv.ParseInt(f.Message.ClientID, 10, 64); err == nil {
-			lat.add(time.Unix(0, ns), got)
+		if sent, ok := messageSentAt(buf.Bytes()); ok {
+			rec.add(sent, got)
 		}
 	}
+}
+
+// messageSentAt returns the send time a message frame carries in its client_id (Unix
+// nanoseconds, see send). The frame is Plaza's JSON, whose only "client_id" key is the
+// message's (a quote inside a string value is escaped); finding it costs far less than
+// decoding the frame, which every member does for every message.
+func messageSentAt(frame []byte) (time.Time, bool) {
+	if !bytes.Contains(frame, []byte(`"type":"message"`)) {
+		return time.Time{}, false
+	}
+	_, id, ok := bytes.Cut(frame, []byte(`"client_id":"`))
+	if !ok {
+		return time.Time{}, false
+	}
+	ns, rest, ok := leadingInt(id)
+	return time.Unix(0, ns), ok && len(rest) > 0 && rest[0] == '"'
+}
+
+// eventStock returns the stock an SSE event's data (JSON, the data line) sets: its only
+// "stock" key is the product's. As with messageSentAt, finding it is far cheaper than
+// decoding the event.
+func eventStock(data []byte) (int64, bool) {
+	_, v, ok := bytes.Cut(data, []byte(`"stock":`))
+	if !ok {
+		return 0, false
+	}
+	n, rest, ok := leadingInt(v)
+	return n, ok && len(rest) > 0 && (rest[0] == ',' || rest[0] == '}')
+}
+
+// leadingInt parses the decimal digits b starts with (at least one, and an int64) and
+// returns what follows them.
+func leadingInt(b []byte) (n int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := int64(b[i] - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return 0, nil, false
+		}
+		n = n*10 + d
+	}
+	return n, b[i:], i > 0
 }
 
 // send spreads the rate over enough members that none exceeds 5 messages a second, half
@@ -454,18 +527,15 @@ func openSSE(ctx context.Context, base string, n int, lat *latencies) (*streams,
 			res.Body.Close()
 			return fmt.Errorf("GET /api/events: %d", res.StatusCode)
 		}
-		go s.read(res, lat)
+		go s.read(res, lat.recorder())
 		return nil
 	})
 	return s, err
 }
 
-func (s *streams) read(res *http.Response, lat *latencies) {
+func (s *streams) read(res *http.Response, rec *recorder) {
 	defer res.Body.Close()
 	br := bufio.NewReader(res.Body)
-	var ev struct {
-		Data struct{ Stock int64 }
-	}
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -477,11 +547,12 @@ func (s *streams) read(res *http.Response, lat *latencies) {
 			continue
 		}
 		got := time.Now()
-		if json.Unmarshal(data, &ev) != nil {
+		stock, ok := eventStock(data)
+		if !ok {
 			continue
 		}
-		if at, ok := s.sentAt.Load(ev.Data.Stock); ok {
-			lat.add(at.(time.Time), got)
+		if at, ok := s.sentAt.Load(stock); ok {
+			rec.add(at.(time.Time), got)
 		}
 	}
 }
@@ -550,7 +621,7 @@ func openSubscriptions(ctx context.Context, base string, n int, lat *latencies) 
 			c.CloseNow()
 			return err
 		}
-		go s.readSubscription(sctx, c, lat)
+		go s.readSubscription(sctx, c, lat.recorder())
 		return nil
 	})
 	return s, err
@@ -558,7 +629,7 @@ func openSubscriptions(ctx context.Context, base string, n int, lat *latencies) 
 
 // readSubscription records the latency of every productChanged it receives and answers
 // the server's pings, until the connection or ctx ends.
-func (s *streams) readSubscription(ctx context.Context, c *websocket.Conn, lat *latencies) {
+func (s *streams) readSubscription(ctx context.Context, c *websocket.Conn, rec *recorder) {
 	defer c.CloseNow()
 	var m struct {
 		Type    string
@@ -583,7 +654,7 @@ func (s *streams) readSubscription(ctx context.Context, c *websocket.Conn, lat *
 		switch m.Type {
 		case "next":
 			if at, ok := s.sentAt.Load(m.Payload.Data.ProductChanged.Product.Stock); ok {
-				lat.add(at.(time.Time), got)
+				rec.add(at.(time.Time), got)
 			}
 		case "ping":
 			if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`)); err != nil && ctx.Err() == nil {
