@@ -27,7 +27,13 @@ import (
 //     after another, so the outbox keeps commit order.
 //
 // There is no waiting for company: a write arriving at an idle committer runs at once, in
-// a transaction of its own; the ones arriving meanwhile make up the next group.
+// a transaction of its own; the ones arriving meanwhile make up the next group. The one
+// exception is a rider (riderWrite): housekeeping that nobody waits on to be answered
+// quickly, such as the relay's delete of the outbox rows it published. A rider joins the
+// next group of ordinary writes and starts a transaction of its own only after riderWait:
+// under a steady stream of creates the relay deletes after nearly every commit, and a
+// delete that found the committer idle had been a transaction of its own, with its own
+// WAL pages (on SQLite about 20 for any transaction, shared by the writes in it).
 
 // maxGroup bounds the writes of one transaction. In a group run with savepoints each is a
 // subtransaction on PostgreSQL, and past 64 of them every other session's snapshots get
@@ -40,6 +46,11 @@ const maxGroup = 64
 // rolls back the whole transaction).
 const groupTimeout = 10 * time.Second
 
+// riderWait is how long a rider waits for ordinary writes to join before it is committed
+// alone: with writes arriving it never waits that long; idle, the outbox rows the relay
+// published are deleted this much later.
+const riderWait = 50 * time.Millisecond
+
 // pendingWrite is one write waiting for, or in, a group.
 type pendingWrite struct {
 	ctx context.Context // the caller's: a write whose caller left before its turn is dropped
@@ -48,7 +59,11 @@ type pendingWrite struct {
 	// products, when set, says that fn inserts exactly these products (Products.Create):
 	// a run of such writes in a group is inserted with one statement per table.
 	products []catalog.Product
-	done     chan writeResult // buffered: the committer never waits for a caller
+	// rider marks a write that waits for company (riderWrite); queued is when it was
+	// queued.
+	rider  bool
+	queued time.Time
+	done   chan writeResult // buffered: the committer never waits for a caller
 	// taken is set, under committer.mu, when a group takes the write: from then on its
 	// caller waits for the outcome.
 	taken bool
@@ -62,11 +77,17 @@ type writeResult struct {
 
 // committer queues writes for group commit; its goroutine runs only while there is work.
 type committer struct {
-	mu      sync.Mutex
-	queue   []*pendingWrite
+	mu    sync.Mutex
+	queue []*pendingWrite
+	// writers counts the queued writes that are not riders.
+	writers int
 	running bool
-	closed  bool
-	idle    sync.WaitGroup // the goroutine, for Close
+	// timed is set while a timer will start the goroutine for riders waiting alone.
+	timed bool
+	// riderWait, when set, replaces the constant (tests).
+	riderWait time.Duration
+	closed    bool
+	idle      sync.WaitGroup // the goroutine, for Close
 }
 
 // errPanicked stands in for a write that panicked when its group has to say why it failed.
@@ -77,6 +98,12 @@ var errPanicked = errors.New("store: a write in this transaction panicked")
 // is a *plaza.Error; a panic in fn goes on in the caller's goroutine.
 func (db *DB) groupWrite(ctx context.Context, evs []plaza.Outgoing, fn func(ctx context.Context, q Querier) error) error {
 	return db.enqueue(ctx, &pendingWrite{evs: evs, fn: fn})
+}
+
+// riderWrite runs fn through the committer as a rider (see above): in the next group of
+// ordinary writes, or alone after riderWait.
+func (db *DB) riderWrite(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
+	return db.enqueue(ctx, &pendingWrite{fn: fn, rider: true, queued: time.Now()})
 }
 
 // groupInsert inserts ps with evs through the committer: groupWrite for an insert that a
@@ -99,11 +126,10 @@ func (db *DB) enqueue(ctx context.Context, w *pendingWrite) error {
 		return plaza.Errorf(plaza.EUnavailable, "the database is closed")
 	}
 	c.queue = append(c.queue, w)
-	if !c.running {
-		c.running = true
-		c.idle.Add(1)
-		go db.commitLoop()
+	if !w.rider {
+		c.writers++
 	}
+	db.startCommits()
 	c.mu.Unlock()
 
 	var r writeResult
@@ -113,6 +139,9 @@ func (db *DB) enqueue(ctx context.Context, w *pendingWrite) error {
 		c.mu.Lock()
 		if !w.taken {
 			c.queue = slices.DeleteFunc(c.queue, func(x *pendingWrite) bool { return x == w })
+			if !w.rider {
+				c.writers--
+			}
 			c.mu.Unlock()
 			return MapError(ctx.Err())
 		}
@@ -126,15 +155,54 @@ func (db *DB) enqueue(ctx context.Context, w *pendingWrite) error {
 	return r.err
 }
 
-// commitLoop commits groups until the queue is empty.
+// riderDue returns how long the queue's riders may still wait for company: 0 when a group
+// should run now (an ordinary write is queued, the oldest rider has waited riderWait, or
+// the store is closing).
+func (c *committer) riderDue() time.Duration {
+	if c.writers > 0 || c.closed || len(c.queue) == 0 {
+		return 0
+	}
+	wait := riderWait
+	if c.riderWait > 0 {
+		wait = c.riderWait
+	}
+	return max(0, wait-time.Since(c.queue[0].queued))
+}
+
+// startCommits starts the committer's goroutine, with c.mu held, when the queue has a group
+// to run now; when it holds only riders that may wait, it sets a timer to look again.
+func (db *DB) startCommits() {
+	c := &db.commits
+	if c.running || len(c.queue) == 0 {
+		return
+	}
+	if wait := c.riderDue(); wait > 0 {
+		if !c.timed {
+			c.timed = true
+			time.AfterFunc(wait, func() {
+				c.mu.Lock()
+				c.timed = false
+				db.startCommits()
+				c.mu.Unlock()
+			})
+		}
+		return
+	}
+	c.running = true
+	c.idle.Add(1)
+	go db.commitLoop()
+}
+
+// commitLoop commits groups until the queue is empty, or holds only riders that may wait.
 func (db *DB) commitLoop() {
 	c := &db.commits
 	defer c.idle.Done()
 	for {
 		c.mu.Lock()
 		n := min(len(c.queue), maxGroup)
-		if n == 0 {
+		if n == 0 || c.riderDue() > 0 {
 			c.running = false
+			db.startCommits() // riders alone: the timer
 			c.mu.Unlock()
 			return
 		}
@@ -142,6 +210,9 @@ func (db *DB) commitLoop() {
 		c.queue = slices.Delete(c.queue, 0, n)
 		for _, w := range group {
 			w.taken = true
+			if !w.rider {
+				c.writers--
+			}
 		}
 		c.mu.Unlock()
 		db.commitGroup(group)
@@ -324,11 +395,13 @@ func (db *DB) lockStreams(ctx context.Context, tx *sql.Tx, group []*pendingWrite
 	return nil
 }
 
-// closeCommits refuses new writes and waits for the queued ones to be committed.
+// closeCommits refuses new writes and waits for the queued ones, riders included, to be
+// committed.
 func (db *DB) closeCommits() {
 	c := &db.commits
 	c.mu.Lock()
 	c.closed = true
+	db.startCommits()
 	c.mu.Unlock()
 	c.idle.Wait()
 }

@@ -234,15 +234,15 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	if len(published) > 0 {
 		// Exactly the rows published: on PostgreSQL a lower seq of another stream may
 		// commit after this batch was read, and must not be deleted unpublished. The
-		// delete joins the next group of writes rather than taking the writer for a
-		// transaction of its own; the next round waits for it, so it reads none of these
-		// rows again.
+		// delete rides with the next group of writes (riderWrite) rather than taking the
+		// writer for a transaction of its own; the next round waits for it, so it reads
+		// none of these rows again.
 		// One statement text whatever the rows, so it is prepared once (see groupTx).
 		del, seqs := outboxDeleteSQLite, "["+strings.Join(published, ",")+"]"
 		if r.db.dialect == Postgres {
 			del = outboxDeletePostgres
 		}
-		if err := r.db.groupWrite(ctx, nil, func(ctx context.Context, q Querier) error {
+		if err := r.db.riderWrite(ctx, func(ctx context.Context, q Querier) error {
 			_, err := q.ExecContext(ctx, del, seqs)
 			return err
 		}); err != nil {
