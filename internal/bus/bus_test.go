@@ -582,3 +582,46 @@ func newClient(t *testing.T, url string) *redis.Client {
 	t.Cleanup(func() { client.Close() })
 	return client
 }
+
+// TestRedisPublishMany: a batch published in one pipeline reaches each stream's
+// subscribers in order, as the same events published one by one would; a batch on a
+// closed bus publishes nothing.
+func TestRedisPublishMany(t *testing.T) {
+	t.Parallel()
+	b := bus.NewRedis(newClient(t, redistest.URL(t)), bus.RedisOptions{Prefix: "test:many:" + randomName() + ":", Block: 200 * time.Millisecond})
+	t.Cleanup(func() { b.Close() })
+	many, ok := b.(interface {
+		PublishMany(ctx context.Context, evs []plaza.Outgoing) (int, error)
+	})
+	if !ok {
+		t.Fatal("the Redis bus has no PublishMany")
+	}
+	a, c := subscribe(t, b, "a", ""), subscribe(t, b, "c", "")
+	var evs []plaza.Outgoing
+	for i := range 6 {
+		stream := "a"
+		if i%3 == 2 {
+			stream = "c"
+		}
+		evs = append(evs, plaza.Outgoing{Stream: stream, Event: event(t, i)})
+	}
+	if n, err := many.PublishMany(t.Context(), evs); n != len(evs) || err != nil {
+		t.Fatalf("PublishMany = %d, %v; want %d, nil", n, err, len(evs))
+	}
+	for _, want := range []struct {
+		sub bus.Subscription
+		ns  []int
+	}{{a, []int{0, 1, 3, 4}}, {c, []int{2, 5}}} {
+		var got []int
+		for _, ev := range receive(t, want.sub, len(want.ns)) {
+			got = append(got, n(t, ev))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want.ns) {
+			t.Errorf("received %v, want %v", got, want.ns)
+		}
+	}
+	b.Close()
+	if n, err := many.PublishMany(t.Context(), evs); n != 0 || !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("PublishMany on a closed bus = %d, %v; want 0, ErrClosed", n, err)
+	}
+}

@@ -167,9 +167,12 @@ type Cache struct {
 	// it stored).
 	origin    string      // this Cache's name in its announcements
 	noteSends noteBatches // announcements through the notifications, sent together
-	fillMu    sync.Mutex
-	deleted   deleteLog   // guarded by fillMu
-	recent    recentFills // guarded by fillMu
+	// delSends joins the Deletes of a remote backend made at the same moment: one backend
+	// delete and one bus announcement for them all (see Delete).
+	delSends noteBatches
+	fillMu   sync.Mutex
+	deleted  deleteLog   // guarded by fillMu
+	recent   recentFills // guarded by fillMu
 }
 
 // deleteLog numbers deleted keys and remembers the last len(ring) of them, so that a fill
@@ -368,6 +371,7 @@ func New(b Backend, opts Options) *Cache {
 	c.busEpoch.Store(1)
 	c.origin = plaza.NewID()
 	c.noteSends.send = c.notify
+	c.delSends.send = c.deleteAndAnnounce
 	_, c.inproc = b.(*memory)
 	if opts.LocalSize > 0 {
 		c.local = newTTLCache[localEntry](opts.LocalSize)
@@ -519,22 +523,44 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		c.deleted.add(keys, false)
 		err = c.b.Delete(ctx, keys...)
 		c.fillMu.Unlock()
-	} else {
-		c.logDeleted(keys, false)
-		err = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+		// Announced after the backend's delete: an instance that drops its copy must not
+		// reload the old value from the backend.
+		c.announce(ctx, keys)
+		return err
 	}
-	if err != nil && !c.inproc {
+	c.logDeleted(keys, false)
+	// The backend delete and the bus announcement go in a batch with the Deletes made at
+	// the same moment (natural batching, as announcements through the notifications do):
+	// every product create drops the category tree's key, which had been a Redis DEL and
+	// an XADD per create; a burst of creates now shares them. Each caller returns once a
+	// delete that began after it called has finished, so it is as done as its own.
+	err = c.delSends.announce(ctx, keys, func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), c.timeout)
+	})
+	if err != nil {
 		c.retryLater(keys)
 	}
-	// Announced after the backend's delete: an instance that drops its copy must not
-	// reload the old value from the backend.
-	c.announce(ctx, keys)
+	c.announceNotes(ctx, keys)
+	return err
+}
+
+// deleteAndAnnounce deletes keys from the backend, then announces them on the bus: the
+// send of delSends.
+func (c *Cache) deleteAndAnnounce(ctx context.Context, keys []string) error {
+	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
+	c.announceBus(ctx, keys)
 	return err
 }
 
 // announce tells every instance, on the bus and through the notifications, to drop keys
 // from its local tier.
 func (c *Cache) announce(ctx context.Context, keys []string) {
+	c.announceBus(ctx, keys)
+	c.announceNotes(ctx, keys)
+}
+
+// announceBus is announce's part on the bus.
+func (c *Cache) announceBus(ctx context.Context, keys []string) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
 			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys, Origin: c.origin}, time.Now())
@@ -545,6 +571,10 @@ func (c *Cache) announce(ctx context.Context, keys []string) {
 			return err
 		})
 	}
+}
+
+// announceNotes is announce's part through the notifications.
+func (c *Cache) announceNotes(ctx context.Context, keys []string) {
 	if c.notes != nil {
 		nctx, cancel := context.WithTimeout(ctx, c.timeout)
 		_ = c.noteSends.announce(nctx, keys, func() (context.Context, context.CancelFunc) {

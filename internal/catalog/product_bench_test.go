@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,8 +111,11 @@ func BenchmarkProductJSON(b *testing.B) {
 
 // BenchmarkCreate is POST /api/products below the transport: validation, the insert with
 // its category paths (and on SQLite full-text rows) in one transaction with its outbox
-// event, and the cache invalidation. "serial" creates one at a time; "parallel" from 16
-// goroutines at once, as 16 clients would, which the store commits in groups. PostgreSQL
+// event, the cache invalidation, and the outbox relay publishing (to nowhere) and deleting
+// the events, as a server's runs beside its creates. "serial" creates one at a time;
+// "parallel" from 16 goroutines at once, as 16 clients would, which the store commits in
+// groups. cpu-us/op is the process's CPU time (user and system) per create: on a shared
+// machine ns/op moves with other processes' load, CPU per create much less. PostgreSQL
 // runs need PLAZA_TEST_POSTGRES_URL (scripts/with-services.sh).
 func BenchmarkCreate(b *testing.B) {
 	for _, dialect := range []store.Dialect{store.SQLite, store.Postgres} {
@@ -119,17 +123,20 @@ func BenchmarkCreate(b *testing.B) {
 			products, ctx := createBench(b, dialect)
 			g := catalog.NewGenerator(1, time.Now())
 			b.ReportAllocs()
+			cpu := cpuTime(b)
 			for b.Loop() {
 				if _, err := products.Create(ctx, g.Next().Input()); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b)
 		})
 		b.Run(string(dialect)+"/parallel", func(b *testing.B) {
 			products, ctx := createBench(b, dialect)
 			var seed atomic.Uint64
 			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
 			b.ReportAllocs()
+			cpu := cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				g := catalog.NewGenerator(seed.Add(1), time.Now())
 				for pb.Next() {
@@ -139,6 +146,7 @@ func BenchmarkCreate(b *testing.B) {
 					}
 				}
 			})
+			cpu.report(b)
 		})
 	}
 }
@@ -152,6 +160,46 @@ func createBench(b *testing.B, dialect store.Dialect) (*cached.Catalog, context.
 	}
 	c := cache.New(cache.NewMemory(1000), cache.Options{Logger: discard})
 	b.Cleanup(func() { c.Close() })
+	relayCtx, stop := context.WithCancel(context.Background())
+	relayed := make(chan error, 1)
+	go func() { relayed <- db.RelayOutbox(relayCtx, nowhere{}, discard) }()
+	b.Cleanup(func() {
+		stop()
+		if err := <-relayed; err != nil {
+			b.Error(err)
+		}
+	})
 	ctx := plaza.WithPrincipal(context.Background(), plaza.Principal{UserID: "admin", Role: plaza.RoleAdmin})
 	return cached.New(svc, c, discard), ctx
+}
+
+// nowhere is a bus that takes every event and keeps none.
+type nowhere struct{}
+
+func (nowhere) Publish(_ context.Context, _ string, ev plaza.Event) (plaza.Event, error) {
+	return ev, nil
+}
+
+// cpuClock is the process's CPU time when a benchmark's loop began.
+type cpuClock time.Duration
+
+func cpuTime(b *testing.B) cpuClock {
+	b.Helper()
+	return cpuClock(processCPU(b))
+}
+
+// report adds cpu-us/op, the process's CPU time since the clock began per iteration.
+func (c cpuClock) report(b *testing.B) {
+	b.Helper()
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU(b)-time.Duration(c))/float64(b.N)/1e3, "cpu-us/op")
+	}
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -337,3 +337,73 @@ func TestCallerLeavingDoesNotBreakTheGroup(t *testing.T) {
 		}
 	})
 }
+
+// TestRiderJoinsTheNextWrite: a rider (the relay's delete of what it published) does not
+// start a transaction of its own while it may wait: it commits in the same transaction as
+// the next ordinary write, and alone once it has waited long enough.
+func TestRiderJoinsTheNextWrite(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		db.SetRiderWait(time.Hour) // the test says when the write comes
+		ctx := t.Context()
+		var mu sync.Mutex
+		var riderQ, writeQ store.Querier
+		rode := make(chan error, 1)
+		go func() {
+			rode <- db.RiderWrite(ctx, func(_ context.Context, q store.Querier) error {
+				mu.Lock()
+				defer mu.Unlock()
+				riderQ = q
+				return nil
+			})
+		}()
+		waitCommits(t, db, 1, false) // queued, and no transaction started for it
+		if err := db.GroupWrite(ctx, nil, func(_ context.Context, q store.Querier) error {
+			mu.Lock()
+			defer mu.Unlock()
+			writeQ = q
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-rode; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if riderQ == nil || riderQ != writeQ {
+			t.Fatal("the rider and the write that came after it ran in different transactions")
+		}
+	})
+}
+
+// TestRiderCommitsAloneInTime: a rider with no write to join commits alone after its
+// wait, and one still waiting when the store closes commits before Close returns.
+func TestRiderCommitsAloneInTime(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		rider := func() error {
+			return db.RiderWrite(ctx, func(ctx context.Context, q store.Querier) error {
+				_, err := q.ExecContext(ctx, `DELETE FROM outbox WHERE seq < 0`)
+				return err
+			})
+		}
+		db.SetRiderWait(10 * time.Millisecond)
+		if err := rider(); err != nil {
+			t.Fatalf("a rider alone: %v", err)
+		}
+		db.SetRiderWait(time.Hour)
+		rode := make(chan error, 1)
+		go func() { rode <- rider() }()
+		waitCommits(t, db, 1, false)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-rode; err != nil {
+			t.Fatalf("a rider waiting at Close: %v", err)
+		}
+	})
+}

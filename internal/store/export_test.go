@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"plaza/internal/plaza"
 )
@@ -14,6 +15,18 @@ func (db *DB) SetRankedMatches(n int) { db.rankedMatches = n }
 // making.
 func (db *DB) GroupWrite(ctx context.Context, evs []plaza.Outgoing, fn func(ctx context.Context, q Querier) error) error {
 	return db.groupWrite(ctx, evs, fn)
+}
+
+// RiderWrite is riderWrite, for the group-commit tests.
+func (db *DB) RiderWrite(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
+	return db.riderWrite(ctx, fn)
+}
+
+// SetRiderWait replaces how long a rider waits for company.
+func (db *DB) SetRiderWait(d time.Duration) {
+	db.commits.mu.Lock()
+	defer db.commits.mu.Unlock()
+	db.commits.riderWait = d
 }
 
 // Commits reports how many writes wait for a group, and whether a group is being run.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,85 @@ func TestOutboxRelayStopsAtAFailure(t *testing.T) {
 		}
 		if bus.failures == 1<<30 {
 			t.Fatal("the relay never tried to publish")
+		}
+	})
+}
+
+// batchBus publishes batches (store.ManyPublisher) into a flakyBus; a batch fails at its
+// event number failAt (counting every batch's events), once.
+type batchBus struct {
+	*flakyBus
+	failAt  int
+	batches int
+}
+
+func (b *batchBus) PublishMany(ctx context.Context, evs []plaza.Outgoing) (int, error) {
+	b.mu.Lock()
+	b.batches++
+	b.mu.Unlock()
+	for i, o := range evs {
+		b.mu.Lock()
+		fail := b.failAt == len(b.got)
+		if fail {
+			b.failAt = -1
+		}
+		b.mu.Unlock()
+		if fail {
+			return i, plaza.Errorf(plaza.EUnavailable, "bus down")
+		}
+		if _, err := b.Publish(ctx, o.Stream, o.Event); err != nil {
+			return i, err
+		}
+	}
+	return len(evs), nil
+}
+
+// TestOutboxRelayPublishesBatches: through a bus that publishes a batch at once, the relay
+// publishes every event, in commit order; a batch failing part way is taken up again from
+// the event that failed, and nothing is deleted unpublished.
+func TestOutboxRelayPublishesBatches(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		var keys []string
+		for i := range 7 {
+			p := product(fmt.Sprintf("Batch mug %d", i), "home", "kitchen", 900, 3, time.Now())
+			ev := outgoing(t, catalog.EventCreated, p)
+			if err := db.Products().Create(ctx, p, ev); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, ev.Event.Key)
+		}
+		bus := &batchBus{flakyBus: &flakyBus{arrived: make(chan struct{}, 1)}, failAt: 3}
+		rctx, stop := context.WithCancel(ctx)
+		relayed := make(chan error, 1)
+		go func() { relayed <- db.RelayOutbox(rctx, bus, nil) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if n, err := db.OutboxLen(ctx); err == nil && n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the relay never emptied the outbox")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		stop()
+		if err := <-relayed; err != nil {
+			t.Fatal(err)
+		}
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		var got []string
+		for _, ev := range bus.got {
+			got = append(got, ev.Key)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(keys) {
+			t.Fatalf("published %v,\nwant      %v (each once, in commit order)", got, keys)
+		}
+		if bus.batches < 2 {
+			t.Fatalf("%d batches: the failed one was not taken up again", bus.batches)
 		}
 	})
 }

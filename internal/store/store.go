@@ -144,18 +144,35 @@ func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if db.dialect == SQLite && ctx.Err() == nil {
 		ctx = context.WithoutCancel(ctx)
 	}
+	if st := db.readStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.reader.QueryRowContext(ctx, query, args...)
+}
+
+// readRows is readRow for a read of many rows.
+func (db *DB) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := db.readStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.reader.QueryContext(ctx, query, args...)
+}
+
+// readStmt returns query prepared on the readers, once per query text; nil if preparing
+// failed.
+func (db *DB) readStmt(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := db.stmts.Load(query); ok {
-		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+		return st.(*sql.Stmt)
 	}
 	st, err := db.reader.PrepareContext(ctx, query)
 	if err != nil {
-		return db.reader.QueryRowContext(ctx, query, args...)
+		return nil
 	}
 	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
 		_ = st.Close()
 		st = prev.(*sql.Stmt)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return st
 }
 
 // Tx runs fn in one write transaction: committed when fn returns nil, rolled back when fn
