@@ -262,13 +262,26 @@ func metricsAccess(cfg config.Config) httpapi.MetricsAccess {
 // serveDebug serves pprof on its own listener, never on the public one, in g until ctx
 // ends.
 func serveDebug(ctx context.Context, addr string, log *slog.Logger, g *errgroup.Group) error {
+	return serveSide(ctx, addr, "PLAZA_DEBUG_ADDR", "pprof", debugMux(), log, g)
+}
+
+// debugMux is the debug listener's: pprof, and POST /debug/free-os-memory, which collects
+// garbage and hands every free page back to the OS (debug.FreeOSMemory) before answering
+// 204. A collection alone leaves up to the heap goal resident (twice the live heap at
+// GOGC=100), so VmRSS read after it moves with the collector's cycle; read after this it is
+// what the process holds, which is what a measurement of memory per connection needs.
+func debugMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return serveSide(ctx, addr, "PLAZA_DEBUG_ADDR", "pprof", mux, log, g)
+	mux.HandleFunc("POST /debug/free-os-memory", func(w http.ResponseWriter, r *http.Request) {
+		debug.FreeOSMemory()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
 }
 
 // serveSide serves h on a listener of its own at addr (named by the variable that set it),
