@@ -106,14 +106,14 @@ func (h *hub) closeAll() {
 func (h *hub) join(c *conn, name, since string) error {
 	c.mu.Lock()
 	switch {
-	case c.rooms[name]:
+	case slices.Contains(c.rooms, name):
 		c.mu.Unlock()
 		return plaza.Errorf(plaza.EConflict, "already in room %q", name)
 	case len(c.rooms) >= MaxRooms:
 		c.mu.Unlock()
 		return plaza.Errorf(plaza.EInvalid, "a connection may be in at most %d rooms", MaxRooms)
 	}
-	c.rooms[name] = true
+	c.rooms = append(c.rooms, name)
 	c.mu.Unlock()
 
 	r, m, err := h.enter(c, name)
@@ -146,7 +146,7 @@ func (h *hub) join(c *conn, name, since string) error {
 func (h *hub) forget(c *conn, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.rooms, name)
+	c.rooms = slices.DeleteFunc(c.rooms, func(r string) bool { return r == name })
 }
 
 // enter makes c a joining member of room name, subscribing the room on first use.
