@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -92,29 +91,7 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 func fanOut(b *testing.B, transport string, n int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleServerEnv+"=serve")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	base := "http://" + strings.TrimSpace(addr)
+	base, pid := startServer(b, "serve")
 
 	// Every client counts what it receives; the one that completes an event's fan-out
 	// says so.
@@ -179,7 +156,7 @@ func fanOut(b *testing.B, transport string, n int) {
 		post("/cpuprofile?path=" + url.QueryEscape(filepath.Join(*fanProfile, transport+".cpu")))
 		defer post("/cpuprofile")
 	}
-	serverBefore, clientBefore := procTicks(b, cmd.Process.Pid), procTicks(b, os.Getpid())
+	serverBefore, clientBefore := procTicks(b, pid), procTicks(b, os.Getpid())
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
 		want.Store(int64(i+1) * int64(n))
@@ -187,7 +164,7 @@ func fanOut(b *testing.B, transport string, n int) {
 		wait(i + 1)
 	}
 	b.StopTimer()
-	serverAfter, clientAfter := procTicks(b, cmd.Process.Pid), procTicks(b, os.Getpid())
+	serverAfter, clientAfter := procTicks(b, pid), procTicks(b, os.Getpid())
 	perDelivery := func(ticks int64) float64 {
 		return float64(ticks) * 1e4 / float64(int64(b.N)*int64(n)) // 100 ticks a second
 	}

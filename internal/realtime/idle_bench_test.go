@@ -148,12 +148,11 @@ func BenchmarkIdleConnection(b *testing.B) {
 	}
 }
 
-func idleConnection(b *testing.B, transport string, n int) {
+// startServer runs this test binary again as the benchmark's server (serveIdle) in mode,
+// so that its memory and CPU are its own, and returns its base URL and process ID; the
+// server ends when the benchmark does.
+func startServer(b *testing.B, mode string) (string, int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	mode := "serve"
-	if *idleProfile != "" {
-		mode = "profile" // the figures then include the profiler's own memory
-	}
 	cmd.Env = append(os.Environ(), idleServerEnv+"="+mode)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -167,15 +166,23 @@ func idleConnection(b *testing.B, transport string, n int) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
+	b.Cleanup(func() {
 		stdin.Close()
 		_ = cmd.Wait()
-	}()
+	})
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := "http://" + strings.TrimSpace(addr)
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+}
+
+func idleConnection(b *testing.B, transport string, n int) {
+	mode := "serve"
+	if *idleProfile != "" {
+		mode = "profile" // the figures then include the profiler's own memory
+	}
+	base, _ := startServer(b, mode)
 	mem := func(query string) idleMemory {
 		time.Sleep(3 * time.Second) // as the bench harness idles before reading
 		res, err := http.Get(base + "/mem" + query)
