@@ -17,6 +17,8 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,11 +53,19 @@ const InvalidateStream = "cache.invalidate"
 // invalidateType is the event type on InvalidateStream; its data is invalidation.
 const invalidateType = "cache.invalidate"
 
+// invalidation is what an announcement carries, on the bus and (from this version on)
+// through the notifications alike.
 type invalidation struct {
 	Keys []string `json:"keys"`
 	// Origin names the Cache that deleted the keys, so it can tell its own announcement
 	// coming back from another instance's (absent from older versions: another's).
 	Origin string `json:"origin,omitempty"`
+	// Seqs[i] is the number Origin gave the deletion of Keys[i] (Cache.delSeq). Both
+	// channels carry the same numbers, so an instance applies each deletion once: the
+	// second copy of one, arriving after a read had loaded the key again, would
+	// otherwise delete that fresh fill from both tiers (see Cache.firstArrivals). Absent
+	// from older versions: every copy is applied.
+	Seqs []uint64 `json:"seqs,omitempty"`
 }
 
 // Notifications is a second way for invalidations to reach every instance, apart from the
@@ -92,8 +102,8 @@ type Options struct {
 	// applies to its local tier.
 	Bus bus.Bus
 	// Notifications, when set, carries the same invalidations on a second channel, so the
-	// local tier stays in use while either of the two is live (see Run). Duplicates are
-	// harmless: dropping a key twice is dropping it once.
+	// local tier stays in use while either of the two is live (see Run). Each deletion is
+	// applied once, on whichever channel brings it first.
 	Notifications Notifications
 	// LocalSize > 0 adds an in-process tier of that many entries in front of the
 	// backend, meant for a remote one. An entry lives there for min(ttl, LocalTTL).
@@ -173,6 +183,46 @@ type Cache struct {
 	fillMu   sync.Mutex
 	deleted  deleteLog   // guarded by fillMu
 	recent   recentFills // guarded by fillMu
+
+	// delSeq numbers this Cache's deletions in its announcements; applied remembers the
+	// deletions received, per origin and key, so that the copy on the other channel (or a
+	// late one) is not applied again.
+	delSeq    atomic.Uint64
+	appliedMu sync.Mutex
+	applied   appliedLog // guarded by appliedMu
+}
+
+// appliedKey names a key as deleted by one origin.
+type appliedKey struct{ origin, key string }
+
+// appliedLog remembers, for each origin's key, the largest deletion number applied, in
+// two generations that turn over every fillMemory or more, as recentFills does: the
+// channels deliver within milliseconds of each other, and a copy arriving after both
+// generations turned is applied again, which costs a reload and nothing else.
+type appliedLog struct {
+	cur, prev map[appliedKey]uint64
+	turned    time.Time
+}
+
+// maxApplied bounds the deletions remembered; past it a deletion is applied without
+// being remembered (its copy is applied too).
+const maxApplied = 100_000
+
+// first reports whether the deletion of k numbered seq is newer than every one applied,
+// and remembers it if so. A deletion no newer than one applied adds nothing: that one
+// was announced after its own backend delete, and its write, committed before this
+// deletion was numbered, was in place before it.
+func (l *appliedLog) first(k appliedKey, seq uint64, now time.Time) bool {
+	if l.cur == nil || now.Sub(l.turned) >= fillMemory {
+		l.prev, l.cur, l.turned = l.cur, map[appliedKey]uint64{}, now
+	}
+	if seq <= max(l.cur[k], l.prev[k]) {
+		return false
+	}
+	if len(l.cur)+len(l.prev) < maxApplied {
+		l.cur[k] = seq
+	}
+	return true
 }
 
 // deleteLog numbers deleted keys and remembers the last len(ring) of them, so that a fill
@@ -517,6 +567,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	c.forgetLocal(keys)
+	seq := c.delSeq.Add(1)
 	var err error
 	if c.inproc {
 		c.fillMu.Lock()
@@ -525,7 +576,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		c.fillMu.Unlock()
 		// Announced after the backend's delete: an instance that drops its copy must not
 		// reload the old value from the backend.
-		c.announce(ctx, keys)
+		c.announce(ctx, keys, seq)
 		return err
 	}
 	c.logDeleted(keys, false)
@@ -534,36 +585,40 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	// every product create drops the category tree's key, which had been a Redis DEL and
 	// an XADD per create; a burst of creates now shares them. Each caller returns once a
 	// delete that began after it called has finished, so it is as done as its own.
-	err = c.delSends.announce(ctx, keys, func() (context.Context, context.CancelFunc) {
+	err = c.delSends.announce(ctx, keys, seq, func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), c.timeout)
 	})
 	if err != nil {
 		c.retryLater(keys)
 	}
-	c.announceNotes(ctx, keys)
+	c.announceNotes(ctx, keys, seq)
 	return err
 }
 
 // deleteAndAnnounce deletes keys from the backend, then announces them on the bus: the
 // send of delSends.
-func (c *Cache) deleteAndAnnounce(ctx context.Context, keys []string) error {
+func (c *Cache) deleteAndAnnounce(ctx context.Context, keys []string, seqs []uint64) error {
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
-	c.announceBus(ctx, keys)
+	c.announceBus(ctx, keys, seqs)
 	return err
 }
 
 // announce tells every instance, on the bus and through the notifications, to drop keys
-// from its local tier.
-func (c *Cache) announce(ctx context.Context, keys []string) {
-	c.announceBus(ctx, keys)
-	c.announceNotes(ctx, keys)
+// from its local tier: the deletion numbered seq.
+func (c *Cache) announce(ctx context.Context, keys []string, seq uint64) {
+	seqs := make([]uint64, len(keys))
+	for i := range seqs {
+		seqs[i] = seq
+	}
+	c.announceBus(ctx, keys, seqs)
+	c.announceNotes(ctx, keys, seq)
 }
 
 // announceBus is announce's part on the bus.
-func (c *Cache) announceBus(ctx context.Context, keys []string) {
+func (c *Cache) announceBus(ctx context.Context, keys []string, seqs []uint64) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
-			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys, Origin: c.origin}, time.Now())
+			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys, Origin: c.origin, Seqs: seqs}, time.Now())
 			if err != nil {
 				return err
 			}
@@ -574,10 +629,10 @@ func (c *Cache) announceBus(ctx context.Context, keys []string) {
 }
 
 // announceNotes is announce's part through the notifications.
-func (c *Cache) announceNotes(ctx context.Context, keys []string) {
+func (c *Cache) announceNotes(ctx context.Context, keys []string, seq uint64) {
 	if c.notes != nil {
 		nctx, cancel := context.WithTimeout(ctx, c.timeout)
-		_ = c.noteSends.announce(nctx, keys, func() (context.Context, context.CancelFunc) {
+		_ = c.noteSends.announce(nctx, keys, seq, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), c.timeout)
 		})
 		cancel()
@@ -632,7 +687,7 @@ func (c *Cache) runPending(ctx context.Context) {
 		}
 		// Instances may have read the old values between the backend's return and now.
 		c.forgetLocal(keys)
-		c.announce(ctx, keys)
+		c.announce(ctx, keys, c.delSeq.Add(1))
 		c.pendMu.Lock()
 		for k, seq := range snap {
 			if c.pending[k] == seq {
@@ -643,9 +698,10 @@ func (c *Cache) runPending(ctx context.Context) {
 	}
 }
 
-// notify sends keys through the notifications, in as many payloads as they need.
-func (c *Cache) notify(ctx context.Context, keys []string) error {
-	for _, p := range notifyPayloads(keys) {
+// notify sends keys, deleted by the deletions seqs number, through the notifications, in
+// as many payloads as they need.
+func (c *Cache) notify(ctx context.Context, keys []string, seqs []uint64) error {
+	for _, p := range notifyPayloads(c.origin, keys, seqs) {
 		if err := c.notes.Notify(ctx, p); err != nil {
 			if ctx.Err() == nil {
 				c.sourceError(ctx, "notify", err)
@@ -656,31 +712,32 @@ func (c *Cache) notify(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// notifyPayloads encodes keys as JSON arrays of at most MaxNotifyPayload bytes; a key too
-// long for one is sent as forgetAll.
-func notifyPayloads(keys []string) []string {
+// notifyPayloads encodes keys and their deletions' numbers as invalidations from origin,
+// each of at most MaxNotifyPayload bytes; a key too long for one is sent as forgetAll.
+func notifyPayloads(origin string, keys []string, seqs []uint64) []string {
+	empty, _ := json.Marshal(invalidation{Keys: []string{}, Origin: origin, Seqs: []uint64{0}})
+	base := len(empty) // an upper bound: the seq 0 in it stands for the comma of the first
 	var out []string
-	var cur []string
-	size := 2 // the brackets
-	flush := func() {
-		if len(cur) > 0 {
-			b, _ := json.Marshal(cur)
+	start, size := 0, base
+	flush := func(end int) {
+		if end > start {
+			b, _ := json.Marshal(invalidation{Keys: keys[start:end], Origin: origin, Seqs: seqs[start:end]})
 			out = append(out, string(b))
-			cur, size = cur[:0], 2
 		}
+		start, size = end, base
 	}
-	for _, k := range keys {
+	for i, k := range keys {
 		b, _ := json.Marshal(k)
-		n := len(b) + 1 // and a comma
-		if n+2 > MaxNotifyPayload {
+		n := len(b) + 1 + len(strconv.FormatUint(seqs[i], 10)) + 1 // each with a comma
+		if base+n > MaxNotifyPayload {
 			return []string{forgetAll}
 		}
 		if size+n > MaxNotifyPayload {
-			flush()
+			flush(i)
 		}
-		cur, size = append(cur, k), size+n
+		size += n
 	}
-	flush()
+	flush(len(keys))
 	return out
 }
 
@@ -922,8 +979,14 @@ func (c *Cache) applyNotification(payload string) {
 		prom.Inc(c.m.invalidations)
 		return
 	}
-	var keys []string
-	if err := json.Unmarshal([]byte(payload), &keys); err != nil {
+	var inv invalidation
+	var err error
+	if strings.HasPrefix(payload, "[") {
+		err = json.Unmarshal([]byte(payload), &inv.Keys) // an older version's: the keys alone
+	} else {
+		err = json.Unmarshal([]byte(payload), &inv)
+	}
+	if err != nil {
 		// Not one of ours (another version sharing the database): drop everything rather
 		// than keep what it may have meant to invalidate.
 		c.log.Error("cache: undecodable invalidation notification; local tier dropped", "err", err)
@@ -932,9 +995,7 @@ func (c *Cache) applyNotification(payload string) {
 		c.local.c.DeleteAll()
 		return
 	}
-	c.forgetLocal(keys)
-	c.received(keys, false)
-	prom.Inc(c.m.invalidations)
+	c.apply(inv)
 }
 
 func (c *Cache) applyInvalidation(ev plaza.Event) {
@@ -946,11 +1007,41 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 		c.log.Error("cache: undecodable invalidation", "id", ev.ID, "err", err)
 		return
 	}
-	c.forgetLocal(inv.Keys)
+	c.apply(inv)
+}
+
+// apply drops the keys of inv that this instance has not yet applied from the local tier
+// and, when another instance deleted them, from this one's recent fills (see received).
+// Its own announcement still drops the local copies: one may have been read from the
+// backend between its Delete's start and the backend's delete.
+func (c *Cache) apply(inv invalidation) {
+	keys := c.firstArrivals(inv)
+	if len(keys) == 0 {
+		return
+	}
+	c.forgetLocal(keys)
 	if inv.Origin != c.origin { // this Cache's own Delete logged its keys already
-		c.received(inv.Keys, false)
+		c.received(keys, false)
 	}
 	prom.Inc(c.m.invalidations)
+}
+
+// firstArrivals returns the keys of inv whose deletion is not yet applied here (all of
+// them when inv carries no numbers), and remembers them as applied.
+func (c *Cache) firstArrivals(inv invalidation) []string {
+	if inv.Origin == "" || len(inv.Seqs) != len(inv.Keys) {
+		return inv.Keys
+	}
+	now := time.Now()
+	keys := inv.Keys[:0:0]
+	c.appliedMu.Lock()
+	defer c.appliedMu.Unlock()
+	for i, k := range inv.Keys {
+		if c.applied.first(appliedKey{inv.Origin, k}, inv.Seqs[i], now) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // fillBackend stores what a load returned, unless key was deleted (here, or by an

@@ -11,9 +11,10 @@ import (
 // way sends its own at once; those arriving meanwhile go together as the next, each key
 // once, and each caller returns when the notification carrying its keys was sent. Every
 // product create drops the category tree's key, so under a burst of creates this is one
-// pg_notify for many of them rather than one each.
+// pg_notify for many of them rather than one each. Each announcement carries its
+// deletion's number (Cache.delSeq); a key announced twice in one batch keeps the larger.
 type noteBatches struct {
-	send func(ctx context.Context, keys []string) error
+	send func(ctx context.Context, keys []string, seqs []uint64) error
 
 	mu   sync.Mutex
 	busy bool
@@ -22,32 +23,40 @@ type noteBatches struct {
 
 type noteBatch struct {
 	keys    []string
-	seen    map[string]bool
+	seqs    []uint64       // seqs[i] numbers the deletion of keys[i]
+	seen    map[string]int // index in keys
 	callers int
 	done    chan struct{}
 	err     error
 }
 
-func (n *noteBatches) announce(ctx context.Context, keys []string, detached func() (context.Context, context.CancelFunc)) error {
+func (n *noteBatches) announce(ctx context.Context, keys []string, seq uint64, detached func() (context.Context, context.CancelFunc)) error {
 	n.mu.Lock()
 	if !n.busy {
 		n.busy = true
 		n.mu.Unlock()
-		err := n.send(ctx, keys)
+		seqs := make([]uint64, len(keys))
+		for i := range seqs {
+			seqs[i] = seq
+		}
+		err := n.send(ctx, keys, seqs)
 		n.release(detached)
 		return err
 	}
 	b := n.next
 	if b == nil {
-		b = &noteBatch{seen: map[string]bool{}, done: make(chan struct{})}
+		b = &noteBatch{seen: map[string]int{}, done: make(chan struct{})}
 		n.next = b
 	}
 	b.callers++
 	for _, k := range keys {
-		if !b.seen[k] {
-			b.seen[k] = true
-			b.keys = append(b.keys, k)
+		if i, ok := b.seen[k]; ok {
+			b.seqs[i] = max(b.seqs[i], seq)
+			continue
 		}
+		b.seen[k] = len(b.keys)
+		b.keys = append(b.keys, k)
+		b.seqs = append(b.seqs, seq)
 	}
 	n.mu.Unlock()
 	select {
@@ -80,7 +89,7 @@ func (n *noteBatches) release(detached func() (context.Context, context.CancelFu
 			}
 			n.mu.Unlock()
 			ctx, cancel := detached()
-			b.err = n.send(ctx, slices.Clip(b.keys))
+			b.err = n.send(ctx, slices.Clip(b.keys), slices.Clip(b.seqs))
 			cancel()
 			close(b.done)
 		}

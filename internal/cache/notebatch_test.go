@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -16,11 +17,17 @@ func TestAnnouncementsShareNotifications(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var sent [][]string
+	var numbers []map[string]uint64
 	entered, release := make(chan struct{}), make(chan struct{})
-	n := noteBatches{send: func(_ context.Context, keys []string) error {
+	n := noteBatches{send: func(_ context.Context, keys []string, seqs []uint64) error {
 		mu.Lock()
 		first := len(sent) == 0
 		sent = append(sent, slices.Clone(keys))
+		m := map[string]uint64{}
+		for i, k := range keys {
+			m[k] = seqs[i]
+		}
+		numbers = append(numbers, m)
 		mu.Unlock()
 		if first {
 			close(entered)
@@ -33,14 +40,14 @@ func TestAnnouncementsShareNotifications(t *testing.T) {
 	}
 	ctx := t.Context()
 	firstDone := make(chan error, 1)
-	go func() { firstDone <- n.announce(ctx, []string{"p:1"}, detached) }()
+	go func() { firstDone <- n.announce(ctx, []string{"p:1"}, 1, detached) }()
 	<-entered
 
 	var wg sync.WaitGroup
 	returned := make(chan int, 10)
 	for i := range 10 {
 		wg.Go(func() {
-			if err := n.announce(ctx, []string{"categories", fmt.Sprint("p:", i%3)}, detached); err != nil {
+			if err := n.announce(ctx, []string{"categories", fmt.Sprint("p:", i%3)}, uint64(i+2), detached); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -76,5 +83,10 @@ func TestAnnouncementsShareNotifications(t *testing.T) {
 	got := slices.Sorted(slices.Values(sent[1]))
 	if want := []string{"categories", "p:0", "p:1", "p:2"}; !slices.Equal(got, want) {
 		t.Fatalf("the shared notification carried %v, want %v", got, want)
+	}
+	// Each key carries the largest number of the deletions that named it (announcement
+	// i is numbered i+2 and names p:i%3).
+	if want := map[string]uint64{"categories": 11, "p:0": 11, "p:1": 9, "p:2": 10}; !maps.Equal(numbers[1], want) {
+		t.Fatalf("the shared notification numbered its keys %v, want %v", numbers[1], want)
 	}
 }

@@ -1,0 +1,173 @@
+package cache_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"plaza/internal/bus"
+	"plaza/internal/cache"
+	"plaza/internal/redistest"
+)
+
+// heldNotes is Notifications within one process whose deliveries can be held back, as a
+// slower channel's are: while held, payloads queue; release delivers them in order.
+type heldNotes struct {
+	mu        sync.Mutex
+	listeners []func(string)
+	held      bool
+	queue     []string
+}
+
+func (h *heldNotes) Notify(_ context.Context, payload string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		h.queue = append(h.queue, payload)
+		return nil
+	}
+	for _, f := range h.listeners {
+		f(payload)
+	}
+	return nil
+}
+
+func (h *heldNotes) Listen(ctx context.Context, listening func(), receive func(string)) error {
+	h.mu.Lock()
+	h.listeners = append(h.listeners, receive)
+	h.mu.Unlock()
+	listening()
+	<-ctx.Done()
+	return nil
+}
+
+func (h *heldNotes) hold() {
+	h.mu.Lock()
+	h.held = true
+	h.mu.Unlock()
+}
+
+// release delivers what was held and returns how many payloads that was.
+func (h *heldNotes) release() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = false
+	for _, p := range h.queue {
+		for _, f := range h.listeners {
+			f(p)
+		}
+	}
+	n := len(h.queue)
+	h.queue = nil
+	return n
+}
+
+// TestADeletionIsAppliedOnce: with Redis and a second invalidation channel (PostgreSQL's
+// notifications in production), every deletion reaches each instance twice. The copy that
+// arrives second must not undo the reads made since the first: B, having reloaded the
+// key, keeps serving it from both tiers, and A's own copy coming back spares A's reload
+// too. A later deletion of the same key is still applied, on whichever channel.
+func TestADeletionIsAppliedOnce(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	notes := &heldNotes{}
+	ctx, stop := context.WithCancel(t.Context())
+	runs := make(chan error, 2)
+	var backend cache.Backend
+	open := func() *cache.Cache {
+		opts, err := cache.ParseRedisURL(srv.URL())
+		must(t, err)
+		client := redis.NewClient(opts)
+		b := bus.NewRedis(client, bus.RedisOptions{Prefix: "test:once:bus:", Block: 200 * time.Millisecond, Logger: quiet})
+		backend = cache.NewRedis(client, "test:once:")
+		c := cache.New(backend, cache.Options{Bus: b, Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
+		t.Cleanup(func() { c.Close(); b.Close(); client.Close() })
+		running(t, ctx, c, runs)
+		return c
+	}
+	a, b := open(), open()
+	defer func() {
+		stop()
+		for range 2 {
+			<-runs
+		}
+	}()
+	src := newVersioned(t, a)
+
+	for _, reader := range []struct {
+		name string
+		c    *cache.Cache
+	}{{"A (the writer)", a}, {"B (another instance)", b}} { // A first: B, once it has filled the key, deletes it again on A's next deletion (Cache.received)
+		src.read(reader.c)
+		if _, hit := src.read(reader.c); !hit {
+			t.Fatalf("%s: the second read was not a hit", reader.name)
+		}
+		notes.hold()
+		want := src.write()
+		// The bus's copy arrives: the reader loads the new version and keeps it.
+		eventually(t, reader.name+" reads the new version", func() bool {
+			got, _ := src.read(reader.c)
+			return got == want
+		})
+		if got, hit := src.read(reader.c); got != want || !hit {
+			t.Fatalf("%s: read %d (hit %v) after loading %d", reader.name, got, hit, want)
+		}
+		// Then the notification's copy of the same deletion.
+		if n := notes.release(); n == 0 {
+			t.Fatal("the write sent no notification")
+		}
+		if got, hit := src.read(reader.c); got != want || !hit {
+			t.Fatalf("%s: read %d (hit %v) after the second copy of the deletion; want %d from its cache", reader.name, got, hit, want)
+		}
+		if _, ok, err := backend.Get(t.Context(), versionedKey); err != nil || !ok {
+			t.Fatalf("%s: the key left Redis after the second copy of its deletion (%v)", reader.name, err)
+		}
+	}
+
+	// A later deletion of the same key is applied again: what is remembered of the first
+	// does not swallow it.
+	for _, held := range []bool{false, true} {
+		src.read(b)
+		if held {
+			notes.hold()
+		}
+		want := src.write()
+		eventually(t, "B reads the version of a later deletion", func() bool {
+			got, _ := src.read(b)
+			return got == want
+		})
+		notes.release()
+	}
+
+	// A notification in the older format (the keys alone, as a JSON array, from an
+	// instance not yet upgraded) still drops them from the local tier, and only them.
+	src.read(b)
+	if _, hit := src.read(b); !hit {
+		t.Fatal("B: the second read was not a hit")
+	}
+	if _, _, err := b.GetOrLoad(t.Context(), "other", time.Minute, func(context.Context) ([]byte, error) { return []byte("kept"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, backend.Set(t.Context(), versionedKey, []byte("-1"), time.Minute))
+	must(t, backend.Set(t.Context(), "other", []byte("changed"), time.Minute))
+	must(t, notes.Notify(t.Context(), `["`+versionedKey+`"]`))
+	if got, hit := src.read(b); hit && got == src.version.Load() { // "-1" from Redis, or a reload once B deleted its recent fill again
+		t.Fatalf("B served version %d from its local tier after an older instance's notification", got)
+	}
+	if v, ok := b.Get(t.Context(), "other"); !ok || string(v) != "kept" {
+		t.Fatalf("B: other = %q, %v after a notification for another key; want kept from its local tier", v, ok)
+	}
+}
+
+// eventually fails t unless cond holds within waitFor.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, waitFor)
+		}
+	}
+}
