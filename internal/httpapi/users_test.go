@@ -861,6 +861,72 @@ func TestWrongEmailAndWrongPasswordLookAlike(t *testing.T) {
 	})
 }
 
+// TestLoginThrottlingAcrossAWindowBoundary: failures on both sides of a window boundary add
+// up (fixed windows would let 2×limit−2 guesses straddle one), for the email's limit and the
+// IP's alike; a quiet window later the owner logs in, and a success clears both windows.
+func TestLoginThrottlingAcrossAWindowBoundary(t *testing.T) {
+	t.Parallel()
+	usersTest(t, func(t *testing.T, e *usersEnv) {
+		login := func(email, password string) *http.Response {
+			res, _ := e.do(t, userReq{method: "POST", path: "/api/auth/login", body: map[string]string{"email": email, "password": password}})
+			return res
+		}
+		ann := e.register(t, "Ann Smith")
+		toBoundary := func() { // to 2 s before the next boundary
+			e.clock.add(e.clock.now().Truncate(users.ThrottleWindow).Add(users.ThrottleWindow - 2*time.Second).Sub(e.clock.now()))
+		}
+		toBoundary()
+		for i := range users.MaxFailuresPerEmail {
+			if i == 3 {
+				e.clock.add(3 * time.Second) // into the next window
+			}
+			if res := login(ann.Email, "wrong password"); res.StatusCode != 401 {
+				t.Fatalf("failure %d: %d", i, res.StatusCode)
+			}
+		}
+		res := login(ann.Email, userPassword)
+		if res.StatusCode != 429 {
+			t.Fatalf("after %d failures straddling a boundary: %d", users.MaxFailuresPerEmail, res.StatusCode)
+		}
+		windowEnd := e.clock.now().Truncate(users.ThrottleWindow).Add(users.ThrottleWindow)
+		if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra != int(windowEnd.Sub(e.clock.now()).Seconds()) {
+			t.Fatalf("Retry-After %q, want %v", res.Header.Get("Retry-After"), windowEnd.Sub(e.clock.now()))
+		}
+		// Once the block ends, the owner logs in; that success clears the previous
+		// window's count too, so four failures later she is not blocked.
+		e.clock.add(windowEnd.Sub(e.clock.now()))
+		if res := login(ann.Email, userPassword); res.StatusCode != 200 {
+			t.Fatalf("after the block: %d", res.StatusCode)
+		}
+		for i := range users.MaxFailuresPerEmail - 1 {
+			if res := login(ann.Email, "wrong password"); res.StatusCode != 401 {
+				t.Fatalf("failure %d after a success: %d", i, res.StatusCode)
+			}
+		}
+		if res := login(ann.Email, userPassword); res.StatusCode != 200 {
+			t.Fatalf("4 failures after a success: %d", res.StatusCode)
+		}
+
+		// Failures weigh on the next window in proportion to the part of their window
+		// still within the last 15 minutes: 4 failures at a window's start count 1 three
+		// quarters into the next, so the block comes with the 4th failure there, not the 1st.
+		e.clock.add(e.clock.now().Truncate(users.ThrottleWindow).Add(users.ThrottleWindow).Sub(e.clock.now()))
+		bob := e.register(t, "Bob Jones")
+		for range 4 {
+			login(bob.Email, "wrong password")
+		}
+		e.clock.add(users.ThrottleWindow + users.ThrottleWindow*3/4)
+		for i := range 4 {
+			if res := login(bob.Email, "wrong password"); res.StatusCode != 401 {
+				t.Fatalf("failure %d three quarters into the next window: %d", i, res.StatusCode)
+			}
+		}
+		if res := login(bob.Email, userPassword); res.StatusCode != 429 {
+			t.Fatalf("4 failures and a quarter of 4 before them: %d", res.StatusCode)
+		}
+	})
+}
+
 func TestLoginThrottling(t *testing.T) {
 	t.Parallel()
 	usersTest(t, func(t *testing.T, e *usersEnv) {
@@ -904,7 +970,9 @@ func TestLoginThrottling(t *testing.T) {
 		}
 
 		// Twenty failures from one IP, over different emails, block that IP for every
-		// email; a success in between does not reset the IP's count.
+		// email; a success in between does not reset the IP's count. (A window later, so
+		// that the IP's failures above no longer weigh on its count.)
+		e.clock.add(users.ThrottleWindow)
 		for i := range users.MaxFailuresPerIP {
 			if i == 10 {
 				login(bob.Email, userPassword)

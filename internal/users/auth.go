@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 	"plaza/internal/plaza"
 )
 
-// Login throttling: failed logins are counted per email and per client IP in fixed
-// 15-minute windows; past the limit, logins answer ERateLimited until the window ends.
+// Login throttling: failed logins are counted per email and per client IP in 15-minute
+// windows aligned on the clock, weighed as a sliding window: the previous window's count
+// adds to the current one in proportion to the part of it still within the last 15
+// minutes, so that failures on both sides of a boundary add up (fixed windows let 2×limit−2
+// guesses straddle one). Past the limit, logins answer ERateLimited until the window ends.
 const (
 	ThrottleWindow      = 15 * time.Minute
 	MaxFailuresPerEmail = 5
@@ -66,7 +70,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	}
 	// A success clears the email's count (its owner is back), not the IP's: otherwise one
 	// valid account would reset an attacker's per-IP budget between guesses.
-	if err := s.cache.Delete(ctx, counters[0].count); err != nil {
+	if err := s.cache.Delete(ctx, counters[0].count, counters[0].prev); err != nil {
 		s.log.WarnContext(ctx, "users: clearing the login failure count failed", "err", err)
 	}
 	if err := s.refreshTokens.DeleteExpired(ctx, u.ID, s.now()); err != nil {
@@ -314,29 +318,37 @@ func (s *Service) tokens(u User, family, refresh string, now time.Time) (Tokens,
 // its limit, the limit, and when its window ends.
 type counter struct {
 	count, blocked string
+	prev           string  // the previous window's count
+	prevShare      float64 // the part of the previous window within ThrottleWindow of now
 	limit          int64
 	ends           time.Time
 	message        string // the client's explanation once the limit is reached
 }
 
+// newCounter returns the counter of the window now falls in, its keys the prefixes and
+// the window's number. Windows are aligned to multiples of ThrottleWindow, so every
+// instance agrees on them and Retry-After is exact.
+func (s *Service) newCounter(count, blocked string, limit int64, message string) counter {
+	now := s.now()
+	size := int64(ThrottleWindow / time.Second)
+	w := now.Unix() / size
+	start := time.Unix(w*size, 0)
+	win, prev := ":"+strconv.FormatInt(w, 10), ":"+strconv.FormatInt(w-1, 10)
+	return counter{count: count + win, blocked: blocked + win, prev: count + prev,
+		prevShare: 1 - float64(now.Sub(start))/float64(ThrottleWindow),
+		limit:     limit, ends: start.Add(ThrottleWindow), message: message}
+}
+
 const tooManyLogins = "too many failed logins; retry after the time in Retry-After"
 
 // loginCounters returns the email's counter first, then the client IP's when the
-// transport put one in ctx. Windows are aligned to multiples of ThrottleWindow, so every
-// instance agrees on them and Retry-After is exact. Emails are hashed: cache keys ride
-// the bus in clear.
+// transport put one in ctx. Emails are hashed: cache keys ride the bus in clear.
 func (s *Service) loginCounters(ctx context.Context, email string) []counter {
-	now := s.now()
-	w := now.Unix() / int64(ThrottleWindow/time.Second)
-	ends := time.Unix((w+1)*int64(ThrottleWindow/time.Second), 0)
-	win := ":" + strconv.FormatInt(w, 10)
 	sum := sha256.Sum256([]byte(EmailKey(email)))
 	email = hex.EncodeToString(sum[:16])
-	cs := []counter{{count: "auth:fail:email:" + email + win, blocked: "auth:block:email:" + email + win,
-		limit: MaxFailuresPerEmail, ends: ends, message: tooManyLogins}}
+	cs := []counter{s.newCounter("auth:fail:email:"+email, "auth:block:email:"+email, MaxFailuresPerEmail, tooManyLogins)}
 	if ip := plaza.ClientIPFrom(ctx); ip != "" {
-		cs = append(cs, counter{count: "auth:fail:ip:" + ip + win, blocked: "auth:block:ip:" + ip + win,
-			limit: MaxFailuresPerIP, ends: ends, message: tooManyLogins})
+		cs = append(cs, s.newCounter("auth:fail:ip:"+ip, "auth:block:ip:"+ip, MaxFailuresPerIP, tooManyLogins))
 	}
 	return cs
 }
@@ -348,11 +360,8 @@ func (s *Service) registerCounters(ctx context.Context) []counter {
 	if ip == "" {
 		return nil
 	}
-	w := s.now().Unix() / int64(ThrottleWindow/time.Second)
-	ends := time.Unix((w+1)*int64(ThrottleWindow/time.Second), 0)
-	win := ":" + strconv.FormatInt(w, 10)
-	return []counter{{count: "auth:register:ip:" + ip + win, blocked: "auth:register-block:ip:" + ip + win,
-		limit: int64(s.registrationsPerIP), ends: ends, message: "too many registrations from this address; retry after the time in Retry-After"}}
+	return []counter{s.newCounter("auth:register:ip:"+ip, "auth:register-block:ip:"+ip, int64(s.registrationsPerIP),
+		"too many registrations from this address; retry after the time in Retry-After")}
 }
 
 // throttled answers ERateLimited when a counter has reached its limit. It reads the
@@ -373,15 +382,34 @@ func (s *Service) throttled(ctx context.Context, cs []counter) error {
 func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 	for _, c := range cs {
 		left := c.ends.Sub(s.now())
-		n, err := s.cache.Incr(ctx, c.count, left)
+		// Kept through the next window too, on whose count it weighs.
+		n, err := s.cache.Incr(ctx, c.count, left+ThrottleWindow)
 		if err != nil {
 			s.log.WarnContext(ctx, "users: counting a failed login failed", "err", err)
 			continue
+		}
+		if n < c.limit {
+			n += s.previousCount(ctx, c)
 		}
 		if n >= c.limit { // >=, not ==: a lost flag is set again by the next failure
 			_ = s.cache.Set(ctx, c.blocked, []byte("1"), left)
 		}
 	}
+}
+
+// previousCount is the previous window's count weighed by the part of that window still
+// within ThrottleWindow of now, rounded up: 3 failures a second before the boundary still
+// count 3 a second after it. That count no longer grows, so a local copy of it is as good.
+func (s *Service) previousCount(ctx context.Context, c counter) int64 {
+	v, ok := s.cache.Get(ctx, c.prev)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(float64(n) * c.prevShare))
 }
 
 func revokedKey(jti string) string { return "auth:revoked:" + jti }
