@@ -1013,16 +1013,18 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 // apply drops the keys of inv that this instance has not yet applied from the local tier
 // and, when another instance deleted them, from this one's recent fills (see received).
 // Its own announcement still drops the local copies: one may have been read from the
-// backend between its Delete's start and the backend's delete.
+// backend between its Delete's start and the backend's delete. The recent fills go first:
+// a read that misses once the local copy is gone may fill the backend afresh, and a
+// delete of the recent fills landing after that would throw the fresh value away.
 func (c *Cache) apply(inv invalidation) {
 	keys := c.firstArrivals(inv)
 	if len(keys) == 0 {
 		return
 	}
-	c.forgetLocal(keys)
 	if inv.Origin != c.origin { // this Cache's own Delete logged its keys already
 		c.received(keys, false)
 	}
+	c.forgetLocal(keys)
 	prom.Inc(c.m.invalidations)
 }
 

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -169,5 +170,60 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %s", what, waitFor)
 		}
+	}
+}
+
+// passThrough is a backend that Cache takes for a remote one.
+type passThrough struct{ cache.Backend }
+
+// TestAnInvalidationDoesNotUndoTheReloadItCaused: an instance applying another's deletion
+// deletes its own recent fills of the key from the backend again before it drops its
+// local copy. The other way round, a read arriving between the two misses, reloads and
+// fills the backend, and the delete landing after it throws the fresh value away (the
+// next readers miss again, as TestCatalogAcrossInstances once saw).
+func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
+	t.Parallel()
+	shared := cache.NewMemory(100)
+	t.Cleanup(func() { shared.Close() })
+	notes := &loopback{}
+	ctx, stop := context.WithCancel(t.Context())
+	runs := make(chan error, 2)
+	defer func() {
+		stop()
+		for range 2 {
+			<-runs
+		}
+	}()
+	open := func(b cache.Backend) *cache.Cache {
+		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
+		t.Cleanup(func() { c.Close() })
+		running(t, ctx, c, runs)
+		return c
+	}
+	a := open(passThrough{shared})
+	held := &heldDeletes{Backend: shared, entered: make(chan struct{}), release: make(chan struct{})}
+	b := open(held)
+	src := newVersioned(t, a)
+
+	src.read(b) // B fills the backend: a recent fill, which A's deletion makes B delete again
+	wrote := make(chan int64)
+	go func() { wrote <- src.write() }()
+	select {
+	case <-held.entered: // B is deleting its recent fill
+	case <-time.After(waitFor):
+		t.Fatal("B never deleted its recent fill again")
+	}
+	src.read(b) // a read meanwhile
+	close(held.release)
+	want := <-wrote
+	eventually(t, "B reads the new version", func() bool {
+		got, _ := src.read(b)
+		return got == want
+	})
+	if got, hit := src.read(b); got != want || !hit {
+		t.Fatalf("B read %d (hit %v); want %d from its cache", got, hit, want)
+	}
+	if v, ok, err := shared.Get(t.Context(), versionedKey); err != nil || !ok || string(v) != strconv.FormatInt(want, 10) {
+		t.Fatalf("the backend holds %q (%v, %v); want version %d, reloaded", v, ok, err, want)
 	}
 }
