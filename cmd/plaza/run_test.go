@@ -163,7 +163,10 @@ func TestConfigErrorsStopStartWithExitCode2(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{c.name: c.val, "PLAZA_DATA_DIR": t.TempDir()}
+			// Loopback ports of the test's own: a backend error comes after the listeners
+			// are bound, and the default :8080 may be taken by anything else running.
+			env := map[string]string{"PLAZA_HTTP_ADDR": "127.0.0.1:0", "PLAZA_GRPC_ADDR": "127.0.0.1:0", "PLAZA_DATA_DIR": t.TempDir()}
+			env[c.name] = c.val
 			err := run(context.Background(), []string{"plaza", "serve"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 			if err == nil || !strings.HasPrefix(err.Error(), c.name+": ") || strings.Count(err.Error(), c.name) != 1 || exitCode(err) != 2 {
 				t.Fatalf("got %v (exit %d), want a one-line error naming %s once with exit 2", err, exitCode(err), c.name)

@@ -225,7 +225,9 @@ func TestSlowWebSocketIsCut(t *testing.T) {
 // everything.
 func TestStalledWriteIsCut(t *testing.T) {
 	t.Parallel()
-	const wait = 500 * time.Millisecond
+	// Long enough that a reader starved of CPU (the race detector on a loaded machine) is
+	// not taken for a stalled one: at 500 ms the fast member was cut too, now and then.
+	const wait = 3 * time.Second
 	ts := newTestServer(t, Options{writeWait: wait}, 0)
 	fast := dialRoom(t, ts, "fast", nil)
 	slow := dialRoom(t, ts, "slow", &http.Client{Transport: &http.Transport{DialContext: slowDialer}})
