@@ -3,7 +3,6 @@ package cache_test
 import (
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,58 +13,6 @@ import (
 	"plaza/internal/redistest"
 )
 
-// heldNotes is Notifications within one process whose deliveries can be held back, as a
-// slower channel's are: while held, payloads queue; release delivers them in order.
-type heldNotes struct {
-	mu        sync.Mutex
-	listeners []func(string)
-	held      bool
-	queue     []string
-}
-
-func (h *heldNotes) Notify(_ context.Context, payload string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.held {
-		h.queue = append(h.queue, payload)
-		return nil
-	}
-	for _, f := range h.listeners {
-		f(payload)
-	}
-	return nil
-}
-
-func (h *heldNotes) Listen(ctx context.Context, listening func(), receive func(string)) error {
-	h.mu.Lock()
-	h.listeners = append(h.listeners, receive)
-	h.mu.Unlock()
-	listening()
-	<-ctx.Done()
-	return nil
-}
-
-func (h *heldNotes) hold() {
-	h.mu.Lock()
-	h.held = true
-	h.mu.Unlock()
-}
-
-// release delivers what was held and returns how many payloads that was.
-func (h *heldNotes) release() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.held = false
-	for _, p := range h.queue {
-		for _, f := range h.listeners {
-			f(p)
-		}
-	}
-	n := len(h.queue)
-	h.queue = nil
-	return n
-}
-
 // TestADeletionIsAppliedOnce: with Redis and a second invalidation channel (PostgreSQL's
 // notifications in production), every deletion reaches each instance twice. The copy that
 // arrives second must not undo the reads made since the first: B, having reloaded the
@@ -74,9 +21,7 @@ func (h *heldNotes) release() int {
 func TestADeletionIsAppliedOnce(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	notes := &heldNotes{}
-	ctx, stop := context.WithCancel(t.Context())
-	runs := make(chan error, 2)
+	notes := &loopback{}
 	var backend cache.Backend
 	open := func() *cache.Cache {
 		opts, err := cache.ParseRedisURL(srv.URL())
@@ -86,16 +31,10 @@ func TestADeletionIsAppliedOnce(t *testing.T) {
 		backend = cache.NewRedis(client, "test:once:")
 		c := cache.New(backend, cache.Options{Bus: b, Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
 		t.Cleanup(func() { c.Close(); b.Close(); client.Close() })
-		running(t, ctx, c, runs)
+		runForTheTest(t, c)
 		return c
 	}
 	a, b := open(), open()
-	defer func() {
-		stop()
-		for range 2 {
-			<-runs
-		}
-	}()
 	src := newVersioned(t, a)
 
 	for _, reader := range []struct {
@@ -186,18 +125,10 @@ func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 	shared := cache.NewMemory(100)
 	t.Cleanup(func() { shared.Close() })
 	notes := &loopback{}
-	ctx, stop := context.WithCancel(t.Context())
-	runs := make(chan error, 2)
-	defer func() {
-		stop()
-		for range 2 {
-			<-runs
-		}
-	}()
 	open := func(b cache.Backend) *cache.Cache {
 		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
 		t.Cleanup(func() { c.Close() })
-		running(t, ctx, c, runs)
+		runForTheTest(t, c)
 		return c
 	}
 	a := open(passThrough{shared})
@@ -226,4 +157,14 @@ func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 	if v, ok, err := shared.Get(t.Context(), versionedKey); err != nil || !ok || string(v) != strconv.FormatInt(want, 10) {
 		t.Fatalf("the backend holds %q (%v, %v); want version %d, reloaded", v, ok, err, want)
 	}
+}
+
+// runForTheTest runs c.Run until the test ends (before the cleanups registered earlier, such
+// as c's Close), once it listens.
+func runForTheTest(t *testing.T, c *cache.Cache) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	t.Cleanup(func() { stop(); <-done })
+	running(t, ctx, c, done)
 }

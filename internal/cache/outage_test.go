@@ -160,21 +160,49 @@ func TestNoStaleReadsWhileRedisIsDown(t *testing.T) {
 		noticed.Round(time.Microsecond), back.Round(time.Millisecond), worst(after))
 }
 
-// loopback is Notifications within one process: every Notify reaches every Listen.
+// loopback is Notifications within one process: every Notify reaches every Listen, at
+// once unless held back (hold), as a slower channel's would be, until release.
 type loopback struct {
 	mu        sync.Mutex
 	listeners []func(string)
 	sent      []string
+	held      bool
+	queue     []string // sent while held
 }
 
 func (l *loopback) Notify(_ context.Context, payload string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sent = append(l.sent, payload)
+	if l.held {
+		l.queue = append(l.queue, payload)
+		return nil
+	}
 	for _, f := range l.listeners {
 		f(payload)
 	}
 	return nil
+}
+
+func (l *loopback) hold() {
+	l.mu.Lock()
+	l.held = true
+	l.mu.Unlock()
+}
+
+// release delivers what was held, in order, and returns how many payloads that was.
+func (l *loopback) release() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = false
+	for _, p := range l.queue {
+		for _, f := range l.listeners {
+			f(p)
+		}
+	}
+	n := len(l.queue)
+	l.queue = nil
+	return n
 }
 
 func (l *loopback) Listen(ctx context.Context, listening func(), receive func(string)) error {
