@@ -82,31 +82,24 @@ func BenchmarkProductJSON(b *testing.B) {
 	// uncached_sqlite is the read of PLAZA_PRODUCT_CACHE=off: the cache is skipped, and the
 	// context can be canceled like an HTTP request's (whose Done channel makes the drivers
 	// and database/sql watch it).
+	misses := func(b *testing.B, ctx context.Context, svc *cached.Catalog) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if e, err := svc.ProductJSON(ctx, ids[i%len(ids)]); err != nil || e.Hit {
+				b.Fatal("not a miss", err)
+			}
+			i++
+		}
+	}
 	b.Run("uncached_sqlite", func(b *testing.B) {
 		svc := newService(1)
 		svc.SkipProductCache()
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if e, err := svc.ProductJSON(ctx, ids[i%len(ids)]); err != nil || e.Hit {
-				b.Fatal("not a miss", err)
-			}
-			i++
-		}
+		misses(b, ctx, svc)
 	})
-	b.Run("miss_sqlite", func(b *testing.B) {
-		svc := newService(1)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if e, err := svc.ProductJSON(ctx, ids[i%len(ids)]); err != nil || e.Hit {
-				b.Fatal("not a miss", err)
-			}
-			i++
-		}
-	})
+	b.Run("miss_sqlite", func(b *testing.B) { misses(b, ctx, newService(1)) })
 }
 
 // BenchmarkCreate is POST /api/products below the transport: validation, the insert with
