@@ -892,8 +892,9 @@ func TestLoginThrottlingAcrossAWindowBoundary(t *testing.T) {
 		if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra != int(windowEnd.Sub(e.clock.now()).Seconds()) {
 			t.Fatalf("Retry-After %q, want %v", res.Header.Get("Retry-After"), windowEnd.Sub(e.clock.now()))
 		}
-		// Once the block ends, the owner logs in; that success clears the previous
-		// window's count too, so four failures later she is not blocked.
+		// Once the block ends, the owner logs in (the 2 failures of the blocked window do
+		// not weigh enough to carry it over); that success clears the previous window's
+		// count too, so four failures later she is not blocked.
 		e.clock.add(windowEnd.Sub(e.clock.now()))
 		if res := login(ann.Email, userPassword); res.StatusCode != 200 {
 			t.Fatalf("after the block: %d", res.StatusCode)
@@ -905,6 +906,19 @@ func TestLoginThrottlingAcrossAWindowBoundary(t *testing.T) {
 		}
 		if res := login(ann.Email, userPassword); res.StatusCode != 200 {
 			t.Fatalf("4 failures after a success: %d", res.StatusCode)
+		}
+
+		// A block at a window's end carries over: 5 failures 2 s before the boundary, and a
+		// second after it the right password is still refused, until 5 weigh 4.
+		carol := e.register(t, "Carol Diaz")
+		toBoundary()
+		for range users.MaxFailuresPerEmail {
+			login(carol.Email, "wrong password")
+		}
+		e.clock.add(3 * time.Second)
+		res = login(carol.Email, userPassword)
+		if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); res.StatusCode != 429 || ra != int((users.ThrottleWindow/5-time.Second).Seconds()) {
+			t.Fatalf("a second into the next window: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
 		}
 
 		// Failures weigh on the next window in proportion to the part of their window
@@ -955,18 +969,24 @@ func TestLoginThrottling(t *testing.T) {
 		if res.StatusCode != 429 || problemOf(t, b).Code != plaza.ERateLimited {
 			t.Fatalf("after 5 failures: %d %s", res.StatusCode, b)
 		}
-		windowEnd := e.clock.now().Truncate(users.ThrottleWindow).Add(users.ThrottleWindow)
-		if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra != int(windowEnd.Sub(e.clock.now()).Seconds()) {
-			t.Fatalf("Retry-After %q, want %v", res.Header.Get("Retry-After"), windowEnd.Sub(e.clock.now()))
+		// Blocked to the window's end and on into the next, while 5 failures weigh 5 there:
+		// until a fifth of it has passed (5×share ≤ 4).
+		retry := e.clock.now().Truncate(users.ThrottleWindow).Add(users.ThrottleWindow + users.ThrottleWindow/5).Sub(e.clock.now())
+		if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra != int(retry.Seconds()) {
+			t.Fatalf("Retry-After %q, want %v", res.Header.Get("Retry-After"), retry)
 		}
 		// Other emails from the same IP are not blocked by Ann's.
 		if res, _ := login(bob.Email, userPassword); res.StatusCode != 200 {
 			t.Fatalf("another email: %d", res.StatusCode)
 		}
-		// The window ends: Ann may log in again.
-		e.clock.add(windowEnd.Sub(e.clock.now()))
+		// A second before Retry-After ends Ann is still refused; then she may log in again.
+		e.clock.add(retry - time.Second)
+		if res, _ := login(ann.Email, userPassword); res.StatusCode != 429 {
+			t.Fatalf("a second before Retry-After ended: %d", res.StatusCode)
+		}
+		e.clock.add(time.Second)
 		if res, _ := login(ann.Email, userPassword); res.StatusCode != 200 {
-			t.Fatalf("next window: %d", res.StatusCode)
+			t.Fatalf("once Retry-After ended: %d", res.StatusCode)
 		}
 
 		// Twenty failures from one IP, over different emails, block that IP for every

@@ -17,8 +17,12 @@ import (
 // Login throttling: failed logins are counted per email and per client IP in 15-minute
 // windows aligned on the clock, weighed as a sliding window: the previous window's count
 // adds to the current one in proportion to the part of it still within the last 15
-// minutes, so that failures on both sides of a boundary add up (fixed windows let 2×limit−2
-// guesses straddle one). Past the limit, logins answer ERateLimited until the window ends.
+// minutes (as if its failures had been spread evenly), so that failures on both sides of a
+// boundary add up; fixed windows let 2×limit−2 guesses straddle one within seconds. The
+// estimate is the usual sliding-window counter's: failures bunched at a window's end weigh
+// less as the next goes on, so the exact bound over any 15 minutes is 2×limit−1, reached
+// only over most of them. Past the limit, logins answer ERateLimited until the estimate
+// is under it again.
 const (
 	ThrottleWindow      = 15 * time.Minute
 	MaxFailuresPerEmail = 5
@@ -364,16 +368,43 @@ func (s *Service) registerCounters(ctx context.Context) []counter {
 		"too many registrations from this address; retry after the time in Retry-After")}
 }
 
-// throttled answers ERateLimited when a counter has reached its limit. It reads the
-// blocked flags rather than the counts: a flag only ever appears, so a local cache tier
-// cannot serve a stale "not blocked" for it, as it could a count that is still growing.
+// throttled answers ERateLimited when a counter has reached its limit: the current
+// window's blocked flag, or the previous window's count alone, weighed, at the limit (a
+// flag ends with its window, while the estimate carries over). It reads the flags rather
+// than the current counts: a flag only ever appears, so a local cache tier cannot serve a
+// stale "not blocked" for it, as it could a count that is still growing; the previous
+// window's count no longer grows.
 func (s *Service) throttled(ctx context.Context, cs []counter) error {
 	for _, c := range cs {
 		if _, ok := s.cache.Get(ctx, c.blocked); ok {
-			return &plaza.Error{Code: plaza.ERateLimited, RetryAfter: c.ends.Sub(s.now()), Message: c.message}
+			// Blocked to the window's end, and on into the next while this window's count
+			// weighs enough there (a count read from a local tier may be low: then the
+			// client is told too early, and told again).
+			var n int64
+			if v, ok := s.cache.Get(ctx, c.count); ok {
+				n, _ = strconv.ParseInt(string(v), 10, 64)
+			}
+			return s.limited(c, underLimit(c.ends, n, c.limit)) // c.ends at the earliest
+		}
+		if n := s.previousCount(ctx, c); weigh(n, c.prevShare) >= c.limit {
+			return s.limited(c, underLimit(c.ends.Add(-ThrottleWindow), n, c.limit))
 		}
 	}
 	return nil
+}
+
+// limited is c's ERateLimited, to retry at until.
+func (s *Service) limited(c counter, until time.Time) error {
+	return &plaza.Error{Code: plaza.ERateLimited, RetryAfter: max(until.Sub(s.now()), time.Second), Message: c.message}
+}
+
+// underLimit is when a count of n in the window before the one starting at start weighs
+// less than limit: n×share ≤ limit−1, share falling from 1 at start to 0 a window later.
+func underLimit(start time.Time, n, limit int64) time.Time {
+	if n < limit {
+		return start
+	}
+	return start.Add(time.Duration(float64(ThrottleWindow) * (1 - float64(limit-1)/float64(n))))
 }
 
 // loginFailed counts an attempt against each counter. When the cache cannot count, nothing
@@ -381,7 +412,9 @@ func (s *Service) throttled(ctx context.Context, cs []counter) error {
 // down would turn a cache outage into an outage of the whole site.
 func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 	for _, c := range cs {
-		left := c.ends.Sub(s.now())
+		// At least a second: the window may have ended during the password check, and a
+		// TTL of zero or less would keep the flag for ever.
+		left := max(c.ends.Sub(s.now()), time.Second)
 		// Kept through the next window too, on whose count it weighs.
 		n, err := s.cache.Incr(ctx, c.count, left+ThrottleWindow)
 		if err != nil {
@@ -389,7 +422,7 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 			continue
 		}
 		if n < c.limit {
-			n += s.previousCount(ctx, c)
+			n += weigh(s.previousCount(ctx, c), c.prevShare)
 		}
 		if n >= c.limit { // >=, not ==: a lost flag is set again by the next failure
 			_ = s.cache.Set(ctx, c.blocked, []byte("1"), left)
@@ -397,9 +430,8 @@ func (s *Service) loginFailed(ctx context.Context, cs []counter) {
 	}
 }
 
-// previousCount is the previous window's count weighed by the part of that window still
-// within ThrottleWindow of now, rounded up: 3 failures a second before the boundary still
-// count 3 a second after it. That count no longer grows, so a local copy of it is as good.
+// previousCount is the previous window's count. It no longer grows, so a local copy of it
+// is as good.
 func (s *Service) previousCount(ctx context.Context, c counter) int64 {
 	v, ok := s.cache.Get(ctx, c.prev)
 	if !ok {
@@ -409,8 +441,13 @@ func (s *Service) previousCount(ctx context.Context, c counter) int64 {
 	if err != nil || n <= 0 {
 		return 0
 	}
-	return int64(math.Ceil(float64(n) * c.prevShare))
+	return n
 }
+
+// weigh is a previous window's count n as it weighs now, when share of that window is
+// still within ThrottleWindow, rounded up: 3 failures a second before the boundary still
+// count 3 a second after it.
+func weigh(n int64, share float64) int64 { return int64(math.Ceil(float64(n) * share)) }
 
 func revokedKey(jti string) string { return "auth:revoked:" + jti }
 
