@@ -9,6 +9,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,12 +40,21 @@ type Backend interface {
 	GetMany(ctx context.Context, keys []string) (vals [][]byte, ok []bool, err error)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	Delete(ctx context.Context, keys ...string) error
+	// DeleteUnchanged deletes each of keys whose value is still the one digests[i] names
+	// (DigestOf), and returns the keys it deleted: a value stored since stays.
+	DeleteUnchanged(ctx context.Context, keys []string, digests []Digest) ([]string, error)
 	// Incr atomically adds 1 to key's counter and returns the new value; the TTL is set
 	// when the counter is created (fixed window) and not extended.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Digest names a value for DeleteUnchanged: its SHA-1, which Redis's scripts can compute.
+type Digest [sha1.Size]byte
+
+// DigestOf returns val's Digest.
+func DigestOf(val []byte) Digest { return sha1.Sum(val) }
 
 // InvalidateStream is the bus stream on which Delete announces deleted keys to every
 // instance. Keys ride the bus in clear: keep secrets and emails out of cache keys.
@@ -66,6 +76,10 @@ type invalidation struct {
 	// otherwise delete that fresh fill from both tiers (see Cache.firstArrivals). Absent
 	// from older versions: every copy is applied.
 	Seqs []uint64 `json:"seqs,omitempty"`
+	// Again marks the deletion of a fill that lost the race with another instance's
+	// Delete (see Cache.deleteAgain): receivers drop their local copies, which may have
+	// been read from it, and do no more.
+	Again bool `json:"again,omitempty"`
 }
 
 // Notifications is a second way for invalidations to reach every instance, apart from the
@@ -188,6 +202,7 @@ type Cache struct {
 	// deletions received, per origin and key, so that the copy on the other channel (or a
 	// late one) is not applied again.
 	delSeq    atomic.Uint64
+	again     sync.WaitGroup // deleteAgain's goroutines
 	appliedMu sync.Mutex
 	applied   appliedLog // guarded by appliedMu
 }
@@ -288,49 +303,61 @@ const maxRecentFills = 100_000
 
 // recentFills remembers keys in two generations that turn over every fillMemory or more:
 // no sweep per fill, and a key is remembered at least fillMemory after its fill.
+// Each key's Digest is the value stored, so that deleting it again spares a value stored
+// since.
 type recentFills struct {
-	cur, prev map[string]struct{}
+	cur, prev map[string]Digest
 	turned    time.Time
 }
 
-// add remembers key, reporting false when too many are remembered.
-func (r *recentFills) add(key string, now time.Time) bool {
+// add remembers that key was filled with the value d names, reporting false when too
+// many are remembered.
+func (r *recentFills) add(key string, d Digest, now time.Time) bool {
 	r.turn(now)
 	if len(r.cur)+len(r.prev) >= maxRecentFills {
 		return false
 	}
-	r.cur[key] = struct{}{}
+	r.cur[key] = d
 	return true
 }
 
-// take forgets key, reporting whether it was remembered.
-func (r *recentFills) take(key string, now time.Time) bool {
+// take forgets key, returning the digest of its fills (the latest first) it remembered.
+func (r *recentFills) take(key string, now time.Time) []Digest {
 	r.turn(now)
-	_, inCur := r.cur[key]
-	_, inPrev := r.prev[key]
+	var ds []Digest
+	if d, ok := r.cur[key]; ok {
+		ds = append(ds, d)
+	}
+	if d, ok := r.prev[key]; ok {
+		ds = append(ds, d)
+	}
 	delete(r.cur, key)
 	delete(r.prev, key)
-	return inCur || inPrev
+	return ds
 }
 
-// takeAll forgets every key and returns them.
-func (r *recentFills) takeAll() []string {
-	keys := slices.Collect(maps.Keys(r.cur))
-	keys = append(keys, slices.Collect(maps.Keys(r.prev))...)
-	clear(r.cur)
-	clear(r.prev)
-	return keys
+// takeAll forgets every key and returns them, a key as often as it has digests.
+func (r *recentFills) takeAll() ([]string, []Digest) {
+	var keys []string
+	var ds []Digest
+	for _, m := range []map[string]Digest{r.cur, r.prev} {
+		for k, d := range m {
+			keys, ds = append(keys, k), append(ds, d)
+		}
+		clear(m)
+	}
+	return keys, ds
 }
 
 func (r *recentFills) turn(now time.Time) {
 	if r.cur == nil {
-		r.cur, r.prev, r.turned = map[string]struct{}{}, map[string]struct{}{}, now
+		r.cur, r.prev, r.turned = map[string]Digest{}, map[string]Digest{}, now
 	}
 	if now.Sub(r.turned) < fillMemory {
 		return
 	}
 	// What prev held was added before the last turn, at least fillMemory ago.
-	r.prev, r.cur, r.turned = r.cur, map[string]struct{}{}, now
+	r.prev, r.cur, r.turned = r.cur, map[string]Digest{}, now
 }
 
 // localEntry is a value in the local tier and the stamp it was stored with.
@@ -701,7 +728,12 @@ func (c *Cache) runPending(ctx context.Context) {
 // notify sends keys, deleted by the deletions seqs number, through the notifications, in
 // as many payloads as they need.
 func (c *Cache) notify(ctx context.Context, keys []string, seqs []uint64) error {
-	for _, p := range notifyPayloads(c.origin, keys, seqs) {
+	return c.notifyInvalidation(ctx, invalidation{Keys: keys, Origin: c.origin, Seqs: seqs})
+}
+
+// notifyInvalidation sends inv through the notifications, in as many payloads as it needs.
+func (c *Cache) notifyInvalidation(ctx context.Context, inv invalidation) error {
+	for _, p := range notifyPayloads(inv) {
 		if err := c.notes.Notify(ctx, p); err != nil {
 			if ctx.Err() == nil {
 				c.sourceError(ctx, "notify", err)
@@ -712,16 +744,20 @@ func (c *Cache) notify(ctx context.Context, keys []string, seqs []uint64) error 
 	return nil
 }
 
-// notifyPayloads encodes keys and their deletions' numbers as invalidations from origin,
-// each of at most MaxNotifyPayload bytes; a key too long for one is sent as forgetAll.
-func notifyPayloads(origin string, keys []string, seqs []uint64) []string {
-	empty, _ := json.Marshal(invalidation{Keys: []string{}, Origin: origin, Seqs: []uint64{0}})
+// notifyPayloads encodes inv as invalidations of at most MaxNotifyPayload bytes each, its
+// keys (and their numbers) split among them; a key too long for one is sent as forgetAll.
+func notifyPayloads(inv invalidation) []string {
+	keys, seqs := inv.Keys, inv.Seqs
+	part := inv
+	part.Keys, part.Seqs = []string{}, []uint64{0}
+	empty, _ := json.Marshal(part)
 	base := len(empty) // an upper bound: the seq 0 in it stands for the comma of the first
 	var out []string
 	start, size := 0, base
 	flush := func(end int) {
 		if end > start {
-			b, _ := json.Marshal(invalidation{Keys: keys[start:end], Origin: origin, Seqs: seqs[start:end]})
+			part.Keys, part.Seqs = keys[start:end], seqs[start:end]
+			b, _ := json.Marshal(part)
 			out = append(out, string(b))
 		}
 		start, size = end, base
@@ -973,9 +1009,10 @@ func (c *Cache) listening(once *sync.Once) {
 
 func (c *Cache) applyNotification(payload string) {
 	if payload == forgetAll {
-		c.received(nil, true)
+		again := c.received(nil, true)
 		c.invals.Add(1)
 		c.local.c.DeleteAll()
+		c.deleteAgain(again)
 		prom.Inc(c.m.invalidations)
 		return
 	}
@@ -990,9 +1027,10 @@ func (c *Cache) applyNotification(payload string) {
 		// Not one of ours (another version sharing the database): drop everything rather
 		// than keep what it may have meant to invalidate.
 		c.log.Error("cache: undecodable invalidation notification; local tier dropped", "err", err)
-		c.received(nil, true)
+		again := c.received(nil, true)
 		c.invals.Add(1)
 		c.local.c.DeleteAll()
+		c.deleteAgain(again)
 		return
 	}
 	c.apply(inv)
@@ -1013,18 +1051,20 @@ func (c *Cache) applyInvalidation(ev plaza.Event) {
 // apply drops the keys of inv that this instance has not yet applied from the local tier
 // and, when another instance deleted them, from this one's recent fills (see received).
 // Its own announcement still drops the local copies: one may have been read from the
-// backend between its Delete's start and the backend's delete. The recent fills go first:
-// a read that misses once the local copy is gone may fill the backend afresh, and a
-// delete of the recent fills landing after that would throw the fresh value away.
+// backend between its Delete's start and the backend's delete. The recent fills are
+// taken before the local copies are dropped, and deleted again only if unchanged, so a
+// read that misses meanwhile and fills the backend afresh keeps what it stored.
 func (c *Cache) apply(inv invalidation) {
 	keys := c.firstArrivals(inv)
 	if len(keys) == 0 {
 		return
 	}
-	if inv.Origin != c.origin { // this Cache's own Delete logged its keys already
-		c.received(keys, false)
+	var again recentTaken
+	if inv.Origin != c.origin && !inv.Again { // this Cache's own Delete logged its keys already
+		again = c.received(keys, false)
 	}
 	c.forgetLocal(keys)
+	c.deleteAgain(again)
 	prom.Inc(c.m.invalidations)
 }
 
@@ -1064,7 +1104,7 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 		c.fillMu.Unlock()
 		return
 	}
-	if !c.recent.add(key, now) {
+	if !c.recent.add(key, DigestOf(val), now) {
 		c.fillMu.Unlock()
 		return // too many fills to watch: the next read loads again
 	}
@@ -1073,40 +1113,86 @@ func (c *Cache) fillBackend(ctx context.Context, key string, val []byte, ttl tim
 	if c.deletedSince(del, key) {
 		// A Delete or an announcement came while storing: what was stored may be what
 		// it removed.
-		_ = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, key) })
+		c.deleteAgain(recentTaken{keys: []string{key}, digests: []Digest{DigestOf(val)}})
 	}
 }
 
+// recentTaken is fills of this instance's taken from recentFills, with their digests.
+type recentTaken struct {
+	keys    []string
+	digests []Digest
+}
+
 // received applies an invalidation from another instance (or this one's, come back) to
-// the fills of a remote backend: a key filled here in the last fillMemory may have been
-// stored after the delete the invalidation follows, and is deleted from the backend
-// again. all stands for every key.
-func (c *Cache) received(keys []string, all bool) {
+// the fills of a remote backend: it logs the keys as deleted, so that loads under way do
+// not store what they read, and takes the keys this instance filled in the last
+// fillMemory, which may have been stored after the delete the invalidation follows, for
+// deleteAgain. all stands for every key.
+func (c *Cache) received(keys []string, all bool) recentTaken {
 	if c.inproc {
 		// An in-process backend is this process's alone: its Deletes all went through
 		// Delete, which logged them.
-		return
+		return recentTaken{}
 	}
 	c.logDeleted(keys, all)
 	now := time.Now()
-	var again []string
+	var t recentTaken
 	c.fillMu.Lock()
+	defer c.fillMu.Unlock()
 	if all {
-		again = c.recent.takeAll()
-	} else {
-		for _, k := range keys {
-			if c.recent.take(k, now) {
-				again = append(again, k)
-			}
+		t.keys, t.digests = c.recent.takeAll()
+		return t
+	}
+	for _, k := range keys {
+		for _, d := range c.recent.take(k, now) {
+			t.keys, t.digests = append(t.keys, k), append(t.digests, d)
 		}
 	}
-	c.fillMu.Unlock()
-	if len(again) == 0 {
+	return t
+}
+
+// deleteAgain deletes the fills in t from the backend where they are still what this
+// instance stored (a fill made since is fresh) and, if it deleted any, announces it
+// marked Again: another instance may have read the value in the meantime and kept it in
+// its local tier. It runs on its own, so that a slow backend does not hold up the
+// invalidations behind it.
+func (c *Cache) deleteAgain(t recentTaken) {
+	if len(t.keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	_ = c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, again...) })
+	c.again.Add(1)
+	go func() {
+		defer c.again.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		var deleted []string
+		if c.call(ctx, "delete", func(ctx context.Context) (err error) {
+			deleted, err = c.b.DeleteUnchanged(ctx, t.keys, t.digests)
+			return err
+		}) != nil || len(deleted) == 0 {
+			return
+		}
+		c.forgetLocal(deleted)
+		seq := c.delSeq.Add(1)
+		seqs := make([]uint64, len(deleted))
+		for i := range seqs {
+			seqs[i] = seq
+		}
+		inv := invalidation{Keys: deleted, Origin: c.origin, Seqs: seqs, Again: true}
+		if c.bus != nil {
+			_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
+				ev, err := plaza.NewEvent(invalidateType, "", inv, time.Now())
+				if err != nil {
+					return err
+				}
+				_, err = c.bus.Publish(ctx, InvalidateStream, ev)
+				return err
+			})
+		}
+		if c.notes != nil {
+			_ = c.notifyInvalidation(ctx, inv)
+		}
+	}()
 }
 
 // forgetLocal drops keys from the local tier and makes fills that read before this
@@ -1124,6 +1210,7 @@ func (c *Cache) forgetLocal(keys []string) {
 // Close stops the local tier and closes the backend (a Redis backend leaves its client
 // to its owner).
 func (c *Cache) Close() error {
+	c.again.Wait()
 	if c.local != nil {
 		c.local.close()
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,28 @@ func contract(t *testing.T, be backend) {
 		expectValue(t, b, "k", "v2")
 		must(t, b.Set(ctx, "empty", []byte{}, 0))
 		expectValue(t, b, "empty", "")
+	})
+
+	t.Run("delete unchanged deletes a key only while it holds the value named", func(t *testing.T) {
+		t.Parallel()
+		b, peer := be.open(t)
+		ctx := t.Context()
+		must(t, b.Set(ctx, "same", []byte("v1"), time.Minute))
+		must(t, b.Set(ctx, "changed", []byte("v1"), time.Minute))
+		must(t, peer().Set(ctx, "changed", []byte("v2"), time.Minute)) // another instance's fill
+		must(t, b.Set(ctx, "empty", []byte{}, time.Minute))
+		d1 := cache.DigestOf([]byte("v1"))
+		deleted, err := b.DeleteUnchanged(ctx, []string{"same", "changed", "missing", "empty"}, []cache.Digest{d1, d1, d1, cache.DigestOf(nil)})
+		must(t, err)
+		if !slices.Equal(deleted, []string{"same", "empty"}) {
+			t.Fatalf("deleted %q, want [same empty]", deleted)
+		}
+		expectMissing(t, b, "same")
+		expectMissing(t, b, "empty")
+		expectValue(t, b, "changed", "v2")
+		if deleted, err := b.DeleteUnchanged(ctx, nil, nil); err != nil || len(deleted) != 0 {
+			t.Fatalf("no keys: %q, %v", deleted, err)
+		}
 	})
 
 	t.Run("get many reads present, missing and empty values in order", func(t *testing.T) {

@@ -46,26 +46,27 @@ func TestRecentFillsRememberAtLeastFillMemory(t *testing.T) {
 	t.Parallel()
 	var r recentFills
 	t0 := time.Unix(1000, 0)
-	if !r.add("early", t0) || !r.add("late", t0.Add(fillMemory-time.Millisecond)) {
+	d := DigestOf([]byte("v"))
+	if !r.add("early", d, t0) || !r.add("late", d, t0.Add(fillMemory-time.Millisecond)) {
 		t.Fatal("add refused below the bound")
 	}
 	// A turn just after "late": it must survive the next fillMemory.
-	if !r.take("late", t0.Add(2*fillMemory-2*time.Millisecond)) {
+	if got := r.take("late", t0.Add(2*fillMemory-2*time.Millisecond)); len(got) != 1 || got[0] != d {
 		t.Fatal("a fill younger than fillMemory was forgotten")
 	}
-	if r.take("late", t0.Add(2*fillMemory-time.Millisecond)) {
+	if len(r.take("late", t0.Add(2*fillMemory-time.Millisecond))) != 0 {
 		t.Fatal("a taken fill is still remembered")
 	}
-	if r.take("early", t0.Add(3*fillMemory)) {
+	if len(r.take("early", t0.Add(3*fillMemory))) != 0 {
 		t.Fatal("a fill older than twice fillMemory is still remembered")
 	}
 	for i := range maxRecentFills {
-		r.add(fmt.Sprint("k", i), t0.Add(3*fillMemory))
+		r.add(fmt.Sprint("k", i), d, t0.Add(3*fillMemory))
 	}
-	if r.add("one more", t0.Add(3*fillMemory)) {
+	if r.add("one more", d, t0.Add(3*fillMemory)) {
 		t.Fatal("past maxRecentFills a fill was still remembered")
 	}
-	if got := len(r.takeAll()); got != maxRecentFills {
-		t.Fatalf("takeAll returned %d keys, want %d", got, maxRecentFills)
+	if keys, _ := r.takeAll(); len(keys) != maxRecentFills {
+		t.Fatalf("takeAll returned %d keys, want %d", len(keys), maxRecentFills)
 	}
 }

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,11 +116,41 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // passThrough is a backend that Cache takes for a remote one.
 type passThrough struct{ cache.Backend }
 
+// heldRedeletes is a remote backend whose DeleteUnchanged (a Cache deleting its recent
+// fills again) waits, once armed, until release is closed.
+type heldRedeletes struct {
+	cache.Backend
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newHeldRedeletes(b cache.Backend) *heldRedeletes {
+	return &heldRedeletes{Backend: b, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *heldRedeletes) DeleteUnchanged(ctx context.Context, keys []string, digests []cache.Digest) ([]string, error) {
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.entered)
+		<-h.release
+	}
+	return h.Backend.DeleteUnchanged(ctx, keys, digests)
+}
+
+// await waits until DeleteUnchanged is held.
+func (h *heldRedeletes) await(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the recent fill was never deleted again")
+	}
+}
+
 // TestAnInvalidationDoesNotUndoTheReloadItCaused: an instance applying another's deletion
-// deletes its own recent fills of the key from the backend again before it drops its
-// local copy. The other way round, a read arriving between the two misses, reloads and
-// fills the backend, and the delete landing after it throws the fresh value away (the
-// next readers miss again, as TestCatalogAcrossInstances once saw).
+// deletes its own recent fill of the key from the backend again, but only the value it
+// stored: a read that misses meanwhile and fills the backend afresh keeps what it stored
+// (otherwise the next readers miss again, as TestCatalogAcrossInstances once saw).
 func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 	t.Parallel()
 	shared := cache.NewMemory(100)
@@ -132,31 +163,68 @@ func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 		return c
 	}
 	a := open(passThrough{shared})
-	held := &heldDeletes{Backend: shared, entered: make(chan struct{}), release: make(chan struct{})}
+	held := newHeldRedeletes(shared)
 	b := open(held)
 	src := newVersioned(t, a)
 
 	src.read(b) // B fills the backend: a recent fill, which A's deletion makes B delete again
-	wrote := make(chan int64)
-	go func() { wrote <- src.write() }()
-	select {
-	case <-held.entered: // B is deleting its recent fill
-	case <-time.After(waitFor):
-		t.Fatal("B never deleted its recent fill again")
+	held.armed.Store(true)
+	want := src.write()
+	held.await(t)
+	if got, _ := src.read(b); got != want { // a read meanwhile: B reloads and fills afresh
+		t.Fatalf("B read %d after A's deletion, want %d", got, want)
 	}
-	src.read(b) // a read meanwhile
 	close(held.release)
-	want := <-wrote
-	eventually(t, "B reads the new version", func() bool {
-		got, _ := src.read(b)
-		return got == want
+	eventually(t, "B's delete of its old fill is done", func() bool {
+		v, ok, _ := shared.Get(t.Context(), versionedKey)
+		return !ok || string(v) == strconv.FormatInt(want, 10)
 	})
+	time.Sleep(50 * time.Millisecond) // for a delete that should not come
 	if got, hit := src.read(b); got != want || !hit {
 		t.Fatalf("B read %d (hit %v); want %d from its cache", got, hit, want)
 	}
 	if v, ok, err := shared.Get(t.Context(), versionedKey); err != nil || !ok || string(v) != strconv.FormatInt(want, 10) {
 		t.Fatalf("the backend holds %q (%v, %v); want version %d, reloaded", v, ok, err, want)
 	}
+}
+
+// TestAFillThatLostTheRaceLeavesNoLocalCopy: instance Y's load began before O's write
+// and stored the old value after O's delete (the race Cache.received closes). X, which
+// had already applied O's deletion, reads that old value from the backend before Y deletes
+// it again, and keeps it locally: Y's deletion of its fill is announced, and X drops the
+// copy, where it would otherwise serve it for its LocalTTL (a minute here).
+func TestAFillThatLostTheRaceLeavesNoLocalCopy(t *testing.T) {
+	t.Parallel()
+	shared := cache.NewMemory(100)
+	t.Cleanup(func() { shared.Close() })
+	notes := &loopback{}
+	open := func(b cache.Backend) *cache.Cache {
+		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
+		t.Cleanup(func() { c.Close() })
+		runForTheTest(t, c)
+		return c
+	}
+	o := open(passThrough{shared})
+	x := open(passThrough{shared})
+	held := newHeldRedeletes(shared)
+	y := open(held)
+
+	notes.hold() // O's announcement reaches nobody until Y has stored the old value
+	loadDuring(t, y, "k", func() { must(t, o.Delete(t.Context(), "k")) })
+	if v, ok, _ := shared.Get(t.Context(), "k"); !ok || string(v) != "old" {
+		t.Fatalf("Y's late fill is not in the backend (%q, %v): the race was not set up", v, ok)
+	}
+	held.armed.Store(true)
+	notes.release() // X applies O's deletion, then Y, whose delete of its fill waits
+	held.await(t)
+	if v, _, err := x.GetOrLoad(t.Context(), "k", time.Minute, func(context.Context) ([]byte, error) { return []byte("new"), nil }); err != nil || string(v) != "old" {
+		t.Fatalf("X read %q (%v) before Y's delete; the race was not set up", v, err)
+	}
+	close(held.release)
+	eventually(t, "X stops serving the old value", func() bool {
+		v, _, err := x.GetOrLoad(t.Context(), "k", time.Minute, func(context.Context) ([]byte, error) { return []byte("new"), nil })
+		return err == nil && string(v) == "new"
+	})
 }
 
 // runForTheTest runs c.Run until the test ends (before the cleanups registered earlier, such

@@ -61,6 +61,19 @@ func (m *memory) Delete(_ context.Context, keys ...string) error {
 	return nil
 }
 
+func (m *memory) DeleteUnchanged(_ context.Context, keys []string, digests []Digest) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var deleted []string
+	for i, k := range keys {
+		if item := m.store.c.Get(k); item != nil && DigestOf(item.Value()) == digests[i] {
+			m.store.c.Delete(k)
+			deleted = append(deleted, k)
+		}
+	}
+	return deleted, nil
+}
+
 func (m *memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

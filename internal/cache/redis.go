@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -97,6 +98,40 @@ func (r *redisBackend) Delete(ctx context.Context, keys ...string) error {
 		return redisx.Err(err, "cache")
 	}
 	return nil
+}
+
+// deleteUnchanged deletes KEYS[1] if the SHA-1 of its value is ARGV[1] (hex), returning 1
+// when it did.
+var deleteUnchanged = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and redis.sha1hex(v) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// DeleteUnchanged runs deleteUnchanged for each key in one pipeline (one script per key,
+// as Delete keeps to one key per command for Redis Cluster).
+func (r *redisBackend) DeleteUnchanged(ctx context.Context, keys []string, digests []Digest) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = deleteUnchanged.Eval(ctx, p, []string{r.prefix + k}, hex.EncodeToString(digests[i][:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisx.Err(err, "cache")
+	}
+	var deleted []string
+	for i, cmd := range cmds {
+		if n, _ := cmd.Int64(); n == 1 {
+			deleted = append(deleted, keys[i])
+		}
+	}
+	return deleted, nil
 }
 
 // Incr runs INCR and PEXPIRE NX in one MULTI/EXEC: the first increment of a window sets
