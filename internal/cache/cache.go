@@ -588,11 +588,15 @@ func (c *Cache) localExpiry(ttl time.Duration) time.Duration {
 // Notifications, tells every instance on both to drop them from its local tier. It
 // returns the backend's error; a failed publish or notification is logged and counted
 // (another instance relying on that source alone then serves its copy for at most
-// LocalTTL).
+// LocalTTL). It does not end with ctx: it follows a committed write, which every
+// instance must learn of even when the caller has gone (a client that disconnected), and
+// a notification must not leave before the backend delete it announces; each step is
+// bounded by Options.Timeout.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	ctx = context.WithoutCancel(ctx)
 	c.forgetLocal(keys)
 	seq := c.delSeq.Add(1)
 	var err error

@@ -227,6 +227,37 @@ func TestAFillThatLostTheRaceLeavesNoLocalCopy(t *testing.T) {
 	})
 }
 
+// TestADeleteOutlivesItsCaller: a Delete whose caller has gone (a client that
+// disconnected after its write committed) still deletes the key and tells every instance.
+func TestADeleteOutlivesItsCaller(t *testing.T) {
+	t.Parallel()
+	shared := cache.NewMemory(100)
+	t.Cleanup(func() { shared.Close() })
+	notes := &loopback{}
+	open := func() *cache.Cache {
+		c := cache.New(passThrough{shared}, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
+		t.Cleanup(func() { c.Close() })
+		runForTheTest(t, c)
+		return c
+	}
+	a, b := open(), open()
+	src := newVersioned(t, a)
+	src.read(b)
+	if _, hit := src.read(b); !hit {
+		t.Fatal("B: the second read was not a hit")
+	}
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	want := src.version.Add(1)
+	_ = a.Delete(gone, versionedKey)
+	if _, ok, _ := shared.Get(t.Context(), versionedKey); ok {
+		t.Fatal("the key is still in the backend")
+	}
+	if got, _ := src.read(b); got != want {
+		t.Fatalf("B read %d after A's Delete, want %d", got, want)
+	}
+}
+
 // runForTheTest runs c.Run until the test ends (before the cleanups registered earlier, such
 // as c's Close), once it listens.
 func runForTheTest(t *testing.T, c *cache.Cache) {

@@ -170,7 +170,10 @@ type loopback struct {
 	queue     []string // sent while held
 }
 
-func (l *loopback) Notify(_ context.Context, payload string) error {
+func (l *loopback) Notify(ctx context.Context, payload string) error {
+	if err := ctx.Err(); err != nil {
+		return err // as a database connection would
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sent = append(l.sent, payload)
