@@ -49,6 +49,11 @@ const (
 	relayBatch      = 100
 	relayMaxBackoff = 400 * time.Millisecond
 	relayTimeout    = 2 * time.Second
+	// replayWindow and replayMax bound what the relay publishes again after a failure:
+	// the events it published within replayWindow before its last success, at most
+	// replayMax of them (within the bus's DedupeWindow, so readers drop them as repeats).
+	replayWindow = 2 * time.Second
+	replayMax    = 512
 )
 
 // The relay's delete of the rows it published, given as a JSON array of seqs.
@@ -156,6 +161,55 @@ type relay struct {
 	pub  Publisher
 	log  *slog.Logger
 	lock *sql.Conn // PostgreSQL: the connection holding the relay lock
+	// A bus that acknowledged an event may still lose it: a Redis without persistence
+	// that dies before a slow reader has read it comes back empty. recent keeps what was
+	// published lately; after a publish fails, replay has the next round publish it again
+	// first (readers drop the repeated keys), so an event acknowledged just before the
+	// failure is not lost with the server's memory.
+	recent []sentEvent
+	replay bool
+}
+
+// sentEvent is an event the relay published, and when.
+type sentEvent struct {
+	out plaza.Outgoing
+	at  time.Time
+}
+
+// remember adds what a round published to recent, keeping the events within
+// replayWindow of now, at most replayMax.
+func (r *relay) remember(evs []plaza.Outgoing) {
+	now := time.Now()
+	for _, o := range evs {
+		r.recent = append(r.recent, sentEvent{out: o, at: now})
+	}
+	drop := 0
+	for drop < len(r.recent) && (now.Sub(r.recent[drop].at) > replayWindow || len(r.recent)-drop > replayMax) {
+		drop++
+	}
+	r.recent = append(r.recent[:0], r.recent[drop:]...)
+}
+
+// publishAgain publishes recent again, in order.
+func (r *relay) publishAgain(ctx context.Context) error {
+	evs := make([]plaza.Outgoing, len(r.recent))
+	for i, x := range r.recent {
+		evs[i] = x.out
+	}
+	pctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	defer cancel()
+	if many, ok := r.pub.(ManyPublisher); ok {
+		if _, err := many.PublishMany(pctx, evs); err != nil {
+			return fmt.Errorf("publishing the last events again: %w", err)
+		}
+		return nil
+	}
+	for _, o := range evs {
+		if _, err := r.pub.Publish(pctx, o.Stream, o.Event); err != nil {
+			return fmt.Errorf("publishing the last events again: %w", err)
+		}
+	}
+	return nil
 }
 
 // lead reports whether this process is the relay. On SQLite it always is (one process
@@ -196,6 +250,13 @@ func (r *relay) release() {
 // round publishes one batch and deletes what it published. It returns how many rows it
 // published, and the first error, where it stopped.
 func (r *relay) round(ctx context.Context) (int, error) {
+	if r.replay && len(r.recent) > 0 {
+		if err := r.publishAgain(ctx); err != nil {
+			return 0, err
+		}
+		r.log.Info("outbox: published the last events again after a failure", "events", len(r.recent))
+	}
+	r.replay = false
 	// From the readers: on SQLite the writer stays free for writes (WAL shows them every
 	// committed row). Prepared once: a round follows nearly every group commit, and
 	// parsing the query had been a quarter of a round's CPU.
@@ -249,6 +310,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 		} else if err != nil {
 			pubErr = err
 		}
+		r.remember(evs[:n])
 		batch = nil
 	}
 	for _, x := range batch {
@@ -260,6 +322,10 @@ func (r *relay) round(ctx context.Context) (int, error) {
 			break
 		}
 		published = append(published, strconv.FormatInt(x.seq, 10))
+		r.remember([]plaza.Outgoing{{Stream: x.stream, Event: x.ev}})
+	}
+	if pubErr != nil {
+		r.replay = true
 	}
 	if len(published) > 0 {
 		// Exactly the rows published: on PostgreSQL a lower seq of another stream may
