@@ -153,15 +153,7 @@ func (h *heldRedeletes) await(t *testing.T) {
 // (otherwise the next readers miss again, as TestCatalogAcrossInstances once saw).
 func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 	t.Parallel()
-	shared := cache.NewMemory(100)
-	t.Cleanup(func() { shared.Close() })
-	notes := &loopback{}
-	open := func(b cache.Backend) *cache.Cache {
-		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
-		t.Cleanup(func() { c.Close() })
-		runForTheTest(t, c)
-		return c
-	}
+	shared, _, open := oneBackend(t)
 	a := open(passThrough{shared})
 	held := newHeldRedeletes(shared)
 	b := open(held)
@@ -195,15 +187,7 @@ func TestAnInvalidationDoesNotUndoTheReloadItCaused(t *testing.T) {
 // copy, where it would otherwise serve it for its LocalTTL (a minute here).
 func TestAFillThatLostTheRaceLeavesNoLocalCopy(t *testing.T) {
 	t.Parallel()
-	shared := cache.NewMemory(100)
-	t.Cleanup(func() { shared.Close() })
-	notes := &loopback{}
-	open := func(b cache.Backend) *cache.Cache {
-		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
-		t.Cleanup(func() { c.Close() })
-		runForTheTest(t, c)
-		return c
-	}
+	shared, notes, open := oneBackend(t)
 	o := open(passThrough{shared})
 	x := open(passThrough{shared})
 	held := newHeldRedeletes(shared)
@@ -231,16 +215,8 @@ func TestAFillThatLostTheRaceLeavesNoLocalCopy(t *testing.T) {
 // disconnected after its write committed) still deletes the key and tells every instance.
 func TestADeleteOutlivesItsCaller(t *testing.T) {
 	t.Parallel()
-	shared := cache.NewMemory(100)
-	t.Cleanup(func() { shared.Close() })
-	notes := &loopback{}
-	open := func() *cache.Cache {
-		c := cache.New(passThrough{shared}, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
-		t.Cleanup(func() { c.Close() })
-		runForTheTest(t, c)
-		return c
-	}
-	a, b := open(), open()
+	shared, _, open := oneBackend(t)
+	a, b := open(passThrough{shared}), open(passThrough{shared})
 	src := newVersioned(t, a)
 	src.read(b)
 	if _, hit := src.read(b); !hit {
@@ -255,6 +231,22 @@ func TestADeleteOutlivesItsCaller(t *testing.T) {
 	}
 	if got, _ := src.read(b); got != want {
 		t.Fatalf("B read %d after A's Delete, want %d", got, want)
+	}
+}
+
+// oneBackend returns a backend that the caches open opens share as instances share Redis
+// (open takes it wrapped: Cache takes an in-process backend it did not make for a remote
+// one), with notifications between them and a LocalTTL of a minute; each runs until the
+// test ends.
+func oneBackend(t *testing.T) (cache.Backend, *loopback, func(cache.Backend) *cache.Cache) {
+	shared := cache.NewMemory(100)
+	t.Cleanup(func() { shared.Close() })
+	notes := &loopback{}
+	return shared, notes, func(b cache.Backend) *cache.Cache {
+		c := cache.New(b, cache.Options{Notifications: notes, LocalSize: 100, LocalTTL: time.Minute, Logger: quiet})
+		t.Cleanup(func() { c.Close() })
+		runForTheTest(t, c)
+		return c
 	}
 }
 
