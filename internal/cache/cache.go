@@ -630,26 +630,31 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // send of delSends.
 func (c *Cache) deleteAndAnnounce(ctx context.Context, keys []string, seqs []uint64) error {
 	err := c.call(ctx, "delete", func(ctx context.Context) error { return c.b.Delete(ctx, keys...) })
-	c.announceBus(ctx, keys, seqs)
+	c.announceBus(ctx, invalidation{Keys: keys, Origin: c.origin, Seqs: seqs})
 	return err
 }
 
 // announce tells every instance, on the bus and through the notifications, to drop keys
 // from its local tier: the deletion numbered seq.
 func (c *Cache) announce(ctx context.Context, keys []string, seq uint64) {
-	seqs := make([]uint64, len(keys))
-	for i := range seqs {
-		seqs[i] = seq
-	}
-	c.announceBus(ctx, keys, seqs)
+	c.announceBus(ctx, invalidation{Keys: keys, Origin: c.origin, Seqs: repeated(seq, len(keys))})
 	c.announceNotes(ctx, keys, seq)
 }
 
+// repeated returns n copies of seq: the numbers of n keys deleted together.
+func repeated(seq uint64, n int) []uint64 {
+	seqs := make([]uint64, n)
+	for i := range seqs {
+		seqs[i] = seq
+	}
+	return seqs
+}
+
 // announceBus is announce's part on the bus.
-func (c *Cache) announceBus(ctx context.Context, keys []string, seqs []uint64) {
+func (c *Cache) announceBus(ctx context.Context, inv invalidation) {
 	if c.bus != nil {
 		_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
-			ev, err := plaza.NewEvent(invalidateType, "", invalidation{Keys: keys, Origin: c.origin, Seqs: seqs}, time.Now())
+			ev, err := plaza.NewEvent(invalidateType, "", inv, time.Now())
 			if err != nil {
 				return err
 			}
@@ -1177,22 +1182,8 @@ func (c *Cache) deleteAgain(t recentTaken) {
 			return
 		}
 		c.forgetLocal(deleted)
-		seq := c.delSeq.Add(1)
-		seqs := make([]uint64, len(deleted))
-		for i := range seqs {
-			seqs[i] = seq
-		}
-		inv := invalidation{Keys: deleted, Origin: c.origin, Seqs: seqs, Again: true}
-		if c.bus != nil {
-			_ = c.call(ctx, "invalidate", func(ctx context.Context) error {
-				ev, err := plaza.NewEvent(invalidateType, "", inv, time.Now())
-				if err != nil {
-					return err
-				}
-				_, err = c.bus.Publish(ctx, InvalidateStream, ev)
-				return err
-			})
-		}
+		inv := invalidation{Keys: deleted, Origin: c.origin, Seqs: repeated(c.delSeq.Add(1), len(deleted)), Again: true}
+		c.announceBus(ctx, inv)
 		if c.notes != nil {
 			_ = c.notifyInvalidation(ctx, inv)
 		}

@@ -35,11 +35,7 @@ func (n *noteBatches) announce(ctx context.Context, keys []string, seq uint64, d
 	if !n.busy {
 		n.busy = true
 		n.mu.Unlock()
-		seqs := make([]uint64, len(keys))
-		for i := range seqs {
-			seqs[i] = seq
-		}
-		err := n.send(ctx, keys, seqs)
+		err := n.send(ctx, keys, repeated(seq, len(keys)))
 		n.release(detached)
 		return err
 	}
