@@ -269,6 +269,12 @@ func quoteForwarded(v string) string {
 // canonicalIP is a.String(), reusing host (the text a was parsed from) when it is already
 // that, as it is for nearly every peer: no new string per request.
 func canonicalIP(a netip.Addr, host string) string {
+	if a.Is4() && strings.IndexByte(host, ':') < 0 {
+		// Written as IPv4 (not IPv4-mapped IPv6), host parsed only in the canonical
+		// dotted-decimal form (ParseAddr refuses leading zeros and short forms), so it
+		// already is a.String().
+		return host
+	}
 	var buf [64]byte
 	if string(a.AppendTo(buf[:0])) == host {
 		return host

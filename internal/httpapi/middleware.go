@@ -42,7 +42,10 @@ func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
 // the services' per-client throttles).
 func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
+		var id string
+		if v := r.Header["X-Request-Id"]; len(v) > 0 { // Header.Get would canonicalize "X-Request-ID" into a new string each time
+			id = v[0]
+		}
 		if !plaza.ValidRequestID(id) {
 			id = plaza.NewRequestID()
 		}

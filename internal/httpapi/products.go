@@ -186,14 +186,24 @@ func writeProduct(w http.ResponseWriter, r *http.Request, status int, p catalog.
 	encode(w, r, status, p)
 }
 
-// writeRaw writes an already encoded JSON body.
+// writeRaw writes an already encoded JSON body, with its Content-Length: set here for
+// a big one, and by net/http itself for one that fits its response buffer (a body
+// written whole before the handler returns), which costs no header entry to format,
+// copy, sort and write.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if len(body) >= netHTTPBuffer {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// netHTTPBuffer is the response buffer of net/http's server (bufferBeforeChunkingSize):
+// a body shorter than it, written before the handler returns, gets a Content-Length
+// without one in the header map.
+const netHTTPBuffer = 2048
 
 // Header values of the catalog's reads, shared like securityHeaders' (see there).
 var (

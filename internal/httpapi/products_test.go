@@ -420,3 +420,29 @@ func TestCategoriesRoute(t *testing.T) {
 		t.Fatal("second tree read missed the cache")
 	}
 }
+
+// TestProductReadsCarryContentLength: a product read, small or bigger than net/http's
+// response buffer, served from the store or the cache, GET or HEAD, says its length
+// rather than being chunked.
+func TestProductReadsCarryContentLength(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ts := newCatalogServer(t, db)
+		small := create(t, ts, laptopJSON)
+		big := create(t, ts, `{"name":"Long read","description":"`+strings.Repeat("word ", 900)+`","price_cents":100,"category":"books"}`)
+		for _, p := range []catalog.Product{small, big} {
+			for _, cache := range []string{"MISS", "HIT"} {
+				res, body := call{method: "GET", path: "/api/products/" + p.ID}.do(t, ts)
+				if res.StatusCode != 200 || res.Header.Get("X-Cache") != cache || res.ContentLength != int64(len(body)) ||
+					len(res.TransferEncoding) != 0 || len(body) < 100 {
+					t.Fatalf("GET %s (%s): %d, Content-Length %d for %d bytes, Transfer-Encoding %v", p.Name, cache, res.StatusCode, res.ContentLength, len(body), res.TransferEncoding)
+				}
+				head, _ := call{method: "HEAD", path: "/api/products/" + p.ID}.do(t, ts)
+				if head.StatusCode != 200 || head.ContentLength != int64(len(body)) {
+					t.Fatalf("HEAD %s: %d, Content-Length %d, want %d", p.Name, head.StatusCode, head.ContentLength, len(body))
+				}
+			}
+		}
+	})
+}

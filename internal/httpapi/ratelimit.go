@@ -22,7 +22,10 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	// whole numbers, so the header value slices are made once and shared (net/http only
 	// reads them), rather than formatted and allocated per request.
 	limit := []string{strconv.Itoa(burst)}
-	small := smallNumbers(burst)
+	// Remaining is mostly near the burst (a client under its limit has a nearly full
+	// bucket), Reset mostly a few seconds: each table covers those.
+	remainingValues := numbers(burst-maxNumberValues, burst)
+	resetValues := numbers(0, maxNumberValues)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if unlimited[r.URL.Path] || r.Method == http.MethodOptions {
 			next.ServeHTTP(w, r)
@@ -35,9 +38,9 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		ok, remaining, retry := l.Take(key)
 		h := w.Header()
 		h["Ratelimit-Limit"] = limit
-		h["Ratelimit-Remaining"] = small.of(int(remaining))
+		h["Ratelimit-Remaining"] = remainingValues.of(int(remaining))
 		full := time.Duration((float64(burst) - remaining) / perSecond * float64(time.Second))
-		h["Ratelimit-Reset"] = small.of(int(math.Ceil(max(full, retry).Seconds())))
+		h["Ratelimit-Reset"] = resetValues.of(int(math.Ceil(max(full, retry).Seconds())))
 		if !ok {
 			writeError(w, r, s.log, &plaza.Error{Code: plaza.ERateLimited, RetryAfter: retry,
 				Message: "too many requests; retry after the time in Retry-After"})
@@ -47,21 +50,29 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	})
 }
 
-// numberValues are header values for 0..n-1, made once.
-type numberValues [][]string
+// maxNumberValues bounds a numbers table (about 40 bytes a value).
+const maxNumberValues = 4096
 
-// smallNumbers makes the values up to n (at most 4096: bigger ones are formatted).
-func smallNumbers(n int) numberValues {
-	v := make(numberValues, min(n, 4096)+1)
-	for i := range v {
-		v[i] = []string{strconv.Itoa(i)}
-	}
-	return v
+// numberValues are header values for the whole numbers lo..lo+len(v)-1, made once.
+type numberValues struct {
+	lo int
+	v  [][]string
 }
 
-func (v numberValues) of(n int) []string {
-	if n >= 0 && n < len(v) {
-		return v[n]
+// numbers makes the values from max(lo, 0) to hi; a number outside is formatted when
+// asked for.
+func numbers(lo, hi int) numberValues {
+	lo = max(lo, 0)
+	n := numberValues{lo: lo, v: make([][]string, max(hi-lo+1, 0))}
+	for i := range n.v {
+		n.v[i] = []string{strconv.Itoa(lo + i)}
 	}
-	return []string{strconv.Itoa(n)}
+	return n
+}
+
+func (n numberValues) of(x int) []string {
+	if i := x - n.lo; i >= 0 && i < len(n.v) {
+		return n.v[i]
+	}
+	return []string{strconv.Itoa(x)}
 }

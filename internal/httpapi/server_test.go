@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -468,4 +469,27 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestRateLimitHeadersOfABigBucket: the RateLimit-* values are right whatever their size,
+// near a big burst (where they come from a table made once) and far from it.
+func TestRateLimitHeadersOfABigBucket(t *testing.T) {
+	t.Parallel()
+	const burst = 20_000
+	ts, _, _ := newTestServer(t, Options{RateLimit: 0.001, RateBurst: burst})
+	for i := range 3 {
+		res := do(t, must(http.NewRequest("GET", ts.URL+"/test/whoami", nil)))
+		if got, want := res.Header.Get("RateLimit-Remaining"), strconv.Itoa(burst-1-i); got != want || res.Header.Get("RateLimit-Limit") != "20000" {
+			t.Fatalf("request %d: RateLimit-Remaining %q, want %s (%v)", i, got, want, res.Header)
+		}
+		// The bucket refills one token in 1,000 s: i+1 tokens in (i+1)×1,000 s.
+		if got, want := res.Header.Get("RateLimit-Reset"), strconv.Itoa((i+1)*1000); got != want {
+			t.Fatalf("request %d: RateLimit-Reset %q, want %s", i, got, want)
+		}
+	}
+	for _, c := range []struct{ lo, hi, x int }{{0, 10, 0}, {0, 10, 10}, {0, 10, 11}, {-5, 3, -1}, {15_904, 20_000, 15_903}, {15_904, 20_000, 15_904}, {15_904, 20_000, 20_000}, {15_904, 20_000, 20_001}} {
+		if got := numbers(c.lo, c.hi).of(c.x); len(got) != 1 || got[0] != strconv.Itoa(c.x) {
+			t.Fatalf("numbers(%d, %d).of(%d) = %q", c.lo, c.hi, c.x, got)
+		}
+	}
 }

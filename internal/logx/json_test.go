@@ -70,8 +70,10 @@ func TestJSONHandlerWritesSlogsBytes(t *testing.T) {
 		if i%7 == 0 {
 			msg = strs[rng.IntN(len(strs))]
 		}
-		r := slog.NewRecord(at, levels[rng.IntN(len(levels))], msg, 0)
+		level := levels[rng.IntN(len(levels))]
+		r := slog.NewRecord(at, level, msg, 0)
 		plainOnly := i%3 != 0
+		var attrs []slog.Attr
 		for range rng.IntN(12) {
 			key := []string{"method", "path", "status", "duration", "user_id", ""}[rng.IntN(6)]
 			v := vals(rng)
@@ -81,6 +83,7 @@ func TestJSONHandlerWritesSlogsBytes(t *testing.T) {
 					slog.DurationValue(time.Duration(rng.Int64N(1e9))), slog.BoolValue(true), slog.Uint64Value(7)}[rng.IntN(5)]
 			}
 			r.AddAttrs(slog.Attr{Key: key, Value: v})
+			attrs = append(attrs, slog.Attr{Key: key, Value: v})
 		}
 		if _, ok := appendLine(nil, r); ok {
 			shortcuts++
@@ -88,6 +91,17 @@ func TestJSONHandlerWritesSlogsBytes(t *testing.T) {
 		ours, slogs := jsonPair(t, r, opts)
 		if ours != slogs {
 			t.Fatalf("record %d:\nours %q\nslog %q", i, ours, slogs)
+		}
+		// The same attributes as an access line, which skips the record when it can.
+		var a, b bytes.Buffer
+		Access(t.Context(), slog.New(Limit(NewJSONHandler(&a, opts), time.Second)), at, level, attrs...)
+		ar := slog.NewRecord(at, level, AccessLog, 0)
+		ar.AddAttrs(attrs...)
+		if err := slog.NewJSONHandler(&b, opts).Handle(t.Context(), ar); err != nil {
+			t.Fatal(err)
+		}
+		if a.String() != b.String() {
+			t.Fatalf("access line %d:\nours %q\nslog %q", i, a.String(), b.String())
 		}
 	}
 	if shortcuts < 1000 {
@@ -151,15 +165,24 @@ func TestJSONHandlerWritesWholeLines(t *testing.T) {
 	}
 }
 
-// BenchmarkAccessLine is an access-log record through NewJSONHandler and through slog's
-// own JSON handler.
+// BenchmarkAccessLine is an access-log line through Access, and as a record through
+// NewJSONHandler and through slog's own JSON handler.
 func BenchmarkAccessLine(b *testing.B) {
-	r := slog.NewRecord(time.Now(), slog.LevelInfo, AccessLog, 0)
-	r.AddAttrs(slog.String("method", "GET"), slog.String("route", "/api/products/{id}"),
+	attrs := []slog.Attr{slog.String("method", "GET"), slog.String("route", "/api/products/{id}"),
 		slog.String("path", "/api/products/01a22b15-7150-7def-b831-916554ae19b2"), slog.Int("status", 200),
 		slog.Int64("bytes", 457), slog.Duration("duration", 20057*time.Nanosecond),
 		slog.String("request_id", "eb5a856ceee95bee15811cb6bf019c13"), slog.String("user_id", ""),
-		slog.String("client_ip", "127.0.0.1"))
+		slog.String("client_ip", "127.0.0.1")}
+	now := time.Now()
+	r := slog.NewRecord(now, slog.LevelInfo, AccessLog, 0)
+	r.AddAttrs(attrs...)
+	b.Run("Access", func(b *testing.B) { // as the transports write it: no record when it can
+		log := slog.New(Limit(NewJSONHandler(io.Discard, nil), time.Second))
+		b.ReportAllocs()
+		for b.Loop() {
+			Access(b.Context(), log, now, slog.LevelInfo, attrs...)
+		}
+	})
 	for name, h := range map[string]slog.Handler{
 		"logx": NewJSONHandler(io.Discard, nil), "slog": slog.NewJSONHandler(io.Discard, nil)} {
 		b.Run(name, func(b *testing.B) {

@@ -52,9 +52,28 @@ func Access(ctx context.Context, log *slog.Logger, t time.Time, level slog.Level
 	if !h.Enabled(ctx, level) {
 		return
 	}
+	if ah, ok := h.(accessHandler); ok {
+		if done, _ := ah.handleAccess(t, level, attrs); done {
+			return
+		}
+	}
 	r := slog.NewRecord(t, level, AccessLog, 0)
 	r.AddAttrs(attrs...)
 	_ = h.Handle(ctx, r)
+}
+
+// accessHandler is a handler that writes an access line from its attributes without a
+// slog.Record (the JSON handler's shortcut). done is false when it did not write the line.
+type accessHandler interface {
+	handleAccess(t time.Time, level slog.Level, attrs []slog.Attr) (done bool, err error)
+}
+
+// handleAccess passes an access line on untouched, as Handle does.
+func (l *limiter) handleAccess(t time.Time, level slog.Level, attrs []slog.Attr) (bool, error) {
+	if ah, ok := l.h.(accessHandler); ok {
+		return ah.handleAccess(t, level, attrs)
+	}
+	return false, nil
 }
 
 func (l *limiter) Handle(ctx context.Context, r slog.Record) error {
