@@ -34,7 +34,8 @@ import (
 
 // Backend stores bytes under string keys with a TTL. A ttl <= 0 means no expiry.
 type Backend interface {
-	// Get returns the value of key and whether it was there.
+	// Get returns the value of key and whether it was there. The slice may be the
+	// backend's own: callers read it and never write to it.
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	// GetMany returns the values of keys in one round trip: vals[i] and ok[i] are keys[i]'s.
 	GetMany(ctx context.Context, keys []string) (vals [][]byte, ok []bool, err error)
@@ -457,7 +458,8 @@ func New(b Backend, opts Options) *Cache {
 }
 
 // Get returns key's value. A backend error counts as a miss: it is logged and counted,
-// and the caller goes on to the source of truth.
+// and the caller goes on to the source of truth. The value may be shared with the cache
+// (no copy per hit): read it, never write to it.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 	val, tier, ok := c.get(ctx, key)
 	if ok {
@@ -524,7 +526,7 @@ func (c *Cache) get(ctx context.Context, key string) ([]byte, string, bool) {
 	epoch, useLocal := c.localEpoch()
 	if useLocal {
 		if item := c.local.c.Get(key); item != nil && item.Value().stamp.coherent(epoch) {
-			return bytes.Clone(item.Value().val), "local", true
+			return slices.Clip(item.Value().val), "local", true
 		}
 	}
 	inv := c.invals.Load()
@@ -801,7 +803,8 @@ func (c *Cache) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 // whether it came from the cache. Concurrent misses of one key in this instance share one
 // call of load. load runs without the caller's cancellation (it serves every waiter) but
 // with its values; a caller whose ctx ends stops waiting. A load error (a panic becomes
-// one) is returned to every waiter and not cached. The returned slice is the caller's own.
+// one) is returned to every waiter and not cached. The returned slice may be shared, as
+// Get's: read it, never write to it.
 func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(context.Context) ([]byte, error)) (val []byte, hit bool, err error) {
 	if val, ok := c.Get(ctx, key); ok {
 		return val, true, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -34,7 +35,9 @@ func (m *memory) Get(_ context.Context, key string) ([]byte, bool, error) {
 	if item == nil {
 		return nil, false, nil
 	}
-	return bytes.Clone(item.Value()), true, nil
+	// The stored slice itself, clipped so that an append copies: values are written
+	// once (Set and Incr store new slices) and readers only read them.
+	return slices.Clip(item.Value()), true, nil
 }
 
 func (m *memory) GetMany(ctx context.Context, keys []string) ([][]byte, []bool, error) {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"plaza/internal/logx"
@@ -37,23 +38,25 @@ func infoFrom(ctx context.Context) *reqInfo {
 // RequestIDFrom returns the request ID carried in ctx, or "".
 func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
 
-// identify accepts a well-formed incoming X-Request-ID or generates one, echoes it, and
-// carries it in the context together with the client's IP (also as plaza.ClientIPFrom, for
-// the services' per-client throttles).
-func identify(trusted []netip.Prefix, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var id string
-		if v := r.Header["X-Request-Id"]; len(v) > 0 { // Header.Get would canonicalize "X-Request-ID" into a new string each time
-			id = v[0]
-		}
-		if !plaza.ValidRequestID(id) {
-			id = plaza.NewRequestID()
-		}
-		w.Header()["X-Request-Id"] = []string{id} // the canonical key, set without canonicalizing it again
-		ri := &reqInfo{id: id, ip: clientIP(r, trusted)}
-		ctx := plaza.WithClientIP(context.WithValue(r.Context(), reqInfoKey{}, ri), ri.ip)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// request is what the front of the chain keeps of one request, made in one allocation:
+// it is the request's context (answering reqInfoKey and plaza.ClientIPKey itself, rather
+// than through a context layer for each), the reqInfo and the one ResponseWriter wrapper.
+// A WebSocket or an event stream keeps it as long as it is open, so it stays small.
+type request struct {
+	context.Context
+	info  reqInfo
+	sw    statusWriter
+	idHdr [1]string // the X-Request-Id header's value
+}
+
+func (q *request) Value(key any) any {
+	switch key.(type) {
+	case reqInfoKey:
+		return &q.info
+	case plaza.ClientIPKey:
+		return q.info.ip
+	}
+	return q.Context.Value(key)
 }
 
 // The values of the headers every response carries, made once. They are assigned under
@@ -71,56 +74,76 @@ var (
 	hdrCredentials = []string{"true"}
 )
 
-// securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
+// front is the outside of the chain, in this order:
+//   - the request ID: a well-formed incoming X-Request-ID is accepted, else one is made;
+//     it is echoed, and carried in the context with the client's IP (also as
+//     plaza.ClientIPFrom, for the services' per-client throttles), so every later line
+//     can quote them;
+//   - the security headers, on every response, errors included;
+//   - the one ResponseWriter wrapper, and after the request the access log line and the
+//     metrics, which so see the final status.
+func front(trusted []netip.Prefix, log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var id string
+		if v := r.Header["X-Request-Id"]; len(v) > 0 { // Header.Get would canonicalize "X-Request-ID" into a new string each time
+			id = v[0]
+		}
+		if !plaza.ValidRequestID(id) {
+			id = plaza.NewRequestID()
+		}
+		q := &request{Context: r.Context(), info: reqInfo{id: id, ip: clientIP(r, trusted)}}
+		q.sw.ResponseWriter = w
 		h := w.Header()
+		q.idHdr[0] = id
+		h["X-Request-Id"] = q.idHdr[:] // the canonical key, set without canonicalizing it again
 		h["X-Content-Type-Options"] = hdrNosniff
 		h["X-Frame-Options"] = hdrDeny
 		h["Content-Security-Policy"] = hdrCSP
 		h["Referrer-Policy"] = hdrReferrer
-		next.ServeHTTP(w, r)
-	})
-}
-
-// observe wraps the response writer once and, after the request, writes the access log line
-// and the metrics. It is the only wrapper in the chain.
-func observe(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(q)
 		m.inFlight.Inc()
 		defer func() {
 			m.inFlight.Dec()
-			ri := infoFrom(r.Context())
 			end := time.Now()
-			d := end.Sub(start)
-			m.observe(r.Method, ri.pattern, sw.code(), d)
-			level := slog.LevelInfo
-			if sw.code() >= 500 || ri.err != nil {
-				level = slog.LevelError
-			}
-			attrs := [10]slog.Attr{
-				slog.String("method", r.Method),
-				slog.String("route", routeLabel(ri.pattern)),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", sw.code()),
-				slog.Int64("bytes", sw.bytes),
-				slog.Duration("duration", d),
-				slog.String("request_id", ri.id),
-				slog.String("user_id", ri.userID),
-				slog.String("client_ip", ri.ip),
-			}
-			n := 9
-			if ri.err != nil {
-				attrs[n] = slog.String("err", ri.err.Error())
-				n++
-			}
-			logx.Access(r.Context(), log, end, level, attrs[:n]...)
+			accessLine(r, q, log, m, end, end.Sub(start))
 		}()
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(&q.sw, r)
 	})
 }
+
+// accessLine writes the access log line of a request that took d, and its metrics.
+func accessLine(r *http.Request, q *request, log *slog.Logger, m *httpMetrics, end time.Time, d time.Duration) {
+	ri, status := &q.info, q.sw.code()
+	m.observe(r.Method, ri.pattern, status, d)
+	level := slog.LevelInfo
+	if status >= 500 || ri.err != nil {
+		level = slog.LevelError
+	}
+	attrs := accessAttrs.Get().(*[10]slog.Attr)
+	defer accessAttrs.Put(attrs)
+	*attrs = [10]slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("route", routeLabel(ri.pattern)),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", q.sw.bytes),
+		slog.Duration("duration", d),
+		slog.String("request_id", ri.id),
+		slog.String("user_id", ri.userID),
+		slog.String("client_ip", ri.ip),
+	}
+	n := 9
+	if ri.err != nil {
+		attrs[n] = slog.String("err", ri.err.Error())
+		n++
+	}
+	logx.Access(r.Context(), log, end, level, attrs[:n]...)
+}
+
+// accessAttrs holds the attributes of access lines being written: handed to the log
+// handler, they would otherwise be a heap allocation of 400 bytes a request.
+var accessAttrs = sync.Pool{New: func() any { return new([10]slog.Attr) }}
 
 // recoverPanics answers a panicking handler with a 500 problem (unless the response has
 // started) and logs the stack; the server keeps serving.

@@ -130,24 +130,22 @@ func New(opts Options) *Server {
 	s.front.HandleFunc("/", s.unmatched)
 
 	// The chain, outermost first. Each step's place is deliberate:
-	//  1. identify: request ID and client IP first, so every later line can quote them;
-	//  2. securityHeaders: on every response, errors included;
-	//  3. observe: the one ResponseWriter wrapper; access log and metrics see the final status;
-	//  4. recoverPanics: inside observe, so a panic is logged and counted as a 500;
-	//  5. cors: preflights answer before auth and limits; 401/429 still carry CORS headers;
-	//  6. authenticate: before the limiter, so a signed-in user is limited as themself;
-	//  7. rateLimit: per user or per IP; probes and metrics are exempt;
-	//  8. limitBody: caps what handlers can read;
-	//  9. dispatch: the mux, with problem bodies for unknown routes and wrong methods.
+	//  1. front: request ID and client IP first, so every later line can quote them;
+	//     the security headers, on every response, errors included; the one
+	//     ResponseWriter wrapper, so the access log and metrics see the final status;
+	//  2. recoverPanics: inside front, so a panic is logged and counted as a 500;
+	//  3. cors: preflights answer before auth and limits; 401/429 still carry CORS headers;
+	//  4. authenticate: before the limiter, so a signed-in user is limited as themself;
+	//  5. rateLimit: per user or per IP; probes and metrics are exempt;
+	//  6. limitBody: caps what handlers can read;
+	//  7. dispatch: the mux, with problem bodies for unknown routes and wrong methods.
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = limitBody(s.log, maxBody, h)
 	h = s.rateLimit(h)
 	h = s.authenticate(h)
 	h = cors(opts.CORSOrigins, h)
 	h = recoverPanics(s.log, h)
-	h = observe(s.log, newHTTPMetrics(s.registry), h)
-	h = securityHeaders(h)
-	h = identify(opts.TrustedProxies, h)
+	h = front(opts.TrustedProxies, s.log, newHTTPMetrics(s.registry), h)
 	s.handler = h
 	return s
 }

@@ -100,7 +100,10 @@ func newTestServer(t *testing.T, opts Options) (*httptest.Server, *Server, *logB
 	}))
 	s.handle("GET /test/whoami", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := plaza.PrincipalFrom(r.Context())
-		encode(w, r, http.StatusOK, map[string]string{"user": p.UserID})
+		// A context a handler derives from the request's still answers what the chain set.
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		encode(w, r, http.StatusOK, map[string]string{"user": p.UserID, "ip": plaza.ClientIPFrom(ctx), "request_id": RequestIDFrom(ctx)})
 	}))
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
@@ -490,6 +493,33 @@ func TestRateLimitHeadersOfABigBucket(t *testing.T) {
 	for _, c := range []struct{ lo, hi, x int }{{0, 10, 0}, {0, 10, 10}, {0, 10, 11}, {-5, 3, -1}, {15_904, 20_000, 15_903}, {15_904, 20_000, 15_904}, {15_904, 20_000, 20_000}, {15_904, 20_000, 20_001}} {
 		if got := numbers(c.lo, c.hi).of(c.x); len(got) != 1 || got[0] != strconv.Itoa(c.x) {
 			t.Fatalf("numbers(%d, %d).of(%d) = %q", c.lo, c.hi, c.x, got)
+		}
+	}
+}
+
+// TestRequestContextCarriesClientAndID: what the front of the chain puts in a request's
+// context (the client's address, as the services' throttles read it, and the request ID)
+// reaches the handler, through contexts it derives too.
+func TestRequestContextCarriesClientAndID(t *testing.T) {
+	t.Parallel()
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	ts, _, _ := newTestServer(t, Options{TrustedProxies: loopback})
+	for _, c := range []struct{ forwarded, id, wantIP string }{
+		{"203.0.113.5", "req-one", "203.0.113.5"},
+		{"", "req-two", "127.0.0.1"},
+	} {
+		req := must(http.NewRequest("GET", ts.URL+"/test/whoami", nil))
+		if c.forwarded != "" {
+			req.Header.Set("X-Forwarded-For", c.forwarded)
+		}
+		req.Header.Set("X-Request-ID", c.id)
+		res := do(t, req)
+		var got map[string]string
+		if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got["ip"] != c.wantIP || got["request_id"] != c.id || res.Header.Get("X-Request-ID") != c.id {
+			t.Fatalf("forwarded %q: handler saw %v, response ID %q", c.forwarded, got, res.Header.Get("X-Request-ID"))
 		}
 	}
 }

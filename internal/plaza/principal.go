@@ -37,16 +37,19 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	return p, ok && p.UserID != ""
 }
 
-type clientIPKey struct{}
+// ClientIPKey is the context key of the client's IP: WithClientIP sets it, and a
+// transport's own context type may answer it (a string) to carry the address without a
+// context layer of its own.
+type ClientIPKey struct{}
 
 // WithClientIP returns ctx carrying the client's IP address as the transport determined it
 // (behind trusted proxies, the forwarded one). Services use it for per-client limits.
 func WithClientIP(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, clientIPKey{}, ip)
+	return context.WithValue(ctx, ClientIPKey{}, ip)
 }
 
 // ClientIPFrom returns the client IP in ctx, or "" when the transport set none.
 func ClientIPFrom(ctx context.Context) string {
-	ip, _ := ctx.Value(clientIPKey{}).(string)
+	ip, _ := ctx.Value(ClientIPKey{}).(string)
 	return ip
 }
