@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,7 +42,8 @@ func RequestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
 // request is what the front of the chain keeps of one request, made in one allocation:
 // it is the request's context (answering reqInfoKey and plaza.ClientIPKey itself, rather
 // than through a context layer for each), the reqInfo and the one ResponseWriter wrapper.
-// A WebSocket or an event stream keeps it as long as it is open, so it stays small.
+// A WebSocket or an event stream keeps it as long as it is open, so it stays small, and
+// its writer is let go once the handler returns.
 type request struct {
 	context.Context
 	info  reqInfo
@@ -107,10 +109,23 @@ func front(trusted []netip.Prefix, log *slog.Logger, m *httpMetrics, next http.H
 			m.inFlight.Dec()
 			end := time.Now()
 			accessLine(r, q, log, m, end, end.Sub(start))
+			// The request may outlive its response: a WebSocket or an event stream keeps
+			// its context (q) for as long as it is open. Through the writer it would keep
+			// net/http's response, its connection and their buffers (some 10 KiB) too.
+			q.sw.ResponseWriter = finished{}
 		}()
 		next.ServeHTTP(&q.sw, r)
 	})
 }
+
+// finished is the writer of a request whose handler has returned: nothing can be written.
+type finished struct{}
+
+var errFinished = errors.New("httpapi: the response is finished")
+
+func (finished) Header() http.Header       { return http.Header{} }
+func (finished) Write([]byte) (int, error) { return 0, errFinished }
+func (finished) WriteHeader(int)           {}
 
 // accessLine writes the access log line of a request that took d, and its metrics.
 func accessLine(r *http.Request, q *request, log *slog.Logger, m *httpMetrics, end time.Time, d time.Duration) {

@@ -25,7 +25,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	// Remaining is mostly near the burst (a client under its limit has a nearly full
 	// bucket), Reset mostly a few seconds: each table covers those.
 	remainingValues := numbers(burst-maxNumberValues, burst)
-	resetValues := numbers(0, maxNumberValues)
+	resetValues := numbers(0, min(maxNumberValues, int(math.Ceil(float64(burst)/perSecond)))) // at most a full refill
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if unlimited[r.URL.Path] || r.Method == http.MethodOptions {
 			next.ServeHTTP(w, r)

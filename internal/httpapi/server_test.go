@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"plaza/internal/plaza"
 )
@@ -521,5 +523,28 @@ func TestRequestContextCarriesClientAndID(t *testing.T) {
 		if got["ip"] != c.wantIP || got["request_id"] != c.id || res.Header.Get("X-Request-ID") != c.id {
 			t.Fatalf("forwarded %q: handler saw %v, response ID %q", c.forwarded, got, res.Header.Get("X-Request-ID"))
 		}
+	}
+}
+
+// TestAKeptRequestContextLetsTheWriterGo: a handler that keeps its request's context
+// after returning (as a WebSocket or an event stream does for the connection's life) does
+// not keep the response writer, and with it net/http's connection and buffers, alive.
+func TestAKeptRequestContextLetsTheWriterGo(t *testing.T) {
+	s := New(Options{})
+	var kept context.Context
+	s.handle("GET /test/keep", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept = context.WithoutCancel(r.Context())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	w := &discardWriter{h: http.Header{}}
+	gone := weak.Make(w)
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/test/keep", nil))
+	w = nil
+	runtime.GC()
+	if gone.Value() != nil {
+		t.Fatal("the response writer is still reachable from the kept request context")
+	}
+	if RequestIDFrom(kept) == "" {
+		t.Fatal("the kept context lost its request ID")
 	}
 }
