@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -269,6 +270,8 @@ type scenario struct {
 	note  string
 	// noProductCache runs the scenario on servers with PLAZA_PRODUCT_CACHE=off.
 	noProductCache bool
+	// prime, when set, runs against each server before its warm-up.
+	prime func(ctx context.Context, s plaza) error
 	// client names the load generator when it is not wrk.
 	client string
 }
@@ -366,6 +369,11 @@ func (h *harness) runBackend(ctx context.Context, spec backendSpec) (BackendRun,
 				return r, err
 			}
 			h.logf("%s, %s", sc.name, k.tag())
+			if sc.prime != nil {
+				if err := sc.prime(ctx, s); err != nil {
+					return r, fmt.Errorf("%s (%s): priming: %w", sc.name, k.tag(), err)
+				}
+			}
 			var sampler *rssSampler
 			if sc.key == scCached && !tuned {
 				sampler = sampleRSS(s.p.pid(), 50*time.Millisecond)
@@ -472,8 +480,8 @@ func (h *harness) setUp(ctx context.Context, a api, dir, adminPassword, userPass
 		load: func(s plaza) load {
 			return load{url: s.base + "/", script: "ids.lua", args: []string{idsFile, strconv.Itoa(h.o.threads)}}
 		},
-		probe: noIDs, noProductCache: true,
-		note: fmt.Sprintf("%s ids in turn, on servers with `PLAZA_PRODUCT_CACHE=off`: every read queries the database", fmtInt(int64(len(ids))))}
+		probe: noIDs, noProductCache: true, prime: func(ctx context.Context, s plaza) error { return readEach(ctx, s, ids) },
+		note: fmt.Sprintf("%s ids in turn, on servers with `PLAZA_PRODUCT_CACHE=off`: every read queries the database; each server reads every id once before the warm-up", fmtInt(int64(len(ids))))}
 	if len(ids) > 0 {
 		uncached.probe = probe(http.MethodGet, "/api/products/"+ids[0], "", nil)
 	}
@@ -652,4 +660,35 @@ func redactURL(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// readEach reads every product of ids once from s, 16 at a time, so that the measurement
+// of reads that go to the database starts with the rows in the OS page cache (and
+// PostgreSQL's buffers): on a machine whose kernel pages out what it finds cold (DAMON
+// reclaim), rows last touched by the seeding minutes earlier were read from the disk
+// during the first server's warm-up and measured window, not the second's.
+func readEach(ctx context.Context, s plaza, ids []string) error {
+	a := api{base: s.base, client: &http.Client{Timeout: 30 * time.Second}}
+	next := make(chan string)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for id := range next {
+				if err := a.call(ctx, http.MethodGet, "/api/products/"+id, "", nil, nil); err != nil {
+					errs <- err
+					for range next { // drain, so the sender finishes
+					}
+					return
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when every read succeeded
 }
