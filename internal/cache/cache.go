@@ -472,7 +472,8 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool) {
 
 // GetMany is Get for several keys: those the local tier holds are answered there, the
 // rest by the backend in one round trip. vals[i] and ok[i] are keys[i]'s; a backend error
-// makes every key the local tier did not hold a miss, as in Get.
+// makes every key the local tier did not hold a miss, as in Get, and its values may be
+// shared as Get's are.
 func (c *Cache) GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok []bool) {
 	vals, ok = make([][]byte, len(keys)), make([]bool, len(keys))
 	if c.inproc {
@@ -488,7 +489,7 @@ func (c *Cache) GetMany(ctx context.Context, keys ...string) (vals [][]byte, ok 
 	for i, key := range keys {
 		if useLocal {
 			if item := c.local.c.Get(key); item != nil && item.Value().stamp.coherent(epoch) {
-				vals[i], ok[i] = bytes.Clone(item.Value().val), true
+				vals[i], ok[i] = slices.Clip(item.Value().val), true
 				c.m.hit("local")
 				continue
 			}
