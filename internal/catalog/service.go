@@ -19,6 +19,10 @@ import (
 type Store interface {
 	// ByID returns a product or ENotFound.
 	ByID(ctx context.Context, id string) (Product, error)
+	// ByIDJSON returns a product as JSON, byte for byte what encoding/json writes for it
+	// followed by a newline, and its version; or ENotFound. A store may encode it on its
+	// own (SQLite does, in the query).
+	ByIDJSON(ctx context.Context, id string) ([]byte, int64, error)
 	// List returns a page of a normalized filter (see Filter.Normalize); a cursor it did not
 	// issue for that sort is EBadRequest.
 	List(ctx context.Context, f Filter) (Page, error)
@@ -133,6 +137,17 @@ func (s *Service) Product(ctx context.Context, id string) (Product, error) {
 	}
 	p, err := s.store.ByID(ctx, id)
 	return p, loadError(err)
+}
+
+// ProductJSON returns product id to anyone as the JSON encoding/json writes for it,
+// newline-terminated, with its version: the form the transports serve, which the store
+// may build faster than a read and an encoding here.
+func (s *Service) ProductJSON(ctx context.Context, id string) ([]byte, int64, error) {
+	if !validID(id) {
+		return nil, 0, notFound()
+	}
+	body, version, err := s.store.ByIDJSON(ctx, id)
+	return body, version, loadError(err)
 }
 
 // Categories returns the category tree with product counts.

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"plaza/internal/catalog"
 	"plaza/internal/plaza"
@@ -25,6 +28,55 @@ func (s Products) ByID(ctx context.Context, id string) (catalog.Product, error) 
 	var p catalog.Product
 	err := scanProduct(s.db.readRow(ctx, productByID, id), &p)
 	return p, MapError(err)
+}
+
+// ByIDJSON returns the product as JSON, byte for byte what encoding/json writes for
+// catalog.Product followed by a newline, and its version; ENotFound when there is none.
+// SQLite builds the document in the query (productJSONByID); PostgreSQL reads the row
+// and encodes it here.
+func (s Products) ByIDJSON(ctx context.Context, id string) ([]byte, int64, error) {
+	if s.db.dialect == SQLite {
+		var body []byte
+		var version int64
+		if err := s.db.readRow(ctx, productJSONByID, id).Scan(&body, &version); err != nil {
+			return nil, 0, MapError(err)
+		}
+		if body, ok := asEncodingJSON(body); ok {
+			return append(body, '\n'), version, nil
+		}
+	}
+	p, err := s.ByID(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(body, '\n'), p.Version, nil
+}
+
+// asEncodingJSON returns doc, a document from SQLite's json_object, as encoding/json
+// writes it. The two escape strings alike but for two cases. encoding/json also escapes
+// <, >, & and the line and paragraph separators U+2028 and U+2029, done here the way it
+// does them. Invalid UTF-8 encoding/json replaces, which SQLite copies as it is; no text
+// written through Plaza's transports holds any (JSON and protobuf decoding both refuse or
+// replace it), and for a row written some other way ok is false and the caller encodes
+// the row itself.
+func asEncodingJSON(doc []byte) (_ []byte, ok bool) {
+	if !utf8.Valid(doc) {
+		return nil, false
+	}
+	for _, c := range doc {
+		switch c {
+		case '<', '>', '&', 0xE2: // 0xE2 begins the UTF-8 of U+2028 and U+2029
+			var buf bytes.Buffer
+			buf.Grow(len(doc) + 32)
+			json.HTMLEscape(&buf, doc)
+			return buf.Bytes(), true
+		}
+	}
+	return doc, true
 }
 
 // insertParams bounds the parameters of one multi-row INSERT, well below both backends'

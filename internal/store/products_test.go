@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -128,6 +129,65 @@ func TestProductsByIDEndedContext(t *testing.T) {
 		got, err := s.ByID(ctx, p.ID)
 		if err == nil || !errors.Is(err, context.Canceled) {
 			t.Fatalf("ByID with a canceled context = %+v, %v; want context.Canceled", got, err)
+		}
+	})
+}
+
+// ByIDJSON's document is byte for byte what encoding/json writes for the product ByID
+// returns, whatever its text holds: SQLite builds it in the query, and its escaping and
+// time format must not show.
+func TestProductsByIDJSON(t *testing.T) {
+	t.Parallel()
+	var controls strings.Builder
+	for c := range rune(0x20) {
+		controls.WriteRune(c)
+	}
+	controls.WriteString("\x7f")
+	texts := []string{
+		"plain", "", `"quoted" back\slash /slash`, "<script>alert('x')</script> & &amp;",
+		"line\u2028para\u2029 dash \u2013 é e\u0301 日本 🛒 \ufffd", "tab\tnew\nline\rcr\bbs\fff",
+		strings.Repeat("long ", 400),
+	}
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := t.Context()
+		s := db.Products()
+		cases := slices.Clone(texts)
+		if db.Dialect() == store.SQLite {
+			// PostgreSQL's text holds neither NUL nor invalid UTF-8.
+			cases = append(cases, controls.String(), "bad \xff\xfe utf-8", "nul\x00in")
+		} else {
+			cases = append(cases, controls.String()[1:])
+		}
+		var ps []catalog.Product
+		for i, text := range cases {
+			p := product(text, "c"+text, "s/"+text, int64(i)*(1<<40)+1, int64(i), t0.Add(time.Duration(i)*1234567*time.Nanosecond))
+			p.Description, p.Currency = text+text, text
+			p.UpdatedAt = p.CreatedAt.Add(time.Duration(i) * 100 * time.Millisecond)
+			ps = append(ps, p)
+		}
+		mustInsert(t, s, ps...)
+		for i, p := range ps {
+			want, err := s.ByID(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantJSON, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, version, err := s.ByIDJSON(ctx, p.ID)
+			if err != nil || string(got) != string(wantJSON)+"\n" || version != want.Version {
+				t.Errorf("case %d %q: ByIDJSON =\n%s version %d, %v\nwant\n%s\nversion %d", i, cases[i], got, version, err, wantJSON, want.Version)
+			}
+		}
+		if _, _, err := s.ByIDJSON(ctx, plaza.NewID()); plaza.ErrorCodeOf(err) != plaza.ENotFound {
+			t.Fatalf("ByIDJSON(unknown): %v; want not_found", err)
+		}
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		if got, _, err := s.ByIDJSON(ended, ps[0].ID); !errors.Is(err, context.Canceled) {
+			t.Fatalf("ByIDJSON with a canceled context = %s, %v; want context.Canceled", got, err)
 		}
 	})
 }

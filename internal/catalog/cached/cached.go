@@ -1,7 +1,8 @@
 // Package cached puts the shared cache in front of the catalog service for transports:
 // reads are served from their encoded form (the JSON body and the entity tag), so a hit
 // costs no query and no encoding, and every write made through it drops the keys it
-// affects on every instance. The service below knows nothing of caching, JSON or ETags.
+// affects on every instance. The service below knows nothing of caching or ETags; it
+// reads a product already encoded (Service.ProductJSON), as the store can build it.
 //
 // Every transport that writes to the catalog goes through the same *Catalog (internal/app
 // wires it), so no write can leave a stale entry behind; the one-minute TTL only bounds a
@@ -31,6 +32,7 @@ type Cache interface {
 // Service is the part of catalog.Service the decorator wraps.
 type Service interface {
 	Product(ctx context.Context, id string) (catalog.Product, error)
+	ProductJSON(ctx context.Context, id string) ([]byte, int64, error)
 	Categories(ctx context.Context) ([]*catalog.Category, error)
 	List(ctx context.Context, f catalog.Filter) (catalog.Page, error)
 	Create(ctx context.Context, in catalog.Input) (catalog.Product, error)
@@ -81,24 +83,19 @@ type Encoded struct {
 
 // ProductJSON returns product id as JSON with its entity tag.
 func (c *Catalog) ProductJSON(ctx context.Context, id string) (Encoded, error) {
+	if c.readThrough {
+		body, version, err := c.svc.ProductJSON(ctx, id)
+		if err != nil {
+			return Encoded{}, err
+		}
+		return Encoded{JSON: body, ETag: etag.Make(id, version)}, nil
+	}
 	load := func(ctx context.Context) ([]byte, error) {
-		p, err := c.svc.Product(ctx, id)
+		body, version, err := c.svc.ProductJSON(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		return productEntry(p)
-	}
-	if c.readThrough {
-		// Encoded as productEntry would, without an entry to build and cut apart again.
-		p, err := c.svc.Product(ctx, id)
-		if err != nil {
-			return Encoded{}, err
-		}
-		body, err := productBody(p)
-		if err != nil {
-			return Encoded{}, err
-		}
-		return Encoded{JSON: body, ETag: etag.Make(p.ID, p.Version)}, nil
+		return productEntry(id, version, body), nil
 	}
 	val, hit, err := c.cache.GetOrLoad(ctx, productKey(id), productTTL, load)
 	if err != nil {
@@ -119,24 +116,12 @@ func (c *Catalog) ProductJSON(ctx context.Context, id string) (Encoded, error) {
 }
 
 // productEntry is a product's cache entry: its entity tag, a newline, then its JSON body.
-func productEntry(p catalog.Product) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString(etag.Make(p.ID, p.Version))
-	buf.WriteByte('\n')
-	if err := json.NewEncoder(&buf).Encode(p); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// productBody is the body of productEntry: p as json.Encoder writes it, newline included.
-// Marshal's result has room for the newline unless its length ends a size class.
-func productBody(p catalog.Product) ([]byte, error) {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	return append(body, '\n'), nil
+func productEntry(id string, version int64, body []byte) []byte {
+	tag := etag.Make(id, version)
+	entry := make([]byte, 0, len(tag)+1+len(body))
+	entry = append(entry, tag...)
+	entry = append(entry, '\n')
+	return append(entry, body...)
 }
 
 // CategoriesJSON returns the category tree as JSON.
