@@ -67,9 +67,10 @@ func asEncodingJSON(doc []byte) (_ []byte, ok bool) {
 	if !utf8.Valid(doc) {
 		return nil, false
 	}
-	for _, c := range doc {
-		switch c {
-		case '<', '>', '&', 0xE2: // 0xE2 begins the UTF-8 of U+2028 and U+2029
+	// One vectorized scan a byte is cheaper than one loop testing four; 0xE2 begins the
+	// UTF-8 of U+2028 and U+2029 (and of other characters, which HTMLEscape leaves).
+	for _, c := range []byte("<>&\xe2") {
+		if bytes.IndexByte(doc, c) >= 0 {
 			var buf bytes.Buffer
 			buf.Grow(len(doc) + 32)
 			json.HTMLEscape(&buf, doc)
