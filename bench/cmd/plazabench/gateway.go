@@ -26,14 +26,11 @@ func (h *harness) startGateway(ctx context.Context, backendEnv, setting []string
 			env = append(env, kv)
 		}
 	}
-	httpAddr, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, "", err
 	}
-	grpcAddr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
+	httpAddr, grpcAddr := addrs[0], addrs[1]
 	env = append(append(env, setting...), "PLAZA_DISCOVERY=static:"+up.http+"="+up.grpc,
 		"PLAZA_GATEWAY_ADDR="+httpAddr, "PLAZA_GATEWAY_GRPC_ADDR="+grpcAddr)
 	p, err := h.ps.start("gateway "+tag, h.bins.plaza, []string{"gateway"}, env, filepath.Join(h.tmp, "gateway-"+tag+".log"))

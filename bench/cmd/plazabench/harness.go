@@ -147,13 +147,9 @@ type plaza struct {
 // startPlaza starts `plaza serve` with env on fresh loopback ports. /metrics gets a
 // listener of its own, as production wants it (or a token) to serve it at all.
 func (h *harness) startPlaza(env []string, tag string) (plaza, error) {
-	var addrs [4]string
-	for i := range addrs {
-		a, err := freeAddr()
-		if err != nil {
-			return plaza{}, err
-		}
-		addrs[i] = a
+	addrs, err := freeAddrs(4)
+	if err != nil {
+		return plaza{}, err
 	}
 	full := append(minimalEnv(), env...)
 	full = append(full, "PLAZA_HTTP_ADDR="+addrs[0], "PLAZA_GRPC_ADDR="+addrs[1], "PLAZA_DEBUG_ADDR="+addrs[2], "PLAZA_METRICS_ADDR="+addrs[3])

@@ -247,3 +247,19 @@ func TestRealtimeFrames(t *testing.T) {
 		t.Errorf("eventStock of no number = %d, want none", got)
 	}
 }
+
+// Addresses for one server's listeners are distinct: a port handed out twice makes the
+// server's second listener fail and the run stop (it happened between pprof and metrics).
+func TestFreeAddrsAreDistinct(t *testing.T) {
+	addrs, err := freeAddrs(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}

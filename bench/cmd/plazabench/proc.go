@@ -120,12 +120,27 @@ func tail(path string, n int) string {
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// freeAddrs returns n loopback addresses with distinct ports that were free a moment ago.
+// Every listener stays open until all n are chosen: closed one at a time, the kernel may
+// hand the same port out twice, and a server given it for two listeners fails to start.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs, nil
 }
 
 var probeClient = &http.Client{Timeout: time.Second}
