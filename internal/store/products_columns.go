@@ -62,7 +62,6 @@ func column[T any](name string, w written, field func(*catalog.Product) *T) prod
 		asJSON = `rtrim(rtrim(substr(` + name + `, 1, 29), '0'), '.') || 'Z'`
 	}
 	return productColumn{
-		sqliteJSON: asJSON,
 		name:    name,
 		written: w,
 		dest: func(p *catalog.Product) any {
@@ -71,8 +70,9 @@ func column[T any](name string, w written, field func(*catalog.Product) *T) prod
 			}
 			return field(p)
 		},
-		value:  func(p *catalog.Product) any { return *field(p) },
-		decode: decodeKey[T],
+		value:      func(p *catalog.Product) any { return *field(p) },
+		decode:     decodeKey[T],
+		sqliteJSON: asJSON,
 	}
 }
 
