@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,6 +34,16 @@ func (s *oneProduct) Product(_ context.Context, id string) (catalog.Product, err
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return catalog.Product{ID: id, Name: "Desk Lamp", Description: "A lamp for a desk.", PriceCents: 1999, Currency: "USD",
 		Category: "home", Subcategory: "lighting", Stock: 7, Version: 3, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// ProductJSON is the read the cache loads through: Product encoded as the store's is.
+func (s *oneProduct) ProductJSON(ctx context.Context, id string) ([]byte, int64, error) {
+	p, err := s.Product(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	body, err := json.Marshal(p)
+	return append(body, '\n'), p.Version, err
 }
 
 // sink is a ResponseWriter that keeps its header map and body buffer across requests

@@ -56,8 +56,71 @@ func (s Products) ByIDJSON(ctx context.Context, id string) ([]byte, int64, error
 	return append(body, '\n'), p.Version, nil
 }
 
-// asEncodingJSON returns doc, a document from SQLite's json_object, as encoding/json
-// writes it. The two escape strings alike but for two cases. encoding/json also escapes
+// encodingJSONTimes rewrites the times of doc, productJSONByID's document, from Time's
+// layout to what encoding/json writes: the fraction without its trailing zeros, and
+// without the dot when nothing is left. ok is false when a time is not in Time's layout
+// or an integer column holds something else (a row written some other way), and the
+// caller reads the row as ByID does. A key is found by its last occurrence: inside a
+// JSON string every quote is escaped, so the bytes `"name":` occur only as the key.
+func encodingJSONTimes(doc []byte) (_ []byte, ok bool) {
+	for _, key := range productJSONInts {
+		i := bytes.LastIndex(doc, key)
+		if i < 0 {
+			return nil, false
+		}
+		v := doc[i+len(key):]
+		digits := 0
+		for digits < len(v) && v[digits] >= '0' && v[digits] <= '9' {
+			digits++
+		}
+		// No sign: the schema refuses negative values, and the store writes none.
+		if digits == 0 || digits == len(v) || (v[digits] != ',' && v[digits] != '}') {
+			return nil, false
+		}
+	}
+	for _, key := range productJSONTimes {
+		i := bytes.LastIndex(doc, key)
+		if i < 0 {
+			return nil, false
+		}
+		at := i + len(key) + 1 // past the opening quote
+		n := len(timeLayout)
+		if len(doc) < at+n+1 || doc[at-1] != '"' || doc[at+n] != '"' || !inTimeLayout(doc[at:at+n]) {
+			return nil, false
+		}
+		// 2006-01-02T15:04:05.000000000Z: the fraction is at [20, 29).
+		end := at + 29
+		for end > at+20 && doc[end-1] == '0' {
+			end--
+		}
+		if end == at+20 {
+			end-- // the dot
+		}
+		doc[end] = 'Z'
+		doc = append(doc[:end+1], doc[at+n:]...)
+	}
+	return doc, true
+}
+
+// inTimeLayout reports whether v has timeLayout's shape: a digit where it has one, its
+// other bytes as they are.
+func inTimeLayout(v []byte) bool {
+	for i := range len(timeLayout) {
+		l := timeLayout[i]
+		if l >= '0' && l <= '9' {
+			if v[i] < '0' || v[i] > '9' {
+				return false
+			}
+		} else if v[i] != l {
+			return false
+		}
+	}
+	return true
+}
+
+// asEncodingJSON returns doc, productJSONByID's document, as encoding/json writes it:
+// times rewritten by encodingJSONTimes, then strings. The two escape strings alike but
+// for two cases. encoding/json also escapes
 // <, >, & and the line and paragraph separators U+2028 and U+2029, done here the way it
 // does them. Invalid UTF-8 encoding/json replaces, which SQLite copies as it is; no text
 // written through Plaza's transports holds any (JSON and protobuf decoding both refuse or
@@ -65,6 +128,9 @@ func (s Products) ByIDJSON(ctx context.Context, id string) ([]byte, int64, error
 // the row itself.
 func asEncodingJSON(doc []byte) (_ []byte, ok bool) {
 	if !utf8.Valid(doc) {
+		return nil, false
+	}
+	if doc, ok = encodingJSONTimes(doc); !ok {
 		return nil, false
 	}
 	// One vectorized scan a byte is cheaper than one loop testing four; 0xE2 begins the

@@ -47,19 +47,32 @@ type productColumn struct {
 	value func(p *catalog.Product) any
 	// decode reads a cursor's key for this column back into a query argument.
 	decode func(raw json.RawMessage) (any, error)
-	// sqliteJSON is the SQLite expression whose value json_object writes as encoding/json
-	// writes the field (see productJSONByID).
-	sqliteJSON string
+	// kind is what the column holds, for productJSONByID.
+	kind columnKind
 }
+
+// columnKind is the type of a product column's field.
+type columnKind int
+
+const (
+	textColumn columnKind = iota // a string
+	intColumn                    // an int64
+	timeColumn                   // a time.Time, stored in Time's layout
+)
 
 // column describes the column name holding the field that field points at. Times are
 // read through ScanTime and written through Time, like every time column.
 func column[T any](name string, w written, field func(*catalog.Product) *T) productColumn {
-	asJSON := name
-	if _, ok := any((*T)(nil)).(*time.Time); ok {
-		// Time's layout has nine fraction digits; encoding/json drops the trailing zeros
-		// of the fraction, and the dot when nothing is left.
-		asJSON = `rtrim(rtrim(substr(` + name + `, 1, 29), '0'), '.') || 'Z'`
+	var kind columnKind
+	switch any((*T)(nil)).(type) {
+	case *string:
+		kind = textColumn
+	case *int64:
+		kind = intColumn
+	case *time.Time:
+		kind = timeColumn
+	default:
+		panic("store: no column kind for the field of product column " + name)
 	}
 	return productColumn{
 		name:    name,
@@ -70,9 +83,9 @@ func column[T any](name string, w written, field func(*catalog.Product) *T) prod
 			}
 			return field(p)
 		},
-		value:      func(p *catalog.Product) any { return *field(p) },
-		decode:     decodeKey[T],
-		sqliteJSON: asJSON,
+		value:  func(p *catalog.Product) any { return *field(p) },
+		decode: decodeKey[T],
+		kind:   kind,
 	}
 }
 
@@ -118,15 +131,32 @@ var (
 	// two together). Building the document in the query costs less than reading eleven
 	// columns through the driver, scanning and encoding them: 34 → 29 µs a read on a
 	// seeded database of 100,000 products, most of it the driver's per-column calls.
+	// Text is cast to TEXT, so a BLOB (which json_object refuses) reads as the string ByID
+	// scans from it; times come out as stored and integers as they are, and
+	// asEncodingJSON checks and rewrites them.
 	productJSONByID = func() string {
 		pairs := make([]string, len(productColumns))
 		for i, c := range productColumns {
-			pairs[i] = `'` + c.name + `', ` + c.sqliteJSON
+			v := c.name
+			if c.kind == textColumn {
+				v = `CAST(` + c.name + ` AS TEXT)`
+			}
+			pairs[i] = `'` + c.name + `', ` + v
 		}
 		return `SELECT json_object(` + strings.Join(pairs, ", ") + `), version FROM products WHERE id = $1`
 	}()
-	productInsert = `INSERT INTO products (` + columnList("", productColumns) + `) VALUES `
-	productUpdate = func() string {
+	// productJSONKeys are the keys of productJSONByID's document with their colon, of the
+	// columns of a kind.
+	productJSONKeys = func() map[columnKind][][]byte {
+		keys := map[columnKind][][]byte{}
+		for _, c := range productColumns {
+			keys[c.kind] = append(keys[c.kind], []byte(`"`+c.name+`":`))
+		}
+		return keys
+	}()
+	productJSONTimes, productJSONInts = productJSONKeys[timeColumn], productJSONKeys[intColumn]
+	productInsert                     = `INSERT INTO products (` + columnList("", productColumns) + `) VALUES `
+	productUpdate                     = func() string {
 		var set []string
 		for _, c := range productColumns {
 			if c.written == onUpdate {

@@ -192,6 +192,47 @@ func TestProductsByIDJSON(t *testing.T) {
 	})
 }
 
+// A row holding values the store would not have written (another type, a time in another
+// format, as a hand-made UPDATE or another program may leave) is read by ByIDJSON as ByID
+// reads it: the same bytes when ByID can read it, an error when it cannot.
+func TestProductsByIDJSONOfRowsWrittenElsewhere(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	ctx := t.Context()
+	s := db.Products()
+	for _, set := range []string{
+		`name = CAST('Desk Lamp' AS BLOB)`,
+		`price_cents = 1999.0, stock = '7'`,
+		`created_at = '2025-01-01T00:00:00Z'`,
+		`created_at = '2025-01-01T02:00:00.5+02:00', updated_at = '2025-01-01T02:00:00.000000000+02:00'`,
+		`updated_at = '2025-01-01 00:00:00.000000000Z'`,
+		`updated_at = '10000-01-01T00:00:00.000000000Z'`,
+		`created_at = 'yesterday'`,
+		`price_cents = 19.99`,
+	} {
+		p := product("Desk Lamp", "home", "lighting", 1999, 7, t0)
+		mustInsert(t, s, p)
+		if err := db.Tx(ctx, func(q store.Querier) error {
+			_, err := q.ExecContext(ctx, `UPDATE products SET `+set+` WHERE id = $1`, p.ID)
+			return err
+		}); err != nil {
+			t.Fatalf("%s: %v", set, err)
+		}
+		got, version, err := s.ByIDJSON(ctx, p.ID)
+		want, wantErr := s.ByID(ctx, p.ID)
+		if wantErr != nil {
+			if err == nil {
+				t.Errorf("%s: ByID failed (%v), ByIDJSON answered %s", set, wantErr, got)
+			}
+			continue
+		}
+		wantJSON, _ := json.Marshal(want)
+		if err != nil || string(got) != string(wantJSON)+"\n" || version != want.Version {
+			t.Errorf("%s: ByIDJSON =\n%s version %d, %v\nwant\n%s\nversion %d", set, got, version, err, wantJSON, want.Version)
+		}
+	}
+}
+
 func TestProductsFilters(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
