@@ -1,6 +1,7 @@
 # make test is the single entry point for the whole suite: vet, the generated-files check,
 # then every package under -race with a throwaway PostgreSQL and Redis started (and
-# stopped) by scripts/with-services.sh, and the bench module's own tests.
+# stopped) by scripts/with-services.sh, every benchmark once (-short: smaller seeds), so a
+# benchmark that no longer works fails here, and the bench module's own tests.
 GO ?= go
 # VERSION is the nearest tag (v1.2.3, or v1.2.3-4-gabc1234 past it), else the commit;
 # -dirty marks a build from uncommitted changes. `plaza version` prints both.
@@ -12,6 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 test: vet check-generated tools lint-openapi
 	bash scripts/with-services.sh $(GO) test -race -count=1 -timeout 20m ./...
+	bash scripts/with-services.sh $(GO) test -run '^$$' -bench . -benchtime 1x -short -count=1 ./...
 	cd bench && $(GO) test -race -count=1 ./...
 	GO=$(GO) bash e2e/run.sh
 

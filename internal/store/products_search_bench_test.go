@@ -26,7 +26,7 @@ func BenchmarkSearchBroad(b *testing.B) {
 			ctx := b.Context()
 			g := catalog.NewGenerator(1, time.Now())
 			batch := make([]catalog.Product, catalog.SeedBatch)
-			for range 100_000 / catalog.SeedBatch {
+			for range benchProducts() / catalog.SeedBatch {
 				for i := range batch {
 					batch[i] = g.Next()
 				}

@@ -721,7 +721,7 @@ func TestProductsDemoSkipsNonEmptyDatabase(t *testing.T) {
 //
 //	go test -run '^$' -bench ProductsList -benchtime 2000x ./internal/store/
 func BenchmarkProductsList(b *testing.B) {
-	const n = 100_000
+	n := benchProducts()
 	for _, dialect := range []store.Dialect{store.SQLite, store.Postgres} {
 		b.Run(string(dialect), func(b *testing.B) {
 			db := storetest.Open(b, dialect)
@@ -775,4 +775,13 @@ func BenchmarkProductsList(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchProducts is how many products the store's benchmarks seed: 100,000, or under -short
+// (make test's run of every benchmark once, which checks they work) a few batches.
+func benchProducts() int {
+	if testing.Short() {
+		return 4 * catalog.SeedBatch
+	}
+	return 100_000
 }
