@@ -56,13 +56,13 @@ func (s Products) ByIDJSON(ctx context.Context, id string) ([]byte, int64, error
 	return append(body, '\n'), p.Version, nil
 }
 
-// encodingJSONTimes rewrites the times of doc, productJSONByID's document, from Time's
+// encodingJSONScalars checks the integers and rewrites the times of doc, productJSONByID's document, from Time's
 // layout to what encoding/json writes: the fraction without its trailing zeros, and
 // without the dot when nothing is left. ok is false when a time is not in Time's layout
 // or an integer column holds something else (a row written some other way), and the
 // caller reads the row as ByID does. A key is found by its last occurrence: inside a
 // JSON string every quote is escaped, so the bytes `"name":` occur only as the key.
-func encodingJSONTimes(doc []byte) (_ []byte, ok bool) {
+func encodingJSONScalars(doc []byte) (_ []byte, ok bool) {
 	for _, key := range productJSONInts {
 		i := bytes.LastIndex(doc, key)
 		if i < 0 {
@@ -119,7 +119,7 @@ func inTimeLayout(v []byte) bool {
 }
 
 // asEncodingJSON returns doc, productJSONByID's document, as encoding/json writes it:
-// times rewritten by encodingJSONTimes, then strings. The two escape strings alike but
+// times rewritten by encodingJSONScalars, then strings. The two escape strings alike but
 // for two cases. encoding/json also escapes
 // <, >, & and the line and paragraph separators U+2028 and U+2029, done here the way it
 // does them. Invalid UTF-8 encoding/json replaces, which SQLite copies as it is; no text
@@ -130,7 +130,7 @@ func asEncodingJSON(doc []byte) (_ []byte, ok bool) {
 	if !utf8.Valid(doc) {
 		return nil, false
 	}
-	if doc, ok = encodingJSONTimes(doc); !ok {
+	if doc, ok = encodingJSONScalars(doc); !ok {
 		return nil, false
 	}
 	// One vectorized scan a byte is cheaper than one loop testing four; 0xE2 begins the
