@@ -145,18 +145,12 @@ var (
 		}
 		return `SELECT json_object(` + strings.Join(pairs, ", ") + `), version FROM products WHERE id = $1`
 	}()
-	// productJSONKeys are the keys of productJSONByID's document with their colon, of the
-	// columns of a kind.
-	productJSONKeys = func() map[columnKind][][]byte {
-		keys := map[columnKind][][]byte{}
-		for _, c := range productColumns {
-			keys[c.kind] = append(keys[c.kind], []byte(`"`+c.name+`":`))
-		}
-		return keys
-	}()
-	productJSONTimes, productJSONInts = productJSONKeys[timeColumn], productJSONKeys[intColumn]
-	productInsert                     = `INSERT INTO products (` + columnList("", productColumns) + `) VALUES `
-	productUpdate                     = func() string {
+	// productJSONTimes and productJSONInts are the keys, colon included, of the time and
+	// integer fields in productJSONByID's document.
+	productJSONTimes = jsonKeys(timeColumn)
+	productJSONInts  = jsonKeys(intColumn)
+	productInsert    = `INSERT INTO products (` + columnList("", productColumns) + `) VALUES `
+	productUpdate    = func() string {
 		var set []string
 		for _, c := range productColumns {
 			if c.written == onUpdate {
@@ -169,6 +163,17 @@ var (
 			` RETURNING ` + columnList("", productColumns)
 	}()
 )
+
+// jsonKeys returns the JSON keys, colon included, of the product columns of a kind.
+func jsonKeys(kind columnKind) [][]byte {
+	var keys [][]byte
+	for _, c := range productColumns {
+		if c.kind == kind {
+			keys = append(keys, []byte(`"`+c.name+`":`))
+		}
+	}
+	return keys
+}
 
 // productRow is p's values for productInsert.
 func productRow(p *catalog.Product) []any {
