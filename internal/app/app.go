@@ -44,13 +44,22 @@ const maxLocalTier = 10_000
 // within 15 minutes, so the bound is far above what even a busy instance holds.
 const stateEntries = 1_000_000
 
+// storeConfig is the store's part of cfg.
+func storeConfig(cfg config.Config, log *slog.Logger) store.Config {
+	mmap := cfg.SQLiteMmapBytes
+	if mmap == 0 {
+		mmap = -1 // the store reads 0 as its default
+	}
+	return store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log, SQLiteMmapBytes: mmap}
+}
+
 // openDeps opens the store (and migrates it), then the cache and the bus: Redis-backed when
 // REDIS_URL is set, in-process otherwise.
 func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*deps, error) {
 	d := &deps{log: log, registry: prometheus.NewRegistry()}
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
+	db, err := store.Open(ctx, storeConfig(cfg, log))
 	if err != nil {
 		return nil, storeError(cfg, err)
 	}
@@ -138,7 +147,7 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger, command s
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
+	db, err := store.Open(ctx, storeConfig(cfg, log))
 	if err != nil {
 		return err
 	}

@@ -91,3 +91,14 @@ func open(t *testing.T, ctx context.Context, cfg config.Config) *deps {
 	t.Cleanup(func() { d.close() })
 	return d
 }
+
+// TestStoreConfigKeepsTheMemoryMapSetting: PLAZA_SQLITE_MMAP_BYTES=0 must reach the store
+// as "off", not as the store's "use the default".
+func TestStoreConfigKeepsTheMemoryMapSetting(t *testing.T) {
+	t.Parallel()
+	for set, want := range map[int64]int64{0: -1, 4096: 4096, 1 << 30: 1 << 30} {
+		if got := storeConfig(config.Config{SQLiteMmapBytes: set}, nil).SQLiteMmapBytes; got != want {
+			t.Errorf("PLAZA_SQLITE_MMAP_BYTES=%d reaches the store as %d, want %d", set, got, want)
+		}
+	}
+}

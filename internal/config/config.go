@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"plaza/internal/discovery"
+	"plaza/internal/store"
 )
 
 // Config is the whole configuration of `plaza serve` and the commands that share it.
@@ -25,6 +26,7 @@ type Config struct {
 	GRPCTLSCert     string // PEM certificate (chain) file; with GRPCTLSKey, gRPC serves TLS
 	GRPCTLSKey      string
 	DataDir         string
+	SQLiteMmapBytes int64 // how much of the SQLite file is read through a memory map (0: none)
 	DatabaseURL     string
 	RedisURL        string
 	JWTSecrets      []string // the first signs, all verify
@@ -290,6 +292,14 @@ var options = []option{
 	}},
 	{"PLAZA_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest request body accepted, in bytes", func(c *Config, v string) error {
 		return wholeNumber(&c.MaxBodyBytes, v, " of bytes")
+	}},
+	{"PLAZA_SQLITE_MMAP_BYTES", "sqlite-mmap-bytes", "1073741824", "bytes of the SQLite file read through a memory map (0 turns it off: do so on network filesystems, where an I/O error on a mapped page stops the process)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > store.MaxSQLiteMmapBytes {
+			return fmt.Errorf("expected a whole number of bytes from 0 to %d, got %q", store.MaxSQLiteMmapBytes, v)
+		}
+		c.SQLiteMmapBytes = n
+		return nil
 	}},
 	{"PLAZA_WS_MAX_CONNS", "ws-max-conns", "20", "WebSocket connections one user may hold open per instance", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)

@@ -25,7 +25,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8080" || c.GRPCAddr != ":50051" || c.DataDir != "./data" || c.Env != "development" ||
-		c.ShutdownTimeout != 30*time.Second || c.MaxBodyBytes != 1<<20 || c.RateLimit <= 0 || c.DatabaseURL != "" || !c.ProductCache {
+		c.ShutdownTimeout != 30*time.Second || c.MaxBodyBytes != 1<<20 || c.RateLimit <= 0 || c.DatabaseURL != "" || !c.ProductCache ||
+		c.SQLiteMmapBytes != 1<<30 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -62,6 +63,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"PLAZA_MAX_BODY_BYTES": "-1"}, "PLAZA_MAX_BODY_BYTES"},
 		{map[string]string{"PLAZA_CACHE_SIZE": "0"}, "PLAZA_CACHE_SIZE"},
 		{map[string]string{"PLAZA_PRODUCT_CACHE": "false"}, "PLAZA_PRODUCT_CACHE"},
+		{map[string]string{"PLAZA_SQLITE_MMAP_BYTES": "-1"}, "PLAZA_SQLITE_MMAP_BYTES"},
+		{map[string]string{"PLAZA_SQLITE_MMAP_BYTES": "1GiB"}, "PLAZA_SQLITE_MMAP_BYTES"},
+		{map[string]string{"PLAZA_SQLITE_MMAP_BYTES": "4294967296"}, "PLAZA_SQLITE_MMAP_BYTES"},
 		{map[string]string{"PLAZA_DEBUG_ADDR": "x"}, "PLAZA_DEBUG_ADDR"},
 		{map[string]string{"PLAZA_DISCOVERY": "etcd://x"}, "PLAZA_DISCOVERY"},
 		{map[string]string{"PLAZA_DISCOVERY": "redis"}, "PLAZA_DISCOVERY"},

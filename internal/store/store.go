@@ -46,7 +46,19 @@ type Config struct {
 	// Logger receives a line when the store opens and closes, and failed rollbacks;
 	// nil discards.
 	Logger *slog.Logger
+	// SQLiteMmapBytes is how much of the SQLite file connections read through a memory map
+	// instead of read calls: 0 means DefaultSQLiteMmapBytes, a negative value turns the map
+	// off. SQLite caps it at MaxSQLiteMmapBytes.
+	SQLiteMmapBytes int64
 }
+
+const (
+	// DefaultSQLiteMmapBytes maps the first GiB of the file: the whole of a catalog of a
+	// few hundred thousand products.
+	DefaultSQLiteMmapBytes = 1 << 30
+	// MaxSQLiteMmapBytes is SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE on Linux).
+	MaxSQLiteMmapBytes = 0x7fff0000
+)
 
 // Querier runs SQL. *sql.DB and *sql.Tx satisfy it, so a store method can take a Querier
 // and run either alone or inside a caller's transaction.
@@ -106,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	switch {
 	case cfg.DatabaseURL == "":
-		return openSQLite(ctx, cfg.DataDir, log)
+		return openSQLite(ctx, cfg.DataDir, cfg.SQLiteMmapBytes, log)
 	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
 		return openPostgres(ctx, cfg.DatabaseURL, log)
 	default:

@@ -6,7 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -500,5 +503,81 @@ func TestMapError(t *testing.T) {
 		if errors.As(got, &pe) && strings.Contains(pe.Message, "SELECT") {
 			t.Errorf("MapError(%v) message leaks SQL: %q", tc.err, pe.Message)
 		}
+	}
+}
+
+// TestSQLiteMemoryMap checks the memory map each kind of connection gets, and that reads
+// are right where a file larger than the map is read partly through it and partly with
+// read calls.
+func TestSQLiteMemoryMap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set, want int64
+	}{
+		{0, store.DefaultSQLiteMmapBytes},
+		{-1, 0},
+		{64 << 10, 64 << 10},
+		{3 << 30, store.MaxSQLiteMmapBytes},
+	} {
+		t.Run(fmt.Sprint(tc.set), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			dir := t.TempDir()
+			db, err := store.Open(ctx, store.Config{DataDir: dir, SQLiteMmapBytes: tc.set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.Migrate(ctx, "up", io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			var got int64
+			if err := db.Read().QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&got); err != nil || got != tc.want {
+				t.Errorf("reader's mmap_size = %d, %v; want %d", got, err, tc.want)
+			}
+			err = db.Tx(ctx, func(q store.Querier) error {
+				rows, err := q.QueryContext(ctx, `PRAGMA mmap_size`)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					if err := rows.Scan(&got); err != nil {
+						return err
+					}
+				}
+				return rows.Err()
+			})
+			if err != nil || got != tc.want {
+				t.Errorf("writer's mmap_size = %d, %v; want %d", got, err, tc.want)
+			}
+
+			// About 600 KiB of rows, moved from the WAL into the file, then read back.
+			const rows = 2000
+			value := strings.Repeat("v", 300)
+			err = db.Tx(ctx, func(q store.Querier) error {
+				for i := range rows {
+					if err := setMeta(ctx, q, fmt.Sprintf("k%05d", i), fmt.Sprintf("%s%05d", value, i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Read().ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, "plaza.db")); err != nil || fi.Size() < 512<<10 {
+				t.Fatalf("database file after the checkpoint: %v, %v; want at least 512 KiB", fi, err)
+			}
+			for i := range rows {
+				v, err := metaValue(ctx, db, fmt.Sprintf("k%05d", i))
+				if want := fmt.Sprintf("%s%05d", value, i); err != nil || v != want {
+					t.Fatalf("row %d = %.20q…, %v; want %.20q…", i, v, err, want)
+				}
+			}
+		})
 	}
 }
